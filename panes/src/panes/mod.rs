@@ -1,0 +1,43 @@
+//! One module per pane. Each offers `draw` and, if it shows a list, `len` (rows after the
+//! filter), so selection logic and drawing agree on what the list holds.
+
+mod checkpoints;
+mod datasets;
+mod experiments;
+mod log;
+mod system;
+
+use crate::{AppView, Pane, UiState};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+
+pub fn draw_body(frame: &mut Frame, area: Rect, view: &AppView, ui: &mut UiState) {
+    let sel = ui.selected(view.pane);
+    match view.pane {
+        Pane::Runs => experiments::draw_runs(frame, area, view, sel),
+        Pane::Datasets => datasets::draw(frame, area, view, sel),
+        Pane::Checkpoints => checkpoints::draw(frame, area, view, sel),
+        Pane::Sampler => experiments::draw_by_kind(frame, area, view, sel, experiments::SAMPLER),
+        Pane::Rl => experiments::draw_by_kind(frame, area, view, sel, experiments::RL),
+        Pane::System => system::draw(frame, area, view),
+        Pane::Log => log::draw(frame, area, view, sel),
+    }
+}
+
+/// Rows in `pane`'s list as the user sees it (after the filter).
+pub fn list_len(view: &AppView, pane: Pane) -> usize {
+    match pane {
+        Pane::Runs => experiments::rows(view, None).len(),
+        Pane::Datasets => datasets::rows(view).len(),
+        Pane::Checkpoints => checkpoints::rows(view).len(),
+        Pane::Sampler => experiments::rows(view, Some(experiments::SAMPLER.kind)).len(),
+        Pane::Rl => experiments::rows(view, Some(experiments::RL.kind)).len(),
+        Pane::System => 0,
+        Pane::Log => log::rows(view).len(),
+    }
+}
+
+/// The filter text of the current pane, if any.
+fn filter(view: &AppView) -> Option<&str> {
+    view.filter.as_ref().map(|f| f.text.as_str())
+}

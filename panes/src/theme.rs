@@ -1,0 +1,81 @@
+//! Colours and emphasis. With `NO_COLOR` set, the same roles use only bold, dim and reverse.
+
+use ratatui::style::{Color, Modifier, Style};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    /// Honours <https://no-color.org>: any non-empty `NO_COLOR` turns colour off.
+    pub fn from_env() -> Theme {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Theme { color: !no_color }
+    }
+
+    fn pick(&self, colored: Style, plain: Style) -> Style {
+        if self.color { colored } else { plain }
+    }
+
+    pub fn base(&self) -> Style {
+        Style::default()
+    }
+    pub fn title(&self) -> Style {
+        self.pick(
+            Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn tab_active(&self) -> Style {
+        self.pick(
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        )
+    }
+    pub fn selected(&self) -> Style {
+        self.pick(
+            Style::default()
+                .bg(Color::DarkGray)
+                .add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::REVERSED),
+        )
+    }
+    pub fn dim(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::DarkGray),
+            Style::default().add_modifier(Modifier::DIM),
+        )
+    }
+    pub fn key(&self) -> Style {
+        self.pick(
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn ok(&self) -> Style {
+        self.pick(Style::default().fg(Color::Green), Style::default())
+    }
+    pub fn warn(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::Yellow),
+            Style::default().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn error(&self) -> Style {
+        self.pick(
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+            Style::default().add_modifier(Modifier::BOLD),
+        )
+    }
+    pub fn status_bar(&self) -> Style {
+        self.pick(Style::default().bg(Color::Indexed(236)), Style::default())
+    }
+}

@@ -1,0 +1,203 @@
+//! The plain data each frame is drawn from. The application owns an [`AppView`] and updates it
+//! as its sources change; drawing never computes anything but layout.
+
+use crate::{Pane, Theme};
+
+#[derive(Clone, Debug, Default)]
+pub struct AppView {
+    pub pane: Pane,
+    pub theme: Theme,
+    pub status: StatusView,
+    pub workspace: WorkspaceView,
+    pub datasets: DatasetsView,
+    pub checkpoints: CheckpointsView,
+    pub system: SystemView,
+    pub log: Vec<LogLine>,
+    /// The list filter of the current pane; `Some` while one is set.
+    pub filter: Option<FilterView>,
+    /// The help overlay's rows while it is open.
+    pub help: Option<Vec<HelpRow>>,
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        Theme { color: true }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FilterView {
+    pub text: String,
+    /// Typing goes into the filter (rather than to the key bindings).
+    pub editing: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StatusView {
+    pub workspace: String,
+    /// e.g. `cpu (auto)`.
+    pub device: String,
+    pub active_runs: usize,
+    pub config_errors: usize,
+    /// `watching` or `polling`.
+    pub watch_mode: String,
+    /// A problem with the workspace as a whole (e.g. its folder was deleted).
+    pub alert: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceView {
+    pub experiments: Vec<ExperimentRow>,
+    /// Every config error, rendered `file:line:col: message`.
+    pub errors: Vec<String>,
+    pub runs_dir: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExperimentRow {
+    pub name: String,
+    /// `supervised`, `diffusion`, `pretrain`, `grpo`; empty when the file never parsed.
+    pub kind: String,
+    /// Path relative to the workspace.
+    pub file: String,
+    /// One line: data, model, optimiser, steps.
+    pub summary: String,
+    /// Resolved settings, as (key, value) rows for the detail view.
+    pub details: Vec<(String, String)>,
+    /// Errors of the file as it is now; the last good version stays in force meanwhile.
+    pub errors: Vec<String>,
+    /// Whether a valid version exists (the current one, or the last good one).
+    pub in_force: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FileRow {
+    pub name: String,
+    /// `None` for a folder.
+    pub bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DatasetsView {
+    pub data_dir: String,
+    pub files: Vec<FileRow>,
+    /// `None` when no hub cache location is known.
+    pub hub_cache: Option<String>,
+    pub hub_datasets: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointsView {
+    pub runs_dir: String,
+    pub hub_cache: Option<String>,
+    pub hub_models: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SystemView {
+    pub host: String,
+    pub os: String,
+    pub cpu_brand: String,
+    pub cpus: usize,
+    /// Whole-machine CPU use in percent, once two samples exist.
+    pub cpu_usage: Option<f32>,
+    pub load_avg: [f64; 3],
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub swap_used: u64,
+    pub swap_total: u64,
+    /// The candle device `device = "auto"` picks, and why.
+    pub auto_device: String,
+    pub auto_reason: String,
+    pub backends_built: String,
+    pub threads: String,
+    pub gpus: GpuView,
+}
+
+#[derive(Clone, Debug, Default)]
+pub enum GpuView {
+    /// NVML has not answered yet.
+    #[default]
+    Probing,
+    /// No NVIDIA GPU can be seen; the reason in plain words.
+    Unavailable(String),
+    Gpus {
+        driver: String,
+        gpus: Vec<GpuRow>,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GpuRow {
+    pub index: u32,
+    pub name: String,
+    pub util_percent: Option<u32>,
+    pub mem_used: u64,
+    pub mem_total: u64,
+    pub temperature_c: Option<u32>,
+    pub power_w: Option<f64>,
+    pub processes: Vec<GpuProcess>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GpuProcess {
+    pub pid: u32,
+    pub name: String,
+    pub mem_used: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LogLine {
+    /// Local time, `HH:MM:SS`.
+    pub time: String,
+    pub level: LogLevel,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HelpRow {
+    /// Where the binding applies, e.g. `global`, `lists`.
+    pub context: String,
+    /// e.g. `1–7` or `Tab, Shift-Tab`.
+    pub keys: String,
+    pub description: String,
+}
+
+/// Byte counts for humans: `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_like_a_human_wrote_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -1,0 +1,89 @@
+//! The command line. Every subcommand works without a terminal; with no subcommand, the TUI.
+
+use crate::workspace::Workspace;
+use crate::{demo, logging, tui};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "descent",
+    version,
+    about = "A keyboard-driven terminal workbench for gradient-based ML research",
+    long_about = "A keyboard-driven terminal workbench for gradient-based ML research.\n\n\
+        With no subcommand, opens the TUI on WORKSPACE: the given folder, else the workspace \
+        holding the current folder (a folder with a descent.toml), else the bundled demo \
+        workspace, unpacked on first use into your data directory.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Workspace folder (a folder holding descent.toml)
+    pub workspace: Option<PathBuf>,
+    /// Poll the workspace for changes instead of using file-system notifications
+    /// (for network filesystems and containers where notifications do not arrive)
+    #[arg(long)]
+    pub poll: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate descent.toml and every experiment; exit non-zero on any error
+    Check {
+        /// Workspace folder (default: as for the TUI)
+        workspace: Option<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Check { workspace }) => check(workspace.as_deref()),
+        None => open_tui(cli.workspace.as_deref(), cli.poll),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("descent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn open_tui(workspace: Option<&Path>, poll: bool) -> anyhow::Result<ExitCode> {
+    let root = demo::resolve_workspace(workspace)?;
+    let ws = Workspace::open(&root)?;
+    tui::run(ws, poll)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `descent check`: every error as `file:line:col: message`, then a one-line verdict.
+fn check(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
+    logging::init_cli();
+    let root = demo::resolve_workspace(workspace)?;
+    let ws = Workspace::open(&root)?;
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let errors = ws.errors();
+    for e in &errors {
+        println!("{}", e.display_relative(&cwd));
+    }
+    let total = ws.experiments.len();
+    let valid = ws
+        .experiments
+        .values()
+        .filter(|f| f.errors.is_empty())
+        .count();
+    let ws_path = ws.root.display();
+    if errors.is_empty() {
+        println!("{ws_path}: ok — descent.toml and {total} experiment(s) are valid");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{ws_path}: {} error(s); {valid} of {total} experiment(s) valid",
+            errors.len()
+        );
+        Ok(ExitCode::from(1))
+    }
+}

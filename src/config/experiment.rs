@@ -1,0 +1,388 @@
+//! `experiments/*.toml`: one experiment per file.
+//!
+//! The schema follows DESIGN.md. Keys that a running experiment may change live are listed in
+//! [`Experiment::HOT_KEYS`]; an edit to any other key needs a restart.
+
+use super::{ConfigError, DeviceSpec, Violation};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Defaults to the file name without `.toml`.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub kind: Kind,
+    #[serde(default)]
+    pub seed: u64,
+    /// Overrides the workspace default device.
+    #[serde(default)]
+    pub device: Option<DeviceSpec>,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    pub train: TrainConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Supervised,
+    Diffusion,
+    Pretrain,
+    Grpo,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Supervised => "supervised",
+            Kind::Diffusion => "diffusion",
+            Kind::Pretrain => "pretrain",
+            Kind::Grpo => "grpo",
+        })
+    }
+}
+
+/// Where training data comes from: `builtin:NAME`, `hub:ORG/NAME` or a path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DataSource {
+    Builtin(String),
+    Hub(String),
+    /// Relative paths are relative to the workspace's data folder.
+    Path(String),
+}
+
+impl TryFrom<String> for DataSource {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ident = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        if let Some(name) = s.strip_prefix("builtin:") {
+            return ident(name)
+                .then(|| DataSource::Builtin(name.into()))
+                .ok_or_else(|| format!("bad builtin dataset name {name:?}"));
+        }
+        if let Some(repo) = s.strip_prefix("hub:") {
+            return match repo.split_once('/') {
+                Some((org, name)) if ident(org) && ident(name) => Ok(DataSource::Hub(repo.into())),
+                _ => Err(format!(
+                    "bad hub repository {repo:?}; expected hub:ORG/NAME"
+                )),
+            };
+        }
+        if s.trim().is_empty() {
+            return Err("empty data source; expected builtin:NAME, hub:ORG/NAME or a path".into());
+        }
+        Ok(DataSource::Path(s))
+    }
+}
+
+impl From<DataSource> for String {
+    fn from(d: DataSource) -> String {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSource::Builtin(n) => write!(f, "builtin:{n}"),
+            DataSource::Hub(r) => write!(f, "hub:{r}"),
+            DataSource::Path(p) => f.write_str(p),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    /// Target column, for table files.
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_val_fraction() -> f64 {
+    0.2
+}
+fn default_batch_size() -> usize {
+    128
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Mlp,
+    Cnn,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Gelu,
+    Tanh,
+    Silu,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// Hidden layer widths (MLP) or dense widths after the convolutions (CNN).
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Convolution channels, one layer each (CNN only).
+    #[serde(default)]
+    pub channels: Vec<usize>,
+    #[serde(default)]
+    pub activation: Activation,
+    #[serde(default)]
+    pub layer_norm: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimName {
+    Sgd,
+    #[default]
+    Adamw,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    pub name: OptimName,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Clip the global gradient L2 norm to this value.
+    pub clip_grad_norm: Option<f64>,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            name: OptimName::Adamw,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            nesterov: false,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            clip_grad_norm: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleName {
+    #[default]
+    Constant,
+    Cosine,
+    LinearDecay,
+    Refined,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    pub name: ScheduleName,
+    pub warmup_steps: u64,
+    /// For `refined`: the finished run whose gradient norms shape the schedule.
+    pub from_run: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub steps: u64,
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// How many checkpoints to keep; older ones are deleted.
+    #[serde(default = "default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
+}
+
+fn default_eval_every() -> u64 {
+    100
+}
+fn default_checkpoint_every() -> u64 {
+    500
+}
+fn default_keep_checkpoints() -> usize {
+    3
+}
+
+impl Experiment {
+    /// Keys a running experiment picks up live; other edits need a restart.
+    pub const HOT_KEYS: &'static [&'static str] = &[
+        "optim.lr",
+        "train.eval_every",
+        "train.checkpoint_every",
+        "train.steps",
+    ];
+
+    /// Parses and validates one experiment file; `path`'s stem is the default name.
+    pub fn parse(path: &Path, text: &str) -> Result<Experiment, Vec<ConfigError>> {
+        if text.trim().is_empty() {
+            return Err(vec![ConfigError::whole_file(
+                path,
+                "empty file; an experiment needs at least `kind`, [data], [model] and [train]",
+            )]);
+        }
+        let mut exp: Experiment = super::parse(path, text, Experiment::validate)?;
+        if exp.name.is_none() {
+            exp.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        }
+        Ok(exp)
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    fn validate(&self) -> Vec<Violation> {
+        let mut v = Vec::new();
+        let mut rule = |ok: bool, path: &[&'static str], msg: &str| {
+            if !ok {
+                v.push(Violation::new(path, msg));
+            }
+        };
+        if let Some(name) = &self.name {
+            rule(
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                &["name"],
+                "must be non-empty and use only letters, digits, '-', '_' and '.' (it names run folders)",
+            );
+        }
+        let d = &self.data;
+        rule(
+            (0.0..1.0).contains(&d.val_fraction),
+            &["data", "val_fraction"],
+            "must be in [0, 1)",
+        );
+        rule(
+            d.batch_size >= 1,
+            &["data", "batch_size"],
+            "must be at least 1",
+        );
+        let m = &self.model;
+        rule(
+            m.hidden.iter().all(|&w| w >= 1),
+            &["model", "hidden"],
+            "layer widths must be at least 1",
+        );
+        rule(
+            m.channels.iter().all(|&c| c >= 1),
+            &["model", "channels"],
+            "channel counts must be at least 1",
+        );
+        rule(
+            m.arch == Arch::Cnn || m.channels.is_empty(),
+            &["model", "channels"],
+            "only a cnn has convolution channels",
+        );
+        let o = &self.optim;
+        rule(
+            o.lr.is_finite() && o.lr > 0.0,
+            &["optim", "lr"],
+            "must be a positive number",
+        );
+        rule(
+            o.weight_decay.is_finite() && o.weight_decay >= 0.0,
+            &["optim", "weight_decay"],
+            "must be zero or positive",
+        );
+        rule(
+            (0.0..1.0).contains(&o.momentum),
+            &["optim", "momentum"],
+            "must be in [0, 1)",
+        );
+        rule(
+            !o.nesterov || (o.name == OptimName::Sgd && o.momentum > 0.0),
+            &["optim", "nesterov"],
+            "needs name = \"sgd\" and momentum > 0",
+        );
+        rule(
+            (0.0..1.0).contains(&o.beta1),
+            &["optim", "beta1"],
+            "must be in [0, 1)",
+        );
+        rule(
+            (0.0..1.0).contains(&o.beta2),
+            &["optim", "beta2"],
+            "must be in [0, 1)",
+        );
+        rule(
+            o.eps.is_finite() && o.eps > 0.0,
+            &["optim", "eps"],
+            "must be a positive number",
+        );
+        rule(
+            o.clip_grad_norm.is_none_or(|c| c.is_finite() && c > 0.0),
+            &["optim", "clip_grad_norm"],
+            "must be a positive number",
+        );
+        let s = &self.schedule;
+        rule(
+            (s.name == ScheduleName::Refined) == s.from_run.is_some(),
+            &["schedule", "from_run"],
+            if s.name == ScheduleName::Refined {
+                "the refined schedule needs from_run = \"RUN\" (a finished run)"
+            } else {
+                "only the refined schedule takes from_run"
+            },
+        );
+        let t = &self.train;
+        rule(t.steps >= 1, &["train", "steps"], "must be at least 1");
+        rule(
+            s.warmup_steps <= t.steps,
+            &["schedule", "warmup_steps"],
+            "must not exceed train.steps",
+        );
+        rule(
+            t.eval_every >= 1,
+            &["train", "eval_every"],
+            "must be at least 1",
+        );
+        rule(
+            t.checkpoint_every >= 1,
+            &["train", "checkpoint_every"],
+            "must be at least 1",
+        );
+        rule(
+            t.keep_checkpoints >= 1,
+            &["train", "keep_checkpoints"],
+            "must be at least 1 (the last checkpoint is what a run resumes from)",
+        );
+        v
+    }
+}

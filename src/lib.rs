@@ -1,0 +1,14 @@
+//! descent: the application — CLI, TUI shell, workspace and its watcher.
+//!
+//! Numerics live in `descent-models`, drawing in `descent-panes`; this crate connects them.
+
+pub mod atomic;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod inventory;
+pub mod logging;
+pub mod system;
+pub mod tui;
+pub mod watcher;
+pub mod workspace;

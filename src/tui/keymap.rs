@@ -1,0 +1,360 @@
+//! The one keymap table: it dispatches keys and generates the help overlay, so the two cannot
+//! disagree.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use descent_panes::{HelpRow, Pane};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    ShowPane(Pane),
+    NextPane,
+    PrevPane,
+    ToggleHelp,
+    /// Start typing a filter for the current pane's list.
+    EditFilter,
+    /// Close the help, stop editing or clear the filter — one step back.
+    Back,
+    /// Keep the filter and stop editing it.
+    AcceptFilter,
+    DeleteFilterChar,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+}
+
+/// Which keys a binding listens to: normal use, or while a filter is being typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Filter,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+const fn k(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::NONE,
+    }
+}
+const fn code(code: KeyCode) -> Key {
+    Key {
+        code,
+        mods: KeyModifiers::NONE,
+    }
+}
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        mods: KeyModifiers::CONTROL,
+    }
+}
+
+pub struct Binding {
+    pub mode: Mode,
+    /// Heading in the help overlay.
+    pub context: &'static str,
+    pub keys: &'static [Key],
+    pub action: Action,
+    pub help: &'static str,
+}
+
+const fn bind(
+    mode: Mode,
+    context: &'static str,
+    keys: &'static [Key],
+    action: Action,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        mode,
+        context,
+        keys,
+        action,
+        help,
+    }
+}
+
+use Action::*;
+use Mode::{Filter, Normal};
+
+pub const KEYMAP: &[Binding] = &[
+    bind(
+        Normal,
+        "global",
+        &[k('1')],
+        ShowPane(Pane::Runs),
+        "Runs: experiments and their runs",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[k('2')],
+        ShowPane(Pane::Datasets),
+        "Datasets",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[k('3')],
+        ShowPane(Pane::Checkpoints),
+        "Checkpoints",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[k('4')],
+        ShowPane(Pane::Sampler),
+        "Sampler (diffusion)",
+    ),
+    bind(Normal, "global", &[k('5')], ShowPane(Pane::Rl), "RL (GRPO)"),
+    bind(
+        Normal,
+        "global",
+        &[k('6')],
+        ShowPane(Pane::System),
+        "System: CPU, memory, GPUs",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[k('7')],
+        ShowPane(Pane::Log),
+        "Log: descent's own messages",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[code(KeyCode::Tab)],
+        NextPane,
+        "next pane",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[code(KeyCode::BackTab)],
+        PrevPane,
+        "previous pane",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[k('?')],
+        ToggleHelp,
+        "show or hide this help",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[k('/')],
+        EditFilter,
+        "filter the current list",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[code(KeyCode::Esc)],
+        Back,
+        "back: close help, clear the filter",
+    ),
+    bind(
+        Normal,
+        "global",
+        &[k('q'), ctrl('c')],
+        Quit,
+        "quit (runs keep running)",
+    ),
+    bind(
+        Normal,
+        "lists",
+        &[k('j'), code(KeyCode::Down)],
+        Down,
+        "next row (Log: newer)",
+    ),
+    bind(
+        Normal,
+        "lists",
+        &[k('k'), code(KeyCode::Up)],
+        Up,
+        "previous row (Log: older)",
+    ),
+    bind(
+        Normal,
+        "lists",
+        &[code(KeyCode::PageDown), ctrl('d')],
+        PageDown,
+        "a page down",
+    ),
+    bind(
+        Normal,
+        "lists",
+        &[code(KeyCode::PageUp), ctrl('u')],
+        PageUp,
+        "a page up",
+    ),
+    bind(
+        Normal,
+        "lists",
+        &[k('g'), code(KeyCode::Home)],
+        Top,
+        "first row (Log: oldest)",
+    ),
+    bind(
+        Normal,
+        "lists",
+        &[k('G'), code(KeyCode::End)],
+        Bottom,
+        "last row (Log: newest, follow)",
+    ),
+    bind(
+        Filter,
+        "filter input",
+        &[code(KeyCode::Enter)],
+        AcceptFilter,
+        "keep the filter",
+    ),
+    bind(
+        Filter,
+        "filter input",
+        &[code(KeyCode::Esc)],
+        Back,
+        "clear the filter",
+    ),
+    bind(
+        Filter,
+        "filter input",
+        &[code(KeyCode::Backspace)],
+        DeleteFilterChar,
+        "delete a character",
+    ),
+    bind(Filter, "filter input", &[ctrl('c')], Quit, "quit"),
+];
+
+/// The action bound to `ev` in `mode`, if any.
+pub fn lookup(mode: Mode, ev: KeyEvent) -> Option<Action> {
+    // Shift is part of the character itself ('G', '?') and of BackTab; ignore it there.
+    let mods = match ev.code {
+        KeyCode::Char(_) | KeyCode::BackTab => ev.modifiers - KeyModifiers::SHIFT,
+        _ => ev.modifiers,
+    };
+    KEYMAP
+        .iter()
+        .filter(|b| b.mode == mode)
+        .find(|b| {
+            b.keys
+                .iter()
+                .any(|key| key.code == ev.code && key.mods == mods)
+        })
+        .map(|b| b.action)
+}
+
+fn key_label(key: &Key) -> String {
+    let base = match key.code {
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::BackTab => "Shift-Tab".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Backspace => "Backspace".into(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        other => format!("{other:?}"),
+    };
+    if key.mods.contains(KeyModifiers::CONTROL) {
+        format!("Ctrl-{base}")
+    } else {
+        base
+    }
+}
+
+/// The help overlay's rows, in table order.
+pub fn help_rows() -> Vec<HelpRow> {
+    KEYMAP
+        .iter()
+        .map(|b| HelpRow {
+            context: b.context.to_string(),
+            keys: b.keys.iter().map(key_label).collect::<Vec<_>>().join(", "),
+            description: b.help.to_string(),
+        })
+        .chain(std::iter::once(HelpRow {
+            context: "filter input".into(),
+            keys: "any character".into(),
+            description: "typed into the filter (matches anywhere, any case)".into(),
+        }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, mods)
+    }
+
+    #[test]
+    fn number_keys_pick_panes_and_shift_is_ignored_for_characters() {
+        let ev = key(KeyCode::Char('6'), KeyModifiers::NONE);
+        assert_eq!(lookup(Mode::Normal, ev), Some(ShowPane(Pane::System)));
+        let ev = key(KeyCode::Char('G'), KeyModifiers::SHIFT);
+        assert_eq!(lookup(Mode::Normal, ev), Some(Bottom));
+        let ev = key(KeyCode::BackTab, KeyModifiers::SHIFT);
+        assert_eq!(lookup(Mode::Normal, ev), Some(PrevPane));
+    }
+
+    #[test]
+    fn modes_do_not_leak_into_each_other() {
+        let q = key(KeyCode::Char('q'), KeyModifiers::NONE);
+        assert_eq!(lookup(Mode::Normal, q), Some(Quit));
+        assert_eq!(
+            lookup(Mode::Filter, q),
+            None,
+            "q is text while typing a filter"
+        );
+        let c = key(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(Mode::Filter, c), Some(Quit));
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_mode() {
+        for (i, a) in KEYMAP.iter().enumerate() {
+            for b in &KEYMAP[i + 1..] {
+                for ka in a.keys {
+                    let clash = a.mode == b.mode
+                        && b.keys
+                            .iter()
+                            .any(|kb| kb.code == ka.code && kb.mods == ka.mods);
+                    assert!(
+                        !clash,
+                        "{} bound to {:?} and {:?}",
+                        key_label(ka),
+                        a.action,
+                        b.action
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn help_lists_every_binding() {
+        let rows = help_rows();
+        assert_eq!(rows.len(), KEYMAP.len() + 1);
+        assert!(
+            rows.iter()
+                .any(|r| r.keys == "q, Ctrl-c" && r.description.starts_with("quit"))
+        );
+    }
+}

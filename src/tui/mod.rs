@@ -1,0 +1,100 @@
+//! The terminal UI: one event channel fed by the input reader, the workspace watcher, the
+//! system sampler and the log; the loop redraws only after events (and a slow tick for the
+//! System pane), so an idle TUI costs nothing.
+
+mod app;
+pub mod keymap;
+mod views;
+
+pub use app::{App, AppEvent};
+
+use crate::workspace::Workspace;
+use crate::{logging, system, watcher};
+use crossterm::event::{self, Event, KeyEventKind};
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+/// How often a live pane (System) refreshes while nothing else happens.
+const TICK: Duration = Duration::from_secs(1);
+
+pub fn run(ws: Workspace, force_poll: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    anyhow::ensure!(
+        std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
+        "the TUI needs a terminal; for headless use see `descent --help` (e.g. `descent check`)"
+    );
+    let log = logging::init_tui(&ws.root);
+    let (tx, rx) = mpsc::channel::<AppEvent>();
+    wake_on_log(&log, tx.clone());
+
+    let sample = {
+        let tx = tx.clone();
+        system::spawn(ws.settings.threads, move |s| {
+            tx.send(AppEvent::System(Box::new(s))).is_ok()
+        })
+    };
+    let mut app = App::new(ws.root.display().to_string(), log.clone(), Some(sample));
+    {
+        let tx = tx.clone();
+        watcher::spawn(ws, force_poll, move |u| {
+            tx.send(AppEvent::Workspace(Box::new(u))).is_ok()
+        });
+    }
+
+    // Installs a panic hook that restores the terminal before the panic message prints.
+    let mut terminal = ratatui::try_init()?;
+    spawn_input(tx);
+    let result = (|| -> anyhow::Result<()> {
+        let mut dirty = true;
+        while !app.quit {
+            if dirty {
+                terminal.draw(|f| descent_panes::draw(f, &app.view, &mut app.ui))?;
+            }
+            dirty = match rx.recv_timeout(TICK) {
+                Ok(ev) => app.handle(ev),
+                Err(RecvTimeoutError::Timeout) => {
+                    app.tick();
+                    false
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            // Apply everything already queued before drawing once.
+            while let Ok(ev) = rx.try_recv() {
+                dirty |= app.handle(ev);
+            }
+        }
+        Ok(())
+    })();
+    ratatui::try_restore()?;
+    tracing::info!("descent TUI closed");
+    result
+}
+
+/// Each new log line wakes the UI; the loop drains queued events before drawing, so a burst
+/// of lines costs one redraw.
+fn wake_on_log(log: &Arc<logging::LogRing>, tx: Sender<AppEvent>) {
+    log.set_waker(move || {
+        let _ = tx.send(AppEvent::Log);
+    });
+}
+
+fn spawn_input(tx: Sender<AppEvent>) {
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            loop {
+                let ev = match event::read() {
+                    Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => AppEvent::Key(k),
+                    Ok(Event::Resize(..)) => AppEvent::Resize,
+                    Ok(_) => continue,
+                    Err(e) => AppEvent::InputClosed(e.to_string()),
+                };
+                let closed = matches!(ev, AppEvent::InputClosed(_));
+                if tx.send(ev).is_err() || closed {
+                    return;
+                }
+            }
+        })
+        .expect("spawning the input reader");
+}

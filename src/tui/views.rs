@@ -1,0 +1,180 @@
+//! Turns the app's data (workspace, inventory) into the panes' view data.
+
+use crate::config::{Arch, DataSource, Experiment, ScheduleName};
+use crate::inventory::Inventory;
+use crate::workspace::Workspace;
+use descent_panes::{CheckpointsView, DatasetsView, ExperimentRow, FileRow, WorkspaceView};
+use std::path::Path;
+
+pub fn workspace_view(ws: &Workspace) -> WorkspaceView {
+    let rel = |p: &Path| p.strip_prefix(&ws.root).unwrap_or(p).display().to_string();
+    let experiments = ws
+        .experiments
+        .values()
+        .map(|f| {
+            let errors = f
+                .errors
+                .iter()
+                .map(|e| e.display_relative(&ws.root))
+                .collect();
+            let mut row = ExperimentRow {
+                name: f.name(),
+                file: rel(&f.path),
+                errors,
+                ..ExperimentRow::default()
+            };
+            if let Some(exp) = &f.good {
+                row.kind = exp.kind.to_string();
+                row.summary = summary(exp);
+                row.details = details(exp, ws);
+                row.in_force = true;
+            }
+            row
+        })
+        .collect();
+    WorkspaceView {
+        experiments,
+        errors: ws
+            .errors()
+            .iter()
+            .map(|e| e.display_relative(&ws.root))
+            .collect(),
+        runs_dir: rel(&ws.settings.runs_path(&ws.root)),
+    }
+}
+
+fn model_text(exp: &Experiment) -> String {
+    let m = &exp.model;
+    let arch = match m.arch {
+        Arch::Mlp => "mlp",
+        Arch::Cnn => "cnn",
+    };
+    let mut s = arch.to_string();
+    if !m.channels.is_empty() {
+        s += &format!(" conv {:?}", m.channels);
+    }
+    if !m.hidden.is_empty() {
+        s += &format!(" hidden {:?}", m.hidden);
+    }
+    s += &format!(" {:?}", m.activation).to_lowercase();
+    if m.layer_norm {
+        s += " + layer norm";
+    }
+    s
+}
+
+fn optim_text(exp: &Experiment) -> String {
+    let o = &exp.optim;
+    let mut s = format!("{:?} lr {}", o.name, o.lr).to_lowercase();
+    if o.weight_decay > 0.0 {
+        s += &format!(", weight decay {}", o.weight_decay);
+    }
+    if o.momentum > 0.0 {
+        s += &format!(", momentum {}", o.momentum);
+    }
+    if o.nesterov {
+        s += " (nesterov)";
+    }
+    if let Some(c) = o.clip_grad_norm {
+        s += &format!(", clip norm {c}");
+    }
+    s
+}
+
+fn schedule_text(exp: &Experiment) -> String {
+    let s = &exp.schedule;
+    let mut t = match s.name {
+        ScheduleName::Constant => "constant".to_string(),
+        ScheduleName::Cosine => "cosine".into(),
+        ScheduleName::LinearDecay => "linear decay".into(),
+        ScheduleName::Refined => format!("refined from {}", s.from_run.as_deref().unwrap_or("?")),
+    };
+    if s.warmup_steps > 0 {
+        t += &format!(", {} warmup steps", s.warmup_steps);
+    }
+    t
+}
+
+fn summary(exp: &Experiment) -> String {
+    format!(
+        "{} · {} · {} · {} · {} steps",
+        exp.kind,
+        exp.data.source,
+        model_text(exp),
+        optim_text(exp),
+        exp.train.steps
+    )
+}
+
+fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
+    let d = &exp.data;
+    let mut data = d.source.to_string();
+    if let DataSource::Path(p) = &d.source {
+        data += &format!(" ({})", ws.settings.data_path(&ws.root).join(p).display());
+    }
+    if let Some(t) = &d.target {
+        data += &format!(", target column {t}");
+    }
+    let device = match exp.device {
+        Some(d) => d.to_string(),
+        None => format!("{} (workspace default)", ws.settings.device),
+    };
+    let t = &exp.train;
+    vec![
+        ("kind".into(), exp.kind.to_string()),
+        ("data".into(), data),
+        (
+            "split".into(),
+            format!(
+                "{:.0}% validation, batch {}",
+                d.val_fraction * 100.0,
+                d.batch_size
+            ),
+        ),
+        ("model".into(), model_text(exp)),
+        ("optimizer".into(), optim_text(exp)),
+        ("schedule".into(), schedule_text(exp)),
+        (
+            "train".into(),
+            format!(
+                "{} steps, eval every {}, checkpoint every {} (keep {})",
+                t.steps, t.eval_every, t.checkpoint_every, t.keep_checkpoints
+            ),
+        ),
+        ("seed".into(), exp.seed.to_string()),
+        ("device".into(), device),
+        ("live-editable".into(), Experiment::HOT_KEYS.join(", ")),
+    ]
+}
+
+pub fn datasets_view(ws: &Workspace, inv: &Inventory) -> DatasetsView {
+    DatasetsView {
+        data_dir: display_in(&inv.data_dir, &ws.root),
+        files: inv
+            .data_files
+            .iter()
+            .map(|e| FileRow {
+                name: e.name.clone(),
+                bytes: e.bytes,
+            })
+            .collect(),
+        hub_cache: inv.hub_cache.as_ref().map(|p| p.display().to_string()),
+        hub_datasets: inv.hub_datasets.clone(),
+    }
+}
+
+pub fn checkpoints_view(ws: &Workspace, inv: &Inventory) -> CheckpointsView {
+    CheckpointsView {
+        runs_dir: display_in(&ws.settings.runs_path(&ws.root), &ws.root),
+        hub_cache: inv.hub_cache.as_ref().map(|p| p.display().to_string()),
+        hub_models: inv.hub_models.clone(),
+    }
+}
+
+/// A path inside the workspace as `name/`, elsewhere in full.
+fn display_in(p: &Path, root: &Path) -> String {
+    match p.strip_prefix(root) {
+        Ok(rel) => format!("{}/", rel.display()),
+        Err(_) => p.display().to_string(),
+    }
+}
