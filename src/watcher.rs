@@ -88,7 +88,11 @@ pub fn spawn(
                 return;
             }
             loop {
-                let wait = if watcher.is_some() { HEARTBEAT } else { POLL };
+                // A missing workspace is polled so its return is noticed soon.
+                let wait = match (&watcher, &ws.unavailable) {
+                    (Some(_), None) => HEARTBEAT,
+                    _ => POLL,
+                };
                 match wake.recv_timeout(wait) {
                     Ok(()) => while wake.try_recv().is_ok() {},
                     Err(RecvTimeoutError::Timeout) => {}

@@ -275,3 +275,60 @@ fn content_hash(read: &Result<String, ConfigError>) -> u64 {
     }
     h.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXP: &str = "kind = \"supervised\"\n[data]\nsource = \"builtin:digits\"\n\
+                       [model]\narch = \"mlp\"\n[train]\nsteps = 10\n";
+
+    fn workspace() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(EXPERIMENTS_DIR)).unwrap();
+        std::fs::write(dir.path().join(Settings::FILE), "threads = 2\n").unwrap();
+        let ws = Workspace::open(dir.path()).unwrap();
+        (dir, ws)
+    }
+
+    #[test]
+    fn two_files_with_one_name_are_an_error() {
+        let (_d, mut ws) = workspace();
+        let e = ws.experiments_dir();
+        std::fs::write(e.join("a.toml"), format!("name = \"same\"\n{EXP}")).unwrap();
+        std::fs::write(e.join("b.toml"), format!("name = \"same\"\n{EXP}")).unwrap();
+        assert!(ws.rescan());
+        let errors = ws.errors();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("b.toml: experiment name `same` is also used by")
+        );
+    }
+
+    #[test]
+    fn bad_settings_keep_the_last_good_ones() {
+        let (_d, mut ws) = workspace();
+        assert_eq!(ws.settings.threads, 2);
+        std::fs::write(ws.root.join(Settings::FILE), "threads = \"many\"\n").unwrap();
+        assert!(ws.rescan());
+        assert_eq!(ws.settings.threads, 2);
+        assert_eq!(ws.settings_errors.len(), 1);
+        std::fs::remove_file(ws.root.join(Settings::FILE)).unwrap();
+        assert!(ws.rescan());
+        assert!(ws.errors()[0].message.starts_with("missing;"));
+        assert!(!ws.rescan(), "an unchanged problem is not a change");
+    }
+
+    #[test]
+    fn hidden_and_non_toml_files_are_not_experiments() {
+        let (_d, mut ws) = workspace();
+        let e = ws.experiments_dir();
+        std::fs::write(e.join(".a.toml.swp"), "junk").unwrap();
+        std::fs::write(e.join("notes.md"), "junk").unwrap();
+        std::fs::write(e.join("a.toml~"), "junk").unwrap();
+        ws.rescan();
+        assert!(ws.experiments.is_empty());
+    }
+}

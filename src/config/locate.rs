@@ -10,7 +10,9 @@ pub fn span_of(text: &str, path: &[&str]) -> Option<Range<usize>> {
     let mut table = root.get_ref();
     let mut best = None;
     for (depth, part) in path.iter().enumerate() {
-        let (key, value) = table.iter().find(|(k, _)| k.get_ref() == part)?;
+        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref() == part) else {
+            break;
+        };
         best = Some(if depth + 1 == path.len() {
             value.span()
         } else {

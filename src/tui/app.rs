@@ -219,3 +219,96 @@ impl App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::KeyEvent;
+
+    fn app() -> App {
+        App::new("/ws".into(), Arc::new(LogRing::default()), None)
+    }
+
+    fn press(app: &mut App, keys: &str) {
+        for c in keys.chars() {
+            app.handle(AppEvent::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::NONE,
+            )));
+        }
+    }
+
+    fn press_code(app: &mut App, code: KeyCode) {
+        app.handle(AppEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    #[test]
+    fn number_keys_and_tab_switch_panes() {
+        let mut a = app();
+        press(&mut a, "6");
+        assert_eq!(a.view.pane, Pane::System);
+        press_code(&mut a, KeyCode::Tab);
+        assert_eq!(a.view.pane, Pane::Log);
+        press_code(&mut a, KeyCode::Tab);
+        assert_eq!(a.view.pane, Pane::Runs);
+        a.handle(AppEvent::Key(KeyEvent::new(
+            KeyCode::BackTab,
+            KeyModifiers::SHIFT,
+        )));
+        assert_eq!(a.view.pane, Pane::Log);
+    }
+
+    #[test]
+    fn help_takes_only_close_and_quit() {
+        let mut a = app();
+        press(&mut a, "?");
+        assert!(a.view.help.is_some());
+        press(&mut a, "3");
+        assert_eq!(a.view.pane, Pane::Runs, "keys under the help do nothing");
+        press_code(&mut a, KeyCode::Esc);
+        assert!(a.view.help.is_none());
+        press(&mut a, "?q");
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn a_filter_takes_text_until_enter_and_esc_clears_it() {
+        let mut a = app();
+        press(&mut a, "/mlq");
+        assert!(!a.quit, "q is text while typing a filter");
+        press_code(&mut a, KeyCode::Backspace);
+        assert_eq!(a.view.filter.as_ref().unwrap().text, "ml");
+        press_code(&mut a, KeyCode::Enter);
+        assert!(!a.view.filter.as_ref().unwrap().editing);
+        press(&mut a, "j");
+        assert_eq!(
+            a.view.filter.as_ref().unwrap().text,
+            "ml",
+            "j moves, it is not text now"
+        );
+        press_code(&mut a, KeyCode::Esc);
+        assert!(a.view.filter.is_none());
+        press(&mut a, "q");
+        assert!(a.quit);
+    }
+
+    #[test]
+    fn switching_panes_drops_the_filter() {
+        let mut a = app();
+        press(&mut a, "/x");
+        press_code(&mut a, KeyCode::Enter);
+        press(&mut a, "2");
+        assert!(a.view.filter.is_none());
+    }
+
+    #[test]
+    fn the_status_bar_shows_what_auto_resolved_to() {
+        let mut a = app();
+        let sample = SystemView {
+            auto_device: "cpu".into(),
+            ..SystemView::default()
+        };
+        a.handle(AppEvent::System(Box::new(sample)));
+        assert_eq!(a.view.status.device, "cpu (auto)");
+    }
+}

@@ -12,7 +12,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView) {
     let s = &view.system;
     let [top, gpus] = Layout::vertical([Constraint::Length(9), Constraint::Min(3)]).areas(area);
     let [machine, compute] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
 
     let frac = |used: u64, total: u64| {
         if total == 0 {
@@ -38,7 +38,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView) {
     );
     m.push(Line::from(vec![
         Span::styled("cpu use  ", t.dim()),
-        bar(s.cpu_usage.unwrap_or(0.0) as f64 / 100.0, 12, t.ok()),
+        bar(s.cpu_usage.unwrap_or(0.0) as f64 / 100.0, 10, t.ok()),
         Span::raw(
             s.cpu_usage
                 .map_or(" measuring…".into(), |u| format!(" {u:.0}%")),
@@ -46,7 +46,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView) {
     ]));
     m.push(Line::from(vec![
         Span::styled("memory   ", t.dim()),
-        bar(frac(s.mem_used, s.mem_total), 12, t.ok()),
+        bar(frac(s.mem_used, s.mem_total), 10, t.ok()),
         Span::raw(format!(
             " {} / {}",
             human_bytes(s.mem_used),
@@ -55,7 +55,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView) {
     ]));
     m.push(Line::from(vec![
         Span::styled("swap     ", t.dim()),
-        bar(frac(s.swap_used, s.swap_total), 12, t.ok()),
+        bar(frac(s.swap_used, s.swap_total), 10, t.ok()),
         Span::raw(format!(
             " {} / {}",
             human_bytes(s.swap_used),

@@ -1,0 +1,294 @@
+//! Every pane drawn with ratatui's TestBackend at 120×40, 80×24 and 20×5, asserting what a
+//! user would read on the screen.
+
+use descent_panes::*;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const SIZES: [(u16, u16); 3] = [(120, 40), (80, 24), (20, 5)];
+
+fn screen(view: &AppView, w: u16, h: u16) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut ui = UiState::default();
+    term.draw(|f| draw(f, view, &mut ui)).unwrap();
+    let buf = term.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn experiment(name: &str, kind: &str) -> ExperimentRow {
+    ExperimentRow {
+        name: name.into(),
+        kind: kind.into(),
+        file: format!("experiments/{name}.toml"),
+        summary: format!("{kind} · builtin:digits · mlp · adamw lr 0.001 · 2000 steps"),
+        details: vec![("kind".into(), kind.into()), ("seed".into(), "0".into())],
+        errors: vec![],
+        in_force: true,
+    }
+}
+
+fn populated() -> AppView {
+    let mut broken = experiment("broken", "");
+    broken.in_force = false;
+    broken.errors = vec!["experiments/broken.toml:7:9: extra `=`, expected nothing".into()];
+    AppView {
+        status: StatusView {
+            workspace: "/home/me/ws".into(),
+            device: "cpu (auto)".into(),
+            active_runs: 0,
+            config_errors: 1,
+            watch_mode: "watching".into(),
+            alert: None,
+        },
+        workspace: WorkspaceView {
+            experiments: vec![
+                experiment("digits-mlp", "supervised"),
+                broken,
+                experiment("sd-tiny", "diffusion"),
+                experiment("qwen-grpo", "grpo"),
+            ],
+            errors: vec!["experiments/broken.toml:7:9: extra `=`, expected nothing".into()],
+            runs_dir: "runs".into(),
+        },
+        datasets: DatasetsView {
+            data_dir: "data/".into(),
+            files: vec![FileRow {
+                name: "train.parquet".into(),
+                bytes: Some(2048),
+            }],
+            hub_cache: Some("/home/me/.cache/huggingface/hub".into()),
+            hub_datasets: vec!["org/tiny-set".into()],
+        },
+        checkpoints: CheckpointsView {
+            runs_dir: "runs/".into(),
+            hub_cache: Some("/home/me/.cache/huggingface/hub".into()),
+            hub_models: vec!["org/tiny-model".into()],
+        },
+        system: SystemView {
+            host: "gpu-box".into(),
+            os: "Linux".into(),
+            cpu_brand: "EPYC".into(),
+            cpus: 2,
+            cpu_usage: Some(12.0),
+            mem_used: 1 << 30,
+            mem_total: 8 << 30,
+            auto_device: "cpu".into(),
+            auto_reason: "built without cuda or metal support".into(),
+            backends_built: "cpu only".into(),
+            threads: "2".into(),
+            gpus: GpuView::Unavailable("libnvidia-ml is not installed".into()),
+            ..SystemView::default()
+        },
+        log: vec![LogLine {
+            time: "12:00:00".into(),
+            level: LogLevel::Warn,
+            message: "experiments/broken.toml:7:9: extra `=`".into(),
+        }],
+        ..AppView::default()
+    }
+}
+
+/// The populated view with every list emptied, as in a fresh workspace.
+fn emptied() -> AppView {
+    let mut v = populated();
+    v.workspace.experiments.clear();
+    v.workspace.errors.clear();
+    v.datasets.files.clear();
+    v.datasets.hub_datasets.clear();
+    v.checkpoints.hub_models.clear();
+    v.system.gpus = GpuView::Probing;
+    v.log.clear();
+    v
+}
+
+fn with_pane(mut v: AppView, pane: Pane) -> AppView {
+    v.pane = pane;
+    v
+}
+
+/// What each pane must show, populated and empty, at the two usable sizes.
+fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]) {
+    match pane {
+        Pane::Runs => (
+            &[
+                "Experiments (4)",
+                "digits-mlp",
+                "No runs yet",
+                "Config errors (1)",
+                "broken.toml:7:9",
+            ],
+            &["No experiments in this workspace", "experiments/"],
+        ),
+        Pane::Datasets => (
+            &["train.parquet", "2.0 KiB", "org/tiny-set"],
+            &["No datasets in data/", "Parquet"],
+        ),
+        Pane::Checkpoints => (
+            &["org/tiny-model", "Hub models (1)"],
+            &["No checkpoints yet"],
+        ),
+        Pane::Sampler => (
+            &["sd-tiny", "Diffusion experiments (1)"],
+            &["No diffusion experiments"],
+        ),
+        Pane::Rl => (
+            &["qwen-grpo", "GRPO experiments (1)"],
+            &["No GRPO experiments"],
+        ),
+        Pane::System => (
+            &[
+                "gpu-box",
+                "2 × EPYC",
+                "auto picks",
+                "No NVIDIA GPU found",
+                "1.0 GiB / 8.0 GiB",
+            ],
+            &["Asking NVML"],
+        ),
+        Pane::Log => (&["WARN", "broken.toml:7:9"], &["Nothing logged yet"]),
+    }
+}
+
+#[test]
+fn every_pane_renders_its_data_at_usable_sizes() {
+    for pane in Pane::ALL {
+        let (full, _) = expectations(pane);
+        for (w, h) in SIZES.into_iter().filter(|&(w, _)| w >= MIN_WIDTH) {
+            let s = screen(&with_pane(populated(), pane), w, h);
+            assert!(s.contains(pane.title()), "{pane:?} {w}×{h}: tab bar\n{s}");
+            for text in full {
+                assert!(s.contains(text), "{pane:?} {w}×{h}: missing {text:?}\n{s}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_pane_says_what_will_appear_when_it_is_empty() {
+    for pane in Pane::ALL {
+        let (_, empty) = expectations(pane);
+        for (w, h) in SIZES.into_iter().filter(|&(w, _)| w >= MIN_WIDTH) {
+            let s = screen(&with_pane(emptied(), pane), w, h);
+            for text in empty {
+                let squashed: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(
+                    squashed.contains(text),
+                    "{pane:?} {w}×{h}: missing {text:?}\n{s}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_tiny_terminal_gets_a_message_not_a_panic() {
+    for pane in Pane::ALL {
+        let s = screen(&with_pane(populated(), pane), 20, 5);
+        assert!(s.contains("Terminal too"), "{pane:?}\n{s}");
+        assert!(s.contains("20×5"), "{pane:?}\n{s}");
+    }
+    // Every size down to 1×1 draws without panicking.
+    for w in 1..60 {
+        for h in 1..14 {
+            screen(&populated(), w, h);
+        }
+    }
+}
+
+#[test]
+fn the_status_bar_counts_errors_and_names_the_device() {
+    let s = screen(&populated(), 120, 40);
+    let last = s.lines().last().unwrap();
+    assert!(last.contains("/home/me/ws"), "{last}");
+    assert!(last.contains("cpu (auto)"), "{last}");
+    assert!(last.contains("1 config error"), "{last}");
+    assert!(last.contains("no active runs"), "{last}");
+    let mut ok = populated();
+    ok.status.config_errors = 0;
+    assert!(
+        screen(&ok, 120, 40)
+            .lines()
+            .last()
+            .unwrap()
+            .contains("configs ok")
+    );
+    ok.status.alert = Some("workspace folder missing".into());
+    assert!(screen(&ok, 120, 40).contains("workspace folder missing"));
+}
+
+#[test]
+fn help_overlay_lists_its_rows() {
+    let mut v = populated();
+    v.help = Some(vec![HelpRow {
+        context: "global".into(),
+        keys: "q, Ctrl-c".into(),
+        description: "quit (runs keep running)".into(),
+    }]);
+    for (w, h) in [(120, 40), (80, 24)] {
+        let s = screen(&v, w, h);
+        assert!(s.contains("Keys") && s.contains("q, Ctrl-c") && s.contains("quit (runs keep"));
+    }
+}
+
+#[test]
+fn a_filter_narrows_the_list_and_shows_its_text() {
+    let mut v = populated();
+    v.filter = Some(FilterView {
+        text: "MLP".into(),
+        editing: true,
+    });
+    let s = screen(&v, 120, 40);
+    assert!(s.contains("Experiments (1)"), "{s}");
+    assert!(s.contains("/ MLP"), "{s}");
+    assert!(!s.contains("qwen-grpo"), "{s}");
+    assert_eq!(list_len(&v, Pane::Runs), 1);
+}
+
+#[test]
+fn gpus_from_nvml_are_listed_with_memory_and_processes() {
+    let mut v = with_pane(populated(), Pane::System);
+    v.system.gpus = GpuView::Gpus {
+        driver: "570.1".into(),
+        gpus: vec![GpuRow {
+            index: 0,
+            name: "NVIDIA H100".into(),
+            util_percent: Some(87),
+            mem_used: 40 << 30,
+            mem_total: 80 << 30,
+            temperature_c: Some(61),
+            power_w: Some(350.0),
+            processes: vec![GpuProcess {
+                pid: 4242,
+                name: "descent".into(),
+                mem_used: Some(39 << 30),
+            }],
+        }],
+    };
+    let s = screen(&v, 120, 40);
+    for text in [
+        "driver 570.1",
+        "NVIDIA H100",
+        "87%",
+        "40.0 GiB / 80.0 GiB",
+        "4242",
+        "61°C",
+    ] {
+        assert!(s.contains(text), "missing {text:?}\n{s}");
+    }
+}
+
+#[test]
+fn no_color_uses_no_colours() {
+    let mut v = populated();
+    v.theme = Theme { color: false };
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    term.draw(|f| draw(f, &v, &mut UiState::default())).unwrap();
+    let buf = term.backend().buffer();
+    for cell in buf.content() {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset, "{:?}", cell);
+        assert_eq!(cell.bg, ratatui::style::Color::Reset, "{:?}", cell);
+    }
+}

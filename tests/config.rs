@@ -1,0 +1,226 @@
+//! Experiment and settings files: what parses, and where each error is reported.
+
+use descent::config::{ConfigError, Experiment, Kind, ScheduleName, Settings, read_text};
+use std::path::Path;
+
+const VALID: &str = r#"name = "digits-mlp"
+kind = "supervised"
+seed = 3
+
+[data]
+source = "builtin:digits"
+batch_size = 64
+
+[model]
+arch = "mlp"
+hidden = [256, 256]
+
+[optim]
+name = "adamw"
+lr = 1e-3
+clip_grad_norm = 1.0
+
+[schedule]
+name = "linear-decay"
+warmup_steps = 50
+
+[train]
+steps = 2000
+"#;
+
+fn parse(text: &str) -> Result<Experiment, Vec<ConfigError>> {
+    Experiment::parse(Path::new("experiments/x.toml"), text)
+}
+
+/// The single error of `text`, rendered as the user sees it.
+fn error(text: &str) -> String {
+    let errors = parse(text).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    errors[0].to_string()
+}
+
+#[test]
+fn a_valid_experiment_parses_with_defaults_filled_in() {
+    let e = parse(VALID).unwrap();
+    assert_eq!(e.name(), "digits-mlp");
+    assert_eq!(e.kind, Kind::Supervised);
+    assert_eq!(e.seed, 3);
+    assert_eq!(e.data.batch_size, 64);
+    assert_eq!(e.data.val_fraction, 0.2);
+    assert_eq!(e.model.hidden, [256, 256]);
+    assert_eq!(e.optim.clip_grad_norm, Some(1.0));
+    assert_eq!(e.schedule.name, ScheduleName::LinearDecay);
+    assert_eq!(e.train.eval_every, 100);
+    assert_eq!(e.train.keep_checkpoints, 3);
+}
+
+#[test]
+fn the_name_defaults_to_the_file_name() {
+    let e = parse(&VALID.replace("name = \"digits-mlp\"\n", "")).unwrap();
+    assert_eq!(e.name(), "x");
+}
+
+#[test]
+fn the_refined_schedule_reads_as_an_inline_table() {
+    let text = VALID
+        .replace(
+            "[schedule]\nname = \"linear-decay\"\nwarmup_steps = 50\n",
+            "",
+        )
+        .replace(
+            "seed = 3\n",
+            "seed = 3\nschedule = { name = \"refined\", from_run = \"r1\" }\n",
+        );
+    let e = parse(&text).unwrap();
+    assert_eq!(e.schedule.name, ScheduleName::Refined);
+    assert_eq!(e.schedule.from_run.as_deref(), Some("r1"));
+}
+
+#[test]
+fn a_syntax_error_is_placed_at_its_line_and_column() {
+    let text = VALID.replace("steps = 2000", "steps = = 2000");
+    assert_eq!(
+        error(&text),
+        "experiments/x.toml:23:9: extra `=`, expected nothing"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_named_and_placed() {
+    let text = VALID.replace("batch_size = 64", "batch_sise = 64");
+    let e = error(&text);
+    assert!(
+        e.starts_with("experiments/x.toml:7:1: `data.batch_sise`: unknown field `batch_sise`"),
+        "{e}"
+    );
+    assert!(e.contains("`batch_size`"), "suggests the known keys: {e}");
+}
+
+#[test]
+fn a_wrong_type_names_the_key() {
+    let text = VALID.replace("lr = 1e-3", "lr = \"fast\"");
+    assert_eq!(
+        error(&text),
+        "experiments/x.toml:15:6: `optim.lr`: invalid type: string \"fast\", expected f64"
+    );
+}
+
+#[test]
+fn an_unknown_variant_names_the_choices() {
+    let text = VALID.replace("name = \"adamw\"", "name = \"adam\"");
+    let e = error(&text);
+    assert!(
+        e.starts_with("experiments/x.toml:14:8: `optim.name`: unknown variant `adam`"),
+        "{e}"
+    );
+    assert!(e.contains("`sgd` or `adamw`"), "{e}");
+}
+
+#[test]
+fn a_missing_section_is_named() {
+    let text = VALID.split("[train]").next().unwrap().to_string();
+    let e = error(&text);
+    assert!(e.contains("missing field `train`"), "{e}");
+}
+
+#[test]
+fn range_rules_point_at_the_offending_value() {
+    let text = VALID.replace("lr = 1e-3", "lr = -1.0");
+    assert_eq!(
+        error(&text),
+        "experiments/x.toml:15:6: `optim.lr`: must be a positive number"
+    );
+    let text = VALID.replace("warmup_steps = 50", "warmup_steps = 5000");
+    assert_eq!(
+        error(&text),
+        "experiments/x.toml:20:16: `schedule.warmup_steps`: must not exceed train.steps"
+    );
+}
+
+#[test]
+fn a_rule_about_an_absent_key_points_at_its_table() {
+    let text = VALID.replace("name = \"linear-decay\"", "name = \"refined\"");
+    let e = error(&text);
+    assert!(
+        e.starts_with("experiments/x.toml:18:2: `schedule.from_run`: the refined schedule needs"),
+        "{e}"
+    );
+}
+
+#[test]
+fn several_rule_violations_are_all_reported() {
+    let text = VALID
+        .replace("lr = 1e-3", "lr = 0.0")
+        .replace("batch_size = 64", "batch_size = 0");
+    let errors = parse(&text).unwrap_err();
+    let keys: Vec<_> = errors
+        .iter()
+        .map(|e| e.message.split('`').nth(1).unwrap())
+        .collect();
+    assert_eq!(keys, ["data.batch_size", "optim.lr"]);
+}
+
+#[test]
+fn bad_sources_and_devices_are_explained() {
+    let text = VALID.replace("builtin:digits", "hub:no-slash");
+    assert!(error(&text).contains("`data.source`: bad hub repository \"no-slash\""));
+    let text = VALID.replace("seed = 3", "seed = 3\ndevice = \"tpu\"");
+    assert!(error(&text).contains("`device`: unknown device \"tpu\""));
+}
+
+#[test]
+fn an_empty_file_says_what_an_experiment_needs() {
+    let e = error("\n  \n");
+    assert!(e.starts_with("experiments/x.toml: empty file;"), "{e}");
+}
+
+#[test]
+fn files_that_are_not_configs_are_refused_unparsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, "a".repeat(10 * 1024 * 1024)).unwrap();
+    let e = read_text(&big).unwrap_err().to_string();
+    assert!(
+        e.contains("big.toml: file is 10485760 bytes; config files are limited"),
+        "{e}"
+    );
+
+    let bin = dir.path().join("bin.toml");
+    std::fs::write(&bin, [0x7f, b'E', b'L', b'F', 0, 1, 2]).unwrap();
+    assert!(
+        read_text(&bin)
+            .unwrap_err()
+            .to_string()
+            .contains("bin.toml:1:5: binary file")
+    );
+
+    let missing = dir.path().join("missing.toml");
+    assert!(
+        read_text(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.toml: cannot read")
+    );
+}
+
+#[test]
+fn settings_have_defaults_and_reject_unknown_keys() {
+    let p = Path::new("descent.toml");
+    let s = Settings::parse(p, "threads = 4\n").unwrap();
+    assert_eq!(s.threads, 4);
+    assert_eq!(s.runs_dir, Path::new("runs"));
+    let e = Settings::parse(p, "runs = \"x\"\n").unwrap_err();
+    assert!(
+        e[0].to_string()
+            .starts_with("descent.toml:1:1: unknown field `runs`"),
+        "{}",
+        e[0]
+    );
+    let e = Settings::parse(p, "threads = -1\n").unwrap_err();
+    assert!(
+        e[0].to_string()
+            .starts_with("descent.toml:1:11: `threads`: invalid value"),
+        "{}",
+        e[0]
+    );
+}
