@@ -36,6 +36,8 @@ struct Sampler {
     sys: Option<sysinfo::System>,
     nvml: Result<Nvml, String>,
     facts: SystemView,
+    /// CPU use is a difference between two readings; the first sample has none.
+    samples: usize,
 }
 
 impl Sampler {
@@ -77,7 +79,12 @@ impl Sampler {
             ..SystemView::default()
         };
         let nvml = Nvml::init().map_err(|e| nvml_reason(&e));
-        Sampler { sys, nvml, facts }
+        Sampler {
+            sys,
+            nvml,
+            facts,
+            samples: 0,
+        }
     }
 
     fn sample(&mut self) -> SystemView {
@@ -85,7 +92,7 @@ impl Sampler {
         if let Some(sys) = self.sys.as_mut() {
             sys.refresh_cpu_usage();
             sys.refresh_memory();
-            v.cpu_usage = Some(sys.global_cpu_usage());
+            v.cpu_usage = (self.samples > 0).then(|| sys.global_cpu_usage());
             v.mem_used = sys.used_memory();
             v.mem_total = sys.total_memory();
             v.swap_used = sys.used_swap();
@@ -94,6 +101,7 @@ impl Sampler {
         if let Ok(l) = sysinfo::System::load_average() {
             v.load_avg = [l.one, l.five, l.fifteen];
         }
+        self.samples += 1;
         v.gpus = match &self.nvml {
             Err(why) => GpuView::Unavailable(why.clone()),
             Ok(nvml) => gpus(nvml),

@@ -16,6 +16,8 @@ use std::time::Duration;
 /// How long the debouncer gathers events before waking us: short enough that an edit shows
 /// well within a second, long enough to coalesce an editor's write-rename-chmod burst.
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How often the debouncer's own thread checks its queue: the main cost of an idle watcher.
+const DEBOUNCE_TICK: Duration = Duration::from_millis(75);
 /// Polling interval when there is no notify watcher.
 const POLL: Duration = Duration::from_millis(500);
 /// Even with a watcher, look every few seconds: it catches what inotify cannot see (network
@@ -132,18 +134,24 @@ fn scan_inventory(ws: &Workspace) -> Inventory {
 
 fn start_watcher(root: &Path, wake: mpsc::Sender<()>) -> notify::Result<FsWatcher> {
     let logs: PathBuf = root.join(LOGS_DIR);
-    let mut debouncer = new_debouncer(DEBOUNCE, None, move |res: DebounceEventResult| {
-        let relevant = match &res {
-            // Our own log file is written on every config change; waking for it is pointless.
-            Ok(events) => events
-                .iter()
-                .any(|e| e.paths.iter().any(|p| !p.starts_with(&logs))),
-            Err(_) => true,
-        };
-        if relevant {
-            let _ = wake.send(());
-        }
-    })?;
+    let mut debouncer = new_debouncer(
+        DEBOUNCE,
+        Some(DEBOUNCE_TICK),
+        move |res: DebounceEventResult| {
+            let relevant = match &res {
+                // Reads are not changes, and our own rescans read every config: waking for them
+                // would loop. Our log file is written on every change; waking for it is pointless.
+                Ok(events) => events.iter().any(|e| {
+                    !matches!(e.kind, notify::EventKind::Access(_))
+                        && e.paths.iter().any(|p| !p.starts_with(&logs))
+                }),
+                Err(_) => true,
+            };
+            if relevant {
+                let _ = wake.send(());
+            }
+        },
+    )?;
     debouncer.watch(root, RecursiveMode::Recursive)?;
     Ok(debouncer)
 }

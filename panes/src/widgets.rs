@@ -53,21 +53,56 @@ pub fn truncate_left(s: &str, width: usize) -> String {
     format!("…{tail}")
 }
 
-/// `key value` pairs as aligned lines.
-pub fn key_values(theme: &Theme, rows: &[(String, String)]) -> Vec<Line<'static>> {
-    let w = rows
+/// `key value` pairs as aligned lines, values word-wrapped to `width` columns with their
+/// continuation lines indented under the value column.
+pub fn key_values(theme: &Theme, rows: &[(String, String)], width: u16) -> Vec<Line<'static>> {
+    let kw = rows
         .iter()
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    rows.iter()
-        .map(|(k, v)| {
-            Line::from(vec![
-                Span::styled(format!("{k:<w$}  "), theme.dim()),
-                Span::raw(v.clone()),
-            ])
-        })
-        .collect()
+    let vw = (width as usize).saturating_sub(kw + 2).max(10);
+    let mut out = Vec::new();
+    for (k, v) in rows {
+        for (i, chunk) in wrap(v, vw).into_iter().enumerate() {
+            let key = if i == 0 { k.as_str() } else { "" };
+            out.push(Line::from(vec![
+                Span::styled(format!("{key:<kw$}  "), theme.dim()),
+                Span::raw(chunk),
+            ]));
+        }
+    }
+    out
+}
+
+/// Greedy word wrap; words longer than `width` are split.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let cur = lines.last_mut().expect("never empty");
+            let used = cur.chars().count();
+            let sep = usize::from(used > 0);
+            if used + sep + word.len() <= width {
+                if sep == 1 {
+                    cur.push(' ');
+                }
+                cur.extend(word);
+                break;
+            }
+            if used > 0 {
+                lines.push(String::new());
+                continue;
+            }
+            let rest = word.split_off(width);
+            cur.extend(word);
+            lines.push(String::new());
+            word = rest;
+        }
+    }
+    lines
 }
 
 /// A text bar like `████░░░░` for a fraction in [0, 1].
@@ -93,6 +128,13 @@ mod tests {
         assert!(matches(Some("MLP"), "digits-mlp"));
         assert!(!matches(Some("cnn"), "digits-mlp"));
         assert!(matches(None, "x") && matches(Some(""), "x"));
+    }
+
+    #[test]
+    fn wrapping_keeps_words_whole_unless_they_cannot_fit() {
+        assert_eq!(wrap("a bb ccc", 4), ["a bb", "ccc"]);
+        assert_eq!(wrap("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(wrap("", 5), [""]);
     }
 
     #[test]

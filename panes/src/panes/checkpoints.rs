@@ -64,7 +64,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
         ],
     };
     frame.render_widget(
-        Paragraph::new(key_values(t, &details))
+        Paragraph::new(key_values(t, &details, detail.width.saturating_sub(2)))
             .wrap(Wrap { trim: false })
             .block(block(t, " Model ")),
         detail,

@@ -195,7 +195,8 @@ fn draw_details(frame: &mut Frame, area: Rect, view: &AppView, row: Option<&Expe
     if !e.errors.is_empty() {
         text.lines.push(Line::default());
     }
-    text.lines.extend(key_values(t, &e.details));
+    text.lines
+        .extend(key_values(t, &e.details, area.width.saturating_sub(2)));
     frame.render_widget(
         Paragraph::new(text)
             .wrap(Wrap { trim: false })

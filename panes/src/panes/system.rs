@@ -35,6 +35,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView) {
                 ),
             ),
         ],
+        machine.width.saturating_sub(2),
     );
     m.push(Line::from(vec![
         Span::styled("cpu use  ", t.dim()),
@@ -72,6 +73,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView) {
             ("built with".into(), s.backends_built.clone()),
             ("cpu threads".into(), s.threads.clone()),
         ],
+        compute.width.saturating_sub(2),
     );
     frame.render_widget(
         Paragraph::new(c)
