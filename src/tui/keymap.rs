@@ -349,6 +349,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_keymap_matches_the_table() {
+        let readme = include_str!("../../README.md");
+        for r in help_rows() {
+            let row = format!("| {} | {} | {} |", r.context, r.keys, r.description);
+            assert!(
+                readme.contains(&row),
+                "README.md lacks the keymap row `{row}`"
+            );
+        }
+    }
+
+    #[test]
     fn help_lists_every_binding() {
         let rows = help_rows();
         assert_eq!(rows.len(), KEYMAP.len() + 1);

@@ -25,6 +25,14 @@ pub fn run(ws: Workspace, force_poll: bool) -> anyhow::Result<()> {
         "the TUI needs a terminal; for headless use see `descent --help` (e.g. `descent check`)"
     );
     let log = logging::init_tui(&ws.root);
+    tracing::info!(
+        "opened workspace {} ({} experiments)",
+        ws.root.display(),
+        ws.experiments.len()
+    );
+    for e in ws.errors() {
+        tracing::warn!("{e}");
+    }
     let (tx, rx) = mpsc::channel::<AppEvent>();
     wake_on_log(&log, tx.clone());
 
