@@ -123,7 +123,7 @@ impl Workspace {
                     format!(
                         "experiment name `{}` is also used by {}; names must be unique",
                         exp.name(),
-                        first.display()
+                        first.file_name().unwrap_or_default().to_string_lossy()
                     ),
                 ));
             } else {

@@ -42,7 +42,7 @@ pub fn draw(frame: &mut Frame, view: &AppView, ui: &mut UiState) {
     }
     status_bar(frame, status, view);
     if let Some(rows) = &view.help {
-        help_overlay(frame, area, view, rows);
+        help_overlay(frame, area, view, rows, &mut ui.help_scroll);
     }
 }
 
@@ -109,7 +109,15 @@ fn status_bar(frame: &mut Frame, area: Rect, view: &AppView) {
     );
 }
 
-fn help_overlay(frame: &mut Frame, area: Rect, view: &AppView, rows: &[HelpRow]) {
+/// The keymap in a centred box; when it is taller than the screen it scrolls (`scroll` is
+/// clamped here, where the visible height is known).
+fn help_overlay(
+    frame: &mut Frame,
+    area: Rect,
+    view: &AppView,
+    rows: &[HelpRow],
+    scroll: &mut usize,
+) {
     let t = &view.theme;
     let mut table_rows = Vec::new();
     let mut context = "";
@@ -124,7 +132,16 @@ fn help_overlay(frame: &mut Frame, area: Rect, view: &AppView, rows: &[HelpRow])
         ]));
     }
     let width = area.width.saturating_sub(4).min(78);
-    let height = (table_rows.len() as u16 + 3).min(area.height.saturating_sub(2));
+    let height = (table_rows.len() as u16 + 2).min(area.height.saturating_sub(2));
+    let visible = height.saturating_sub(2) as usize;
+    let hidden = table_rows.len().saturating_sub(visible);
+    *scroll = (*scroll).min(hidden);
+    let table_rows: Vec<Row> = table_rows.into_iter().skip(*scroll).collect();
+    let hint = match (hidden, *scroll) {
+        (0, _) => " Esc or ? closes ".to_string(),
+        (_, s) if s == hidden => " ↑/k scroll · Esc or ? closes ".to_string(),
+        _ => format!(" {} more ↓/j · Esc or ? closes ", hidden - *scroll),
+    };
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
@@ -133,8 +150,7 @@ fn help_overlay(frame: &mut Frame, area: Rect, view: &AppView, rows: &[HelpRow])
     };
     frame.render_widget(Clear, popup);
     let table = Table::new(table_rows, [Constraint::Length(20), Constraint::Min(10)]).block(
-        block(t, " Keys ")
-            .title_bottom(Line::styled(" Esc or ? closes ", t.dim()).alignment(Alignment::Right)),
+        block(t, " Keys ").title_bottom(Line::styled(hint, t.dim()).alignment(Alignment::Right)),
     );
     frame.render_widget(table, popup);
 }

@@ -4,6 +4,8 @@ use crate::Pane;
 #[derive(Clone, Debug, Default)]
 pub struct UiState {
     selected: [usize; Pane::ALL.len()],
+    /// Rows the help overlay is scrolled down by (it is taller than small terminals).
+    pub help_scroll: usize,
 }
 
 impl UiState {

@@ -234,6 +234,34 @@ fn help_overlay_lists_its_rows() {
 }
 
 #[test]
+fn help_taller_than_the_screen_scrolls_to_its_last_row() {
+    let mut v = populated();
+    v.help = Some(
+        (0..40)
+            .map(|i| HelpRow {
+                context: "global".into(),
+                keys: format!("k{i}"),
+                description: format!("action {i}"),
+            })
+            .collect(),
+    );
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut ui = UiState::default();
+    term.draw(|f| draw(f, &v, &mut ui)).unwrap();
+    let text = |t: &Terminal<TestBackend>| format!("{:?}", t.backend().buffer());
+    assert!(text(&term).contains("more ↓/j"));
+    assert!(!text(&term).contains("action 39"));
+    ui.help_scroll = 1000;
+    term.draw(|f| draw(f, &v, &mut ui)).unwrap();
+    assert!(text(&term).contains("action 39"));
+    assert_eq!(
+        ui.help_scroll,
+        41 - 20,
+        "clamped to the rows that were hidden"
+    );
+}
+
+#[test]
 fn a_filter_narrows_the_list_and_shows_its_text() {
     let mut v = populated();
     v.filter = Some(FilterView {

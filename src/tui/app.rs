@@ -160,9 +160,14 @@ impl App {
     pub fn apply(&mut self, action: Action) {
         // While help is open it is the only thing on screen: it takes only close and quit.
         if self.view.help.is_some() {
+            let scroll = &mut self.ui.help_scroll;
             match action {
                 Action::ToggleHelp | Action::Back => self.view.help = None,
                 Action::Quit => self.quit = true,
+                Action::Down => *scroll += 1,
+                Action::Up => *scroll = scroll.saturating_sub(1),
+                Action::PageDown => *scroll += PAGE as usize,
+                Action::PageUp => *scroll = scroll.saturating_sub(PAGE as usize),
                 _ => {}
             }
             return;
@@ -174,7 +179,10 @@ impl App {
             Action::ShowPane(p) => self.show(p),
             Action::NextPane => self.show(pane.cycle(1)),
             Action::PrevPane => self.show(pane.cycle(-1)),
-            Action::ToggleHelp => self.view.help = Some(keymap::help_rows()),
+            Action::ToggleHelp => {
+                self.ui.help_scroll = 0;
+                self.view.help = Some(keymap::help_rows());
+            }
             Action::EditFilter if pane.has_list() => {
                 let text = self.view.filter.take().map(|f| f.text).unwrap_or_default();
                 self.view.filter = Some(FilterView {
@@ -259,12 +267,14 @@ mod tests {
     }
 
     #[test]
-    fn help_takes_only_close_and_quit() {
+    fn help_takes_only_scroll_close_and_quit() {
         let mut a = app();
         press(&mut a, "?");
         assert!(a.view.help.is_some());
         press(&mut a, "3");
         assert_eq!(a.view.pane, Pane::Runs, "keys under the help do nothing");
+        press(&mut a, "jj");
+        assert_eq!(a.ui.help_scroll, 2);
         press_code(&mut a, KeyCode::Esc);
         assert!(a.view.help.is_none());
         press(&mut a, "?q");
