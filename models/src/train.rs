@@ -1,0 +1,267 @@
+//! One supervised training run in memory: data, network, optimizer, schedule, and the step
+//! that produces every metric with a single device→host transfer.
+
+use crate::data::{Batches, Dataset, Split, Targets};
+use crate::nn::{ModelSpec, Net, correct, cross_entropy, mse};
+use crate::optim::schedule::Schedule;
+use crate::optim::{Hyper, Optimizer, clip_scale};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Everything that shapes a run besides the data.
+#[derive(Clone, Debug)]
+pub struct TrainSpec {
+    pub seed: u64,
+    pub val_fraction: f64,
+    pub batch_size: usize,
+    pub model: ModelSpec,
+    pub hyper: Hyper,
+    pub clip_grad_norm: Option<f64>,
+    pub schedule: Schedule,
+}
+
+/// Per-parameter-tensor numbers of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamMetrics {
+    pub name: String,
+    pub grad_l2: f64,
+    /// ‖Δw‖ / ‖w‖ of this step's update (0 when the update was skipped).
+    pub update_ratio: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepMetrics {
+    /// Steps completed, counting this one.
+    pub step: u64,
+    pub loss: f64,
+    pub grad_l2: f64,
+    pub grad_l1: f64,
+    pub lr: f64,
+    /// The factor gradients were scaled by (clipping), 1 when not clipped.
+    pub clip_scale: f64,
+    pub params: Vec<ParamMetrics>,
+    /// Set when the loss or a gradient was NaN or ±Inf: where, in words. The update was
+    /// skipped, so the weights are still those before this step.
+    pub non_finite: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalMetrics {
+    pub loss: f64,
+    /// For classification.
+    pub accuracy: Option<f64>,
+    pub examples: usize,
+}
+
+pub struct Trainer {
+    pub net: Net,
+    pub opt: Optimizer,
+    pub schedule: Schedule,
+    /// Steps completed.
+    pub step: u64,
+    data: Dataset,
+    split: Split,
+    batches: Batches,
+    device: Device,
+    clip: Option<f64>,
+}
+
+impl Trainer {
+    /// Splits and standardises `data` (with training-split statistics) and builds the network.
+    pub fn new(mut data: Dataset, spec: TrainSpec, device: Device) -> Result<Trainer> {
+        data.check().map_err(candle_core::Error::Msg)?;
+        let split = Split::new(data.len(), spec.val_fraction, spec.seed);
+        data.standardize(&split.train);
+        let mut model = spec.model.clone();
+        model.input_shape = data.input_shape.clone();
+        model.outputs = data.targets.classes().unwrap_or(1);
+        let net = Net::new(model, spec.seed, &device)?;
+        let opt = Optimizer::new(spec.hyper, net.params());
+        let batches = Batches::new(split.train.clone(), spec.batch_size, spec.seed);
+        Ok(Trainer {
+            net,
+            opt,
+            schedule: spec.schedule,
+            step: 0,
+            data,
+            split,
+            batches,
+            device,
+            clip: spec.clip_grad_norm,
+        })
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.data
+    }
+
+    pub fn split(&self) -> &Split {
+        &self.split
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batches.batch_size()
+    }
+
+    /// The inputs and targets of the given rows, as tensors on the run's device.
+    fn tensors(&self, rows: &[usize]) -> Result<(Tensor, Tensor)> {
+        let f = self.data.features();
+        let mut x = Vec::with_capacity(rows.len() * f);
+        for &r in rows {
+            x.extend_from_slice(&self.data.inputs[r * f..(r + 1) * f]);
+        }
+        let shape: Vec<usize> = [rows.len()]
+            .into_iter()
+            .chain(self.data.input_shape.clone())
+            .collect();
+        let x = Tensor::from_vec(x, shape, &self.device)?;
+        let y = match &self.data.targets {
+            Targets::Classes { labels, .. } => {
+                let y: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+                Tensor::from_vec(y, rows.len(), &self.device)?
+            }
+            Targets::Values(v) => {
+                let y: Vec<f32> = rows.iter().map(|&r| v[r]).collect();
+                Tensor::from_vec(y, rows.len(), &self.device)?
+            }
+        };
+        Ok((x, y))
+    }
+
+    fn loss(&self, out: &Tensor, y: &Tensor) -> Result<Tensor> {
+        match self.data.targets {
+            Targets::Classes { .. } => cross_entropy(out, y),
+            Targets::Values(_) => mse(out, y),
+        }
+    }
+
+    /// One optimisation step at learning rate `lr` on the next batch.
+    pub fn train_step(&mut self, lr: f64) -> Result<StepMetrics> {
+        let rows = self.batches.batch(self.step);
+        let (x, y) = self.tensors(&rows)?;
+        let loss = self.loss(&self.net.forward(&x)?, &y)?;
+        let grads = loss.backward()?;
+        let params = self.net.params();
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(|p| match grads.get(p.var.as_tensor()) {
+                Some(g) => Ok(g.clone()),
+                None => p.var.zeros_like(),
+            })
+            .collect::<Result<_>>()?;
+        // Loss, then Σg² and Σ|g| per parameter: one transfer for all of them.
+        let mut scalars = vec![loss.to_dtype(DType::F32)?];
+        for g in &grads {
+            scalars.push(g.sqr()?.sum_all()?);
+            scalars.push(g.abs()?.sum_all()?);
+        }
+        let host: Vec<f32> = Tensor::stack(&scalars, 0)?.to_vec1()?;
+        let loss_v = host[0] as f64;
+        let sq: Vec<f64> = host[1..].iter().step_by(2).map(|&v| v as f64).collect();
+        let l1: Vec<f64> = host[2..].iter().step_by(2).map(|&v| v as f64).collect();
+        let grad_l2 = sq.iter().sum::<f64>().sqrt();
+        let grad_l1 = l1.iter().sum::<f64>();
+        let non_finite = if !loss_v.is_finite() {
+            Some(format!("loss is {loss_v} at step {}", self.step + 1))
+        } else {
+            params
+                .iter()
+                .zip(&sq)
+                .find(|(_, s)| !s.is_finite())
+                .map(|(p, _)| {
+                    format!(
+                        "gradient of {} is not finite at step {}",
+                        p.name,
+                        self.step + 1
+                    )
+                })
+        };
+        let scale = clip_scale(grad_l2, self.clip);
+        let updates = if non_finite.is_none() {
+            self.opt.step(params, &grads, lr, scale)?
+        } else {
+            vec![Default::default(); params.len()]
+        };
+        self.step += 1;
+        Ok(StepMetrics {
+            step: self.step,
+            loss: loss_v,
+            grad_l2,
+            grad_l1,
+            lr,
+            clip_scale: scale,
+            params: params
+                .iter()
+                .zip(&sq)
+                .zip(&updates)
+                .map(|((p, s), u)| ParamMetrics {
+                    name: p.name.clone(),
+                    grad_l2: s.sqrt(),
+                    update_ratio: u.ratio(),
+                })
+                .collect(),
+            non_finite,
+        })
+    }
+
+    /// Loss (and accuracy) on the validation split, in chunks to bound memory.
+    pub fn evaluate(&self) -> Result<Option<EvalMetrics>> {
+        if self.split.val.is_empty() {
+            return Ok(None);
+        }
+        let (mut loss_sum, mut hits) = (0.0, 0usize);
+        for rows in self.split.val.chunks(1024) {
+            let (x, y) = self.tensors(rows)?;
+            let out = self.net.forward(&x)?;
+            loss_sum += self.loss(&out, &y)?.to_scalar::<f32>()? as f64 * rows.len() as f64;
+            if matches!(self.data.targets, Targets::Classes { .. }) {
+                hits += correct(&out, &y)?;
+            }
+        }
+        let n = self.split.val.len();
+        Ok(Some(EvalMetrics {
+            loss: loss_sum / n as f64,
+            accuracy: matches!(self.data.targets, Targets::Classes { .. })
+                .then(|| hits as f64 / n as f64),
+            examples: n,
+        }))
+    }
+
+    /// Writes `model.safetensors` and `optimizer.safetensors` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let weights: HashMap<String, Tensor> = self
+            .net
+            .params()
+            .iter()
+            .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
+            .collect();
+        candle_core::safetensors::save(&weights, dir.join("model.safetensors"))?;
+        let state = self.opt.state_tensors(self.net.params())?;
+        candle_core::safetensors::save(&state, dir.join("optimizer.safetensors"))
+    }
+
+    /// Restores weights and optimizer state from `dir` and sets the step count.
+    pub fn load(&mut self, dir: &Path, step: u64) -> Result<()> {
+        let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &self.device)?;
+        for p in self.net.params() {
+            let t = weights.get(&p.name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("checkpoint has no tensor {}", p.name))
+            })?;
+            if t.dims() != p.var.dims() {
+                candle_core::bail!(
+                    "checkpoint tensor {} has shape {:?}, the model expects {:?}",
+                    p.name,
+                    t.dims(),
+                    p.var.dims()
+                );
+            }
+            p.var.set(&t.to_dtype(DType::F32)?)?;
+        }
+        let state =
+            candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
+        self.opt.load_state(self.net.params(), &state)?;
+        self.step = step;
+        Ok(())
+    }
+}
