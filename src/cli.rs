@@ -35,12 +35,29 @@ pub enum Command {
         /// Workspace folder (default: as for the TUI)
         workspace: Option<PathBuf>,
     },
+    /// Train an experiment (a name in the workspace, or a path to its .toml file)
+    Run(crate::cli_runs::RunArgs),
+    /// List runs and their state
+    Runs {
+        /// Workspace folder (default: as for the TUI)
+        #[arg(long, short)]
+        workspace: Option<PathBuf>,
+    },
+    /// Control a running run: pause, resume, stop, checkpoint, lr VALUE
+    Ctl(crate::cli_runs::CtlArgs),
+    /// Learning-rate schedules
+    #[command(subcommand)]
+    Schedule(crate::cli_runs::ScheduleCommand),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check { workspace }) => check(workspace.as_deref()),
+        Some(Command::Run(args)) => crate::cli_runs::run(args),
+        Some(Command::Runs { workspace }) => crate::cli_runs::runs(workspace.as_deref()),
+        Some(Command::Ctl(args)) => crate::cli_runs::ctl(args),
+        Some(Command::Schedule(c)) => crate::cli_runs::schedule(c),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

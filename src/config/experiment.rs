@@ -4,7 +4,11 @@
 //! [`Experiment::HOT_KEYS`]; an edit to any other key needs a restart.
 
 use super::{ConfigError, DeviceSpec, Violation};
+pub use descent_models::nn::{Activation, Arch};
+pub use descent_models::optim::OptimName;
+pub use descent_models::optim::schedule::ScheduleName;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -110,6 +114,9 @@ pub struct DataConfig {
     /// Target column, for table files.
     #[serde(default)]
     pub target: Option<String>,
+    /// Parameters of a builtin dataset, e.g. `{ samples = 2000, noise = 0.2 }`.
+    #[serde(default)]
+    pub params: BTreeMap<String, f64>,
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
     #[serde(default = "default_batch_size")]
@@ -121,23 +128,6 @@ fn default_val_fraction() -> f64 {
 }
 fn default_batch_size() -> usize {
     128
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    Mlp,
-    Cnn,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    #[default]
-    Relu,
-    Gelu,
-    Tanh,
-    Silu,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,14 +144,6 @@ pub struct ModelConfig {
     pub activation: Activation,
     #[serde(default)]
     pub layer_norm: bool,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimName {
-    Sgd,
-    #[default]
-    Adamw,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -194,16 +176,6 @@ impl Default for OptimConfig {
             clip_grad_norm: None,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScheduleName {
-    #[default]
-    Constant,
-    Cosine,
-    LinearDecay,
-    Refined,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -284,6 +256,29 @@ impl Experiment {
             );
         }
         let d = &self.data;
+        if let DataSource::Builtin(name) = &d.source
+            && let Err(e) = descent_models::data::validate_builtin(name, &d.params)
+        {
+            let at: &[&'static str] = if d.params.is_empty() {
+                &["data", "source"]
+            } else {
+                &["data", "params"]
+            };
+            rule(false, at, &e);
+        }
+        if !matches!(d.source, DataSource::Builtin(_)) && !d.params.is_empty() {
+            rule(
+                false,
+                &["data", "params"],
+                "only builtin datasets take params",
+            );
+        }
+        let table = matches!(&d.source, DataSource::Path(p) if p.ends_with(".csv"));
+        rule(
+            !table || d.target.is_some(),
+            &["data", "target"],
+            "a CSV source needs target = \"COLUMN\" (the column to predict)",
+        );
         rule(
             (0.0..1.0).contains(&d.val_fraction),
             &["data", "val_fraction"],

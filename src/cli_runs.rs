@@ -1,0 +1,291 @@
+//! The run subcommands: `run`, `runs`, `ctl`, `schedule refine`.
+
+use crate::config::{self, Experiment};
+use crate::runs::control::{self, Command as Ctl};
+use crate::runs::exec::{self, Source};
+use crate::runs::{self, State, Status, spawn};
+use crate::workspace::Workspace;
+use crate::{demo, logging};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use descent_models::device::DeviceSpec;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Experiment name (or path to its .toml); optional with --resume
+    pub experiment: Option<String>,
+    /// Workspace folder (default: the one holding the current folder, else the demo)
+    #[arg(long, short)]
+    pub workspace: Option<PathBuf>,
+    /// Start the run in the background and return; it survives the terminal closing
+    #[arg(long)]
+    pub detach: bool,
+    /// Continue a run from its last checkpoint, in its own folder
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<String>,
+    /// auto | cpu | cuda | cuda:N | metal (default: the experiment's, else the workspace's)
+    #[arg(long)]
+    pub device: Option<DeviceSpec>,
+    /// The run folder to write into (used by --detach for the background process)
+    #[arg(long, hide = true)]
+    pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// A run folder, a run id, or EXPERIMENT/RUN-ID
+    pub run: String,
+    /// pause | resume | stop | checkpoint | lr
+    pub command: String,
+    /// The learning rate, for `lr`
+    pub value: Option<f64>,
+    /// Workspace folder, to find run ids (default: as for the TUI)
+    #[arg(long, short)]
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCommand {
+    /// The refined schedule (Defazio et al. 2023) from a finished run's gradient norms;
+    /// prints it and saves it as refined-schedule.csv in the run folder
+    Refine {
+        /// A run folder, a run id, or EXPERIMENT/RUN-ID
+        run: String,
+        #[arg(long, short)]
+        workspace: Option<PathBuf>,
+    },
+}
+
+fn open_workspace(given: Option<&Path>) -> anyhow::Result<Workspace> {
+    Workspace::open(&demo::resolve_workspace(given)?)
+}
+
+/// The experiment `name` (a name or a .toml path), with the file it came from.
+fn find_experiment(ws: &Workspace, name: &str) -> anyhow::Result<Source> {
+    let as_path = Path::new(name);
+    let file = if name.ends_with(".toml") && as_path.is_file() {
+        std::fs::canonicalize(as_path)?
+    } else {
+        let f = ws
+            .experiments
+            .values()
+            .find(|f| f.name() == name || f.stem() == name)
+            .with_context(|| {
+                let names: Vec<String> = ws.experiments.values().map(|f| f.name()).collect();
+                format!(
+                    "no experiment {name:?} in {}; there are: {}",
+                    ws.root.display(),
+                    names.join(", ")
+                )
+            })?;
+        f.path.clone()
+    };
+    let text = config::read_text(&file).map_err(anyhow::Error::msg)?;
+    let experiment = Experiment::parse(&file, &text).map_err(|errors| {
+        anyhow::anyhow!(
+            "{} is not valid:\n{}",
+            file.display(),
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    Ok(Source {
+        path: file,
+        experiment,
+    })
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    logging::init_cli();
+    let ws_dir = match (&args.workspace, &args.experiment) {
+        (Some(w), _) => Some(w.clone()),
+        (None, Some(e)) if e.ends_with(".toml") && Path::new(e).is_file() => {
+            let abs = std::fs::canonicalize(e)?;
+            abs.ancestors()
+                .find(|d| d.join(config::Settings::FILE).is_file())
+                .map(Path::to_path_buf)
+        }
+        _ => None,
+    };
+    let ws = open_workspace(ws_dir.as_deref())?;
+    if ws.settings.threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: set before any thread pool exists; nothing else runs yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", ws.settings.threads.to_string()) };
+    }
+    let runs_dir = ws.settings.runs_path(&ws.root);
+    let (dir, resume) = match (&args.resume, &args.run_dir) {
+        (Some(r), _) => (
+            runs::find_run(&runs_dir, r).map_err(anyhow::Error::msg)?,
+            true,
+        ),
+        (None, Some(d)) => (d.clone(), false),
+        (None, None) => (PathBuf::new(), false),
+    };
+    let name = match (&args.experiment, resume) {
+        (Some(n), _) => n.clone(),
+        (None, true) => Status::read(&dir)
+            .map(|s| s.experiment)
+            .or_else(|_| {
+                dir.parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or("no name")
+            })
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot tell which experiment {} belongs to: {e}",
+                    dir.display()
+                )
+            })?,
+        (None, false) => bail!("name an experiment to run, or --resume RUN_DIR"),
+    };
+    let source = find_experiment(&ws, &name)?;
+    if resume && let Ok(s) = Status::read(&dir) {
+        let state = s.effective_state();
+        if state.is_live() {
+            bail!(
+                "run {}/{} is {state} (pid {}); it cannot be resumed twice",
+                s.experiment,
+                s.run_id,
+                s.pid
+            );
+        }
+        if state == State::Finished {
+            bail!(
+                "run {}/{} has finished all its {} steps",
+                s.experiment,
+                s.run_id,
+                s.total_steps
+            );
+        }
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        runs::new_run_dir(&runs_dir, source.experiment.name())?
+    } else {
+        dir
+    };
+    if args.detach {
+        let mut extra = Vec::new();
+        if let Some(d) = args.device {
+            extra.extend(["--device".to_string(), d.to_string()]);
+        }
+        if resume {
+            extra.extend(["--resume".to_string(), dir.display().to_string()]);
+        }
+        let pid =
+            spawn::spawn_detached(&ws.root, &source.path.display().to_string(), &dir, &extra)?;
+        println!(
+            "started {} (pid {pid}); output in {}",
+            dir.display(),
+            dir.join(runs::STDOUT).display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("run folder {}", dir.display());
+    match exec::execute(&ws, source, &dir, args.device, resume)? {
+        State::Finished | State::Stopped => Ok(ExitCode::SUCCESS),
+        _ => Ok(ExitCode::from(1)),
+    }
+}
+
+pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let ws = open_workspace(workspace)?;
+    let all = runs::list_runs(&ws.settings.runs_path(&ws.root));
+    if all.is_empty() {
+        println!("no runs in {}", ws.settings.runs_path(&ws.root).display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<40} {:<9} {:>13} {:>10} {:>10} {:>7}  {}",
+        "RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "ACC", "DEVICE"
+    );
+    for r in all {
+        let name = format!("{}/{}", r.experiment, r.id);
+        match r.status {
+            Ok(s) => {
+                let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+                println!(
+                    "{name:<40} {:<9} {:>13} {:>10} {:>10} {:>7}  {}",
+                    s.effective_state().to_string(),
+                    format!("{}/{}", s.step, s.total_steps),
+                    f(s.loss),
+                    f(s.eval_loss),
+                    s.eval_accuracy
+                        .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
+                    s.device
+                );
+            }
+            Err(e) => println!("{name:<40} unreadable: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
+    let ws = open_workspace(args.workspace.as_deref())?;
+    let dir =
+        runs::find_run(&ws.settings.runs_path(&ws.root), &args.run).map_err(anyhow::Error::msg)?;
+    let command = match (args.command.as_str(), args.value) {
+        ("pause", None) => Ctl::Pause,
+        ("resume", None) => Ctl::Resume,
+        ("stop", None) => Ctl::Stop,
+        ("checkpoint", None) => Ctl::Checkpoint,
+        ("lr", Some(value)) => Ctl::Lr { value },
+        ("lr", None) => bail!("lr needs a value, e.g. `descent ctl {} lr 3e-4`", args.run),
+        (c, Some(_)) if c != "lr" => bail!("{c} takes no value"),
+        (c, _) => {
+            bail!("unknown command {c:?}; expected pause, resume, stop, checkpoint or lr VALUE")
+        }
+    };
+    let id = control::send(&dir, command).map_err(anyhow::Error::msg)?;
+    match control::wait_ack(&dir, id, Duration::from_secs(5)) {
+        Ok(s) => {
+            println!(
+                "{command}: acknowledged by {}/{} (state {}, step {})",
+                s.experiment, s.run_id, s.state, s.step
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{command}: sent, but {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub fn schedule(c: ScheduleCommand) -> anyhow::Result<ExitCode> {
+    let ScheduleCommand::Refine { run, workspace } = c;
+    let ws = open_workspace(workspace.as_deref())?;
+    let dir = runs::find_run(&ws.settings.runs_path(&ws.root), &run).map_err(anyhow::Error::msg)?;
+    let (shape, family) = exec::refined_shape(&dir)?;
+    let peak = shape.iter().position(|&v| v == 1.0).unwrap_or(0);
+    let mut csv = String::from("step,lr_fraction\n");
+    for (i, v) in shape.iter().enumerate() {
+        csv += &format!("{i},{v}\n");
+    }
+    let out = dir.join("refined-schedule.csv");
+    crate::atomic::write_atomically(&out, csv.as_bytes())?;
+    println!(
+        "refined schedule from {} ({} steps, {:?} weights): peak at step {peak}, ends at 0",
+        dir.display(),
+        shape.len(),
+        family
+    );
+    let n = shape.len();
+    for k in 0..=10 {
+        let i = (k * (n - 1)) / 10;
+        let bar = "█".repeat((shape[i] * 40.0).round() as usize);
+        println!("{i:>8} {:>6.3} {bar}", shape[i]);
+    }
+    println!(
+        "saved {}; use it with schedule = {{ name = \"refined\", from_run = \"{run}\" }}",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

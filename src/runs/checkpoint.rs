@@ -1,0 +1,104 @@
+//! Checkpoints: `checkpoints/step-N/{model,optimizer}.safetensors` plus `state.json`, written
+//! into a temp folder, fsynced and renamed into place, so a crash or a full disk leaves the
+//! previous checkpoints intact. Only the newest `keep` are kept.
+
+use super::CHECKPOINTS;
+use descent_models::train::Trainer;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `state.json`: what else a resumed run needs. The batch order is a function of (seed,
+/// step), so no RNG state is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub step: u64,
+    pub seed: u64,
+    /// The peak learning rate in force (it may have been changed while running).
+    pub peak_lr: f64,
+    /// Steps the run is set to take (it may have been changed while running).
+    pub total_steps: u64,
+    /// Last control command applied, so a resumed run does not apply it again.
+    pub control_acked: u64,
+    pub time: f64,
+}
+
+fn step_dir(root: &Path, step: u64) -> PathBuf {
+    root.join(format!("step-{step}"))
+}
+
+fn fsync(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+pub fn write(
+    trainer: &Trainer,
+    run_dir: &Path,
+    state: &CheckpointState,
+    keep: usize,
+) -> Result<PathBuf, String> {
+    let root = run_dir.join(CHECKPOINTS);
+    let tmp = root.join(format!(".tmp-step-{}", state.step));
+    let final_dir = step_dir(&root, state.step);
+    let result = (|| -> Result<(), String> {
+        let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
+        std::fs::create_dir_all(&root).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir(&tmp).map_err(io)?;
+        trainer
+            .save(&tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+        std::fs::write(tmp.join("state.json"), json).map_err(io)?;
+        for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
+            fsync(&tmp.join(f)).map_err(io)?;
+        }
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(io)?;
+        }
+        std::fs::rename(&tmp, &final_dir).map_err(io)?;
+        fsync(&root).map_err(io)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    prune(&root, keep);
+    Ok(final_dir)
+}
+
+/// Complete checkpoints, oldest first.
+pub fn list(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let root = run_dir.join(CHECKPOINTS);
+    let Ok(rd) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let step = name.strip_prefix("step-")?.parse().ok()?;
+            e.path()
+                .join("state.json")
+                .is_file()
+                .then(|| (step, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn read_state(dir: &Path) -> Result<CheckpointState, String> {
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+fn prune(root: &Path, keep: usize) {
+    let all = list(root.parent().unwrap_or(root));
+    let excess = all.len().saturating_sub(keep.max(1));
+    for (_, dir) in &all[..excess] {
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            tracing::warn!("cannot remove old checkpoint {}: {e}", dir.display());
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! The training process: `descent run` executes one experiment into its run folder.
+
+use super::checkpoint::{self, CheckpointState};
+use super::control::{self, Command};
+use super::records::{Event, Metric, Num, ParamRecord, append};
+use super::{CONFIG, EVENTS, METRICS, State, Status, now};
+use crate::config::{self, DataSource, Experiment, OptimName, ScheduleName};
+use crate::workspace::Workspace;
+use anyhow::{Context, bail};
+use descent_models::data::{Dataset, load_builtin, load_csv};
+use descent_models::device::{self, DeviceSpec};
+use descent_models::nn::ModelSpec;
+use descent_models::optim::Hyper;
+use descent_models::optim::schedule::{self, Family, Schedule};
+use descent_models::train::{StepMetrics, TrainSpec, Trainer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often the status heartbeat is rewritten while training.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// How often the experiment file is checked for live edits.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Loads the experiment's dataset.
+pub fn load_data(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Dataset> {
+    let d = &exp.data;
+    match &d.source {
+        DataSource::Builtin(name) => {
+            load_builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)
+        }
+        DataSource::Path(p) if p.to_lowercase().ends_with(".csv") => {
+            let path = ws.settings.data_path(&ws.root).join(p);
+            let target = d
+                .target
+                .as_deref()
+                .context("a CSV source needs data.target")?;
+            load_csv(&path, target).map_err(anyhow::Error::msg)
+        }
+        DataSource::Path(p) => bail!(
+            "data source {p:?}: training reads builtin datasets and CSV files for now \
+             (Parquet, IDX and image folders arrive with the dataset browser)"
+        ),
+        DataSource::Hub(r) => bail!(
+            "data source hub:{r}: training on hub datasets is not supported yet; \
+             download the files into data/ and name them instead"
+        ),
+    }
+}
+
+/// The schedule an experiment asks for, reading a previous run's gradient norms if refined.
+fn schedule_for(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Schedule> {
+    let s = &exp.schedule;
+    let mut shape = Vec::new();
+    if s.name == ScheduleName::Refined {
+        let from = s
+            .from_run
+            .as_deref()
+            .context("refined schedule without from_run")?;
+        let dir =
+            super::find_run(&ws.settings.runs_path(&ws.root), from).map_err(anyhow::Error::msg)?;
+        shape = refined_shape(&dir)?.0;
+    }
+    Ok(Schedule {
+        name: s.name,
+        peak_lr: exp.optim.lr,
+        warmup_steps: s.warmup_steps,
+        total_steps: exp.train.steps,
+        shape,
+    })
+}
+
+/// The refined schedule's shape from a finished run: its gradient-norm trace (L1 for AdamW,
+/// L2 for SGD) through [`schedule::refine`]. Also returns the family used.
+pub fn refined_shape(run_dir: &Path) -> anyhow::Result<(Vec<f64>, Family)> {
+    let cfg = run_dir.join(CONFIG);
+    let exp = Experiment::parse(&cfg, &config::read_text(&cfg).map_err(anyhow::Error::msg)?)
+        .map_err(|e| anyhow::anyhow!("{}", e[0]))?;
+    let family = match exp.optim.name {
+        OptimName::Sgd => Family::Sgd,
+        OptimName::Adamw => Family::Adam,
+    };
+    let (records, _, _) = super::records::read_from::<Metric>(&run_dir.join(METRICS), 0)
+        .with_context(|| format!("reading {}", run_dir.join(METRICS).display()))?;
+    let mut by_step = BTreeMap::new();
+    for r in records {
+        if let Metric::Train {
+            step,
+            grad_l2,
+            grad_l1,
+            ..
+        } = r
+        {
+            by_step.insert(
+                step,
+                if family == Family::Adam {
+                    grad_l1.0
+                } else {
+                    grad_l2.0
+                },
+            );
+        }
+    }
+    let trace: Vec<f64> = by_step.into_values().collect();
+    let shape = schedule::refine(&trace, family, 0.1)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.display()))?;
+    Ok((shape, family))
+}
+
+pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec> {
+    let o = &exp.optim;
+    Ok(TrainSpec {
+        seed: exp.seed,
+        val_fraction: exp.data.val_fraction,
+        batch_size: exp.data.batch_size,
+        model: ModelSpec {
+            arch: exp.model.arch,
+            input_shape: vec![],
+            outputs: 0,
+            hidden: exp.model.hidden.clone(),
+            channels: exp.model.channels.clone(),
+            activation: exp.model.activation,
+            layer_norm: exp.model.layer_norm,
+        },
+        hyper: Hyper {
+            name: o.name,
+            weight_decay: o.weight_decay,
+            momentum: o.momentum,
+            nesterov: o.nesterov,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+        },
+        clip_grad_norm: o.clip_grad_norm,
+        schedule: schedule_for(ws, exp)?,
+    })
+}
+
+/// Where the experiment's file is, for live edits.
+pub struct Source {
+    pub path: PathBuf,
+    pub experiment: Experiment,
+}
+
+struct Run<'a> {
+    dir: &'a Path,
+    trainer: Trainer,
+    status: Status,
+    exp: Experiment,
+    source: Option<PathBuf>,
+    controls: control::Reader,
+    last_heartbeat: Instant,
+    last_config_check: Instant,
+    /// Structural edits already reported, so each is reported once.
+    reported_restart: Option<Vec<String>>,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+/// Runs (or resumes) the experiment in `dir` until it finishes, stops or fails.
+pub fn execute(
+    ws: &Workspace,
+    source: Source,
+    dir: &Path,
+    device_spec: Option<DeviceSpec>,
+    resume: bool,
+) -> anyhow::Result<State> {
+    let mut exp = source.experiment.clone();
+    if resume {
+        // A resumed run continues the experiment it started with.
+        let cfg = dir.join(CONFIG);
+        exp = Experiment::parse(&cfg, &config::read_text(&cfg).map_err(anyhow::Error::msg)?)
+            .map_err(|e| anyhow::anyhow!("{}", e[0]))?;
+    } else {
+        let text = toml::to_string(&exp).context("serialising the experiment")?;
+        crate::atomic::write_atomically(&dir.join(CONFIG), text.as_bytes())?;
+    }
+    let spec = device_spec.or(exp.device).unwrap_or(ws.settings.device);
+    let chosen = device::resolve(spec).map_err(anyhow::Error::msg)?;
+    let data = load_data(ws, &exp)?;
+    let mut trainer = Trainer::new(data, train_spec(ws, &exp)?, chosen.device.clone())?;
+
+    let run_id = dir
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let mut status = Status {
+        experiment: exp.name().to_string(),
+        run_id,
+        state: State::Starting,
+        step: 0,
+        total_steps: exp.train.steps,
+        pid: std::process::id(),
+        host: sysinfo::System::host_name().unwrap_or_default(),
+        device: chosen.label.clone(),
+        started_at: now(),
+        heartbeat: now(),
+        loss: None,
+        eval_loss: None,
+        eval_accuracy: None,
+        lr: None,
+        examples_per_s: None,
+        control_acked: 0,
+        message: None,
+    };
+    let mut start_event = ("start", format!("on {} ({})", chosen.label, chosen.reason));
+    if resume {
+        let old = Status::read(dir).ok();
+        status.started_at = old.as_ref().map_or(status.started_at, |s| s.started_at);
+        let (step, ckpt) = resume_from(&mut trainer, dir)?;
+        status.step = step;
+        status.total_steps = ckpt.as_ref().map_or(status.total_steps, |c| c.total_steps);
+        trainer.schedule.total_steps = status.total_steps;
+        if let Some(c) = &ckpt {
+            trainer.schedule.peak_lr = c.peak_lr;
+            status.control_acked = c.control_acked;
+        }
+        // Commands sent while the run was down are not replayed.
+        status.control_acked = old.map_or(status.control_acked, |s| {
+            s.control_acked.max(status.control_acked)
+        });
+        start_event = ("resume", format!("from step {step} on {}", chosen.label));
+    }
+    let mut run = Run {
+        dir,
+        controls: control::Reader::new(dir, status.control_acked),
+        trainer,
+        status,
+        exp,
+        source: Some(source.path),
+        last_heartbeat: Instant::now(),
+        last_config_check: Instant::now(),
+        reported_restart: None,
+        progress: progress_bar(),
+    };
+    run.event(start_event.0, start_event.1);
+    run.set_state(State::Running, None);
+    let result = run.train_loop();
+    let end = match result {
+        Ok(state) => state,
+        Err(e) => {
+            run.event("fail", format!("{e:#}"));
+            run.set_state(State::Failed, Some(format!("{e:#}")));
+            if let Some(p) = &run.progress {
+                p.abandon();
+            }
+            return Err(e);
+        }
+    };
+    if let Some(p) = &run.progress {
+        p.finish();
+    }
+    Ok(end)
+}
+
+/// Loads the newest readable checkpoint, falling back to older ones if it is damaged.
+fn resume_from(
+    trainer: &mut Trainer,
+    dir: &Path,
+) -> anyhow::Result<(u64, Option<CheckpointState>)> {
+    let all = checkpoint::list(dir);
+    if all.is_empty() {
+        tracing::warn!(
+            "{}: no checkpoint; starting again from step 0",
+            dir.display()
+        );
+        return Ok((0, None));
+    }
+    let mut errors = Vec::new();
+    for (step, ckpt) in all.iter().rev() {
+        match checkpoint::read_state(ckpt).and_then(|s| {
+            trainer
+                .load(ckpt, *step)
+                .map_err(|e| format!("{}: {e}", ckpt.display()))?;
+            Ok(s)
+        }) {
+            Ok(state) => {
+                for e in &errors {
+                    eprintln!("skipped a damaged checkpoint: {e}");
+                }
+                return Ok((*step, Some(state)));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    bail!(
+        "no usable checkpoint in {}: {}",
+        dir.display(),
+        errors.join("; ")
+    )
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal().then(|| {
+        let p = indicatif::ProgressBar::new(0);
+        p.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+            )
+            .expect("valid template"),
+        );
+        p
+    })
+}
+
+impl Run<'_> {
+    fn event(&mut self, event: &str, message: String) {
+        let e = Event {
+            time: now(),
+            step: self.status.step,
+            event: event.into(),
+            message,
+        };
+        if let Err(err) = append(&self.dir.join(EVENTS), &e) {
+            tracing::error!("cannot append to events.jsonl: {err}");
+        }
+        match &self.progress {
+            Some(p) => p.println(format!("{} {}: {}", e.step, e.event, e.message)),
+            None => println!("step {}: {} {}", e.step, e.event, e.message),
+        }
+    }
+
+    fn set_state(&mut self, state: State, message: Option<String>) {
+        self.status.state = state;
+        self.status.message = message;
+        self.heartbeat();
+    }
+
+    fn heartbeat(&mut self) {
+        self.status.heartbeat = now();
+        self.last_heartbeat = Instant::now();
+        if let Err(e) = self.status.write(self.dir) {
+            tracing::error!("cannot write status.json: {e}");
+        }
+    }
+
+    fn checkpoint(&mut self, why: &str) {
+        let state = CheckpointState {
+            step: self.trainer.step,
+            seed: self.exp.seed,
+            peak_lr: self.trainer.schedule.peak_lr,
+            total_steps: self.status.total_steps,
+            control_acked: self.status.control_acked,
+            time: now(),
+        };
+        match checkpoint::write(
+            &self.trainer,
+            self.dir,
+            &state,
+            self.exp.train.keep_checkpoints,
+        ) {
+            Ok(p) => self.event("checkpoint", format!("{} ({why})", p.display())),
+            // The run goes on; the previous checkpoints are intact.
+            Err(e) => self.event("checkpoint-failed", e),
+        }
+    }
+
+    /// Applies new control commands; returns false when the run must stop.
+    fn apply_controls(&mut self) -> bool {
+        for line in self.controls.poll() {
+            let c = line.command;
+            let before = self.status.state;
+            match c {
+                Command::Lr { value } => {
+                    self.trainer.schedule.peak_lr = value;
+                    self.event("lr", format!("peak learning rate set to {value}"));
+                }
+                Command::Checkpoint => self.checkpoint("asked for"),
+                Command::Pause if before == State::Running => self.event("pause", "paused".into()),
+                Command::Resume if before == State::Paused => {
+                    self.event("unpause", "resumed".into())
+                }
+                Command::Stop => self.event("stop", "stopping".into()),
+                _ => {}
+            }
+            self.status.control_acked = line.id;
+            let after = control::next_state(before, c);
+            let message = if after == State::Paused {
+                self.status.message.clone()
+            } else {
+                None
+            };
+            self.set_state(after, message);
+            if after == State::Stopped {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Re-reads the experiment file: hot keys apply at once, other edits are reported.
+    fn check_config(&mut self) {
+        self.last_config_check = Instant::now();
+        let Some(path) = self.source.clone() else {
+            return;
+        };
+        let Ok(text) = config::read_text(&path) else {
+            return;
+        };
+        let Ok(new) = Experiment::parse(&path, &text) else {
+            return;
+        };
+        let changed = changed_keys(&self.exp, &new);
+        if changed.is_empty() {
+            return;
+        }
+        let (hot, cold): (Vec<String>, Vec<String>) = changed
+            .into_iter()
+            .partition(|k| Experiment::HOT_KEYS.contains(&k.as_str()));
+        for key in &hot {
+            let msg = match key.as_str() {
+                "optim.lr" => {
+                    self.trainer.schedule.peak_lr = new.optim.lr;
+                    self.exp.optim.lr = new.optim.lr;
+                    format!("optim.lr = {} (from the experiment file)", new.optim.lr)
+                }
+                "train.eval_every" => {
+                    self.exp.train.eval_every = new.train.eval_every;
+                    format!("train.eval_every = {}", new.train.eval_every)
+                }
+                "train.checkpoint_every" => {
+                    self.exp.train.checkpoint_every = new.train.checkpoint_every;
+                    format!("train.checkpoint_every = {}", new.train.checkpoint_every)
+                }
+                "train.steps" => {
+                    self.exp.train.steps = new.train.steps;
+                    self.status.total_steps = new.train.steps;
+                    self.trainer.schedule.total_steps = new.train.steps;
+                    format!("train.steps = {}", new.train.steps)
+                }
+                _ => continue,
+            };
+            self.event("config", msg);
+        }
+        if !cold.is_empty() && self.reported_restart.as_ref() != Some(&cold) {
+            self.event("config", format!("restart to apply: {}", cold.join(", ")));
+            self.reported_restart = Some(cold);
+        }
+    }
+
+    fn record_step(&mut self, m: &StepMetrics, examples_per_s: f64) {
+        let rec = Metric::Train {
+            step: m.step,
+            time: now(),
+            loss: Num(m.loss),
+            grad_l2: Num(m.grad_l2),
+            grad_l1: Num(m.grad_l1),
+            lr: Num(m.lr),
+            clip_scale: Num(m.clip_scale),
+            examples_per_s: Num(examples_per_s),
+            params: m
+                .params
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        ParamRecord {
+                            grad_l2: Num(p.grad_l2),
+                            update_ratio: Num(p.update_ratio),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        if let Err(e) = append(&self.dir.join(METRICS), &rec) {
+            tracing::error!("cannot append to metrics.jsonl: {e}");
+        }
+        self.status.step = m.step;
+        self.status.loss = Some(m.loss);
+        self.status.lr = Some(m.lr);
+        self.status.examples_per_s = Some(examples_per_s);
+    }
+
+    fn evaluate(&mut self) -> anyhow::Result<()> {
+        let Some(e) = self.trainer.evaluate()? else {
+            return Ok(());
+        };
+        let rec = Metric::Eval {
+            step: self.trainer.step,
+            time: now(),
+            loss: Num(e.loss),
+            accuracy: e.accuracy.map(Num),
+        };
+        append(&self.dir.join(METRICS), &rec)?;
+        self.status.eval_loss = Some(e.loss);
+        self.status.eval_accuracy = e.accuracy;
+        let acc = e
+            .accuracy
+            .map_or(String::new(), |a| format!(", accuracy {:.1}%", a * 100.0));
+        let line = format!("step {} eval loss {:.4}{acc}", self.trainer.step, e.loss);
+        match &self.progress {
+            Some(p) => p.set_message(line),
+            None => println!("{line}"),
+        }
+        Ok(())
+    }
+
+    fn train_loop(&mut self) -> anyhow::Result<State> {
+        if let Some(p) = &self.progress {
+            p.set_length(self.status.total_steps);
+            p.set_position(self.trainer.step);
+        }
+        let batch = self.trainer.batch_size() as f64;
+        while self.trainer.step < self.status.total_steps {
+            if !self.apply_controls() {
+                self.checkpoint("stopped");
+                return Ok(State::Stopped);
+            }
+            if self.last_config_check.elapsed() >= CONFIG_POLL {
+                self.check_config();
+            }
+            if self.status.state == State::Paused {
+                if self.last_heartbeat.elapsed() >= HEARTBEAT {
+                    self.heartbeat();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            let t0 = Instant::now();
+            let lr = self.trainer.schedule.lr(self.trainer.step);
+            let m = self.trainer.train_step(lr)?;
+            let rate = batch / t0.elapsed().as_secs_f64().max(1e-9);
+            self.record_step(&m, rate);
+            if let Some(p) = &self.progress {
+                p.set_position(m.step);
+            }
+            if let Some(where_) = &m.non_finite {
+                let msg = format!(
+                    "{where_}; the update was skipped and the run paused — lower the learning rate (descent ctl RUN lr VALUE) and resume"
+                );
+                self.event("nan", msg.clone());
+                self.set_state(State::Paused, Some(msg));
+                continue;
+            }
+            let step = self.trainer.step;
+            if step % self.exp.train.eval_every == 0 {
+                self.evaluate()?;
+            }
+            if step % self.exp.train.checkpoint_every == 0 && step < self.status.total_steps {
+                self.checkpoint("scheduled");
+            }
+            if self.last_heartbeat.elapsed() >= HEARTBEAT {
+                self.heartbeat();
+            }
+        }
+        if self.trainer.step % self.exp.train.eval_every != 0 {
+            self.evaluate()?;
+        }
+        self.checkpoint("final");
+        self.event("finish", format!("finished {} steps", self.trainer.step));
+        self.set_state(State::Finished, None);
+        Ok(State::Finished)
+    }
+}
+
+/// Dotted keys whose values differ between two experiments.
+pub fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
+    fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.clone());
+            }
+        }
+    }
+    let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", &serde_json::to_value(a).unwrap_or_default(), &mut fa);
+    flatten("", &serde_json::to_value(b).unwrap_or_default(), &mut fb);
+    let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    keys.into_iter()
+        .filter(|k| fa.get(*k) != fb.get(*k))
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,226 @@
+//! Runs on disk. A run is an OS process (`descent run`) writing into its own folder:
+//!
+//! ```text
+//! runs/<experiment>/<run-id>/
+//!   config.toml      the experiment as it started
+//!   status.json      state, step, pid, host, device, heartbeat — replaced atomically
+//!   metrics.jsonl    append-only: one record per training step and per evaluation
+//!   events.jsonl     append-only: start, resume, pause, lr, checkpoint, nan, finish…
+//!   control.jsonl    commands for the run (pause, resume, stop, checkpoint, lr), acked in
+//!                    status.json
+//!   checkpoints/step-N/  model.safetensors, optimizer.safetensors, state.json
+//!   stdout.log       the process's output when detached
+//! ```
+//!
+//! Anything that reads a run (the TUI, `descent runs`, `descent ctl`) only reads these files,
+//! so runs started from another terminal, or before the TUI opened, look the same.
+
+pub mod checkpoint;
+pub mod control;
+pub mod exec;
+pub mod records;
+pub mod spawn;
+
+use crate::atomic::write_atomically;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const STATUS: &str = "status.json";
+pub const METRICS: &str = "metrics.jsonl";
+pub const EVENTS: &str = "events.jsonl";
+pub const CONTROL: &str = "control.jsonl";
+pub const CONFIG: &str = "config.toml";
+pub const CHECKPOINTS: &str = "checkpoints";
+pub const STDOUT: &str = "stdout.log";
+
+/// A run whose heartbeat is older than this, and whose process is gone, has died.
+pub const STALE_SECS: f64 = 10.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Starting,
+    Running,
+    Paused,
+    Stopped,
+    Finished,
+    Failed,
+}
+
+impl State {
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Starting | State::Running | State::Paused)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self).ok();
+        f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
+    }
+}
+
+/// `status.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub experiment: String,
+    pub run_id: String,
+    pub state: State,
+    pub step: u64,
+    pub total_steps: u64,
+    pub pid: u32,
+    pub host: String,
+    pub device: String,
+    /// Unix seconds.
+    pub started_at: f64,
+    pub heartbeat: f64,
+    #[serde(default)]
+    pub loss: Option<f64>,
+    #[serde(default)]
+    pub eval_loss: Option<f64>,
+    #[serde(default)]
+    pub eval_accuracy: Option<f64>,
+    #[serde(default)]
+    pub lr: Option<f64>,
+    #[serde(default)]
+    pub examples_per_s: Option<f64>,
+    /// The id of the last control command applied.
+    #[serde(default)]
+    pub control_acked: u64,
+    /// Why the run paused or failed, in words.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Status {
+    pub fn read(run_dir: &Path) -> Result<Status, String> {
+        let p = run_dir.join(STATUS);
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+    }
+
+    pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        write_atomically(&run_dir.join(STATUS), &json)
+    }
+
+    /// The state a reader should believe: a live state whose process has vanished without a
+    /// recent heartbeat is `failed` (the process died: killed, crashed, machine rebooted).
+    pub fn effective_state(&self) -> State {
+        if self.state.is_live() && now() - self.heartbeat > STALE_SECS && !pid_alive(self.pid) {
+            State::Failed
+        } else {
+            self.state
+        }
+    }
+}
+
+/// Whether a process with this pid exists (on this host).
+pub fn pid_alive(pid: u32) -> bool {
+    // Signal 0 checks existence and permission without sending anything.
+    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+}
+
+/// One run folder found on disk.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub dir: PathBuf,
+    pub experiment: String,
+    pub id: String,
+    pub status: Result<Status, String>,
+}
+
+/// Every run under `runs_dir`, newest first within each experiment.
+pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
+    let mut out = Vec::new();
+    let Ok(experiments) = std::fs::read_dir(runs_dir) else {
+        return out;
+    };
+    let mut experiments: Vec<_> = experiments
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    experiments.sort();
+    for exp_dir in experiments.into_iter().filter(|p| p.is_dir()) {
+        let Ok(runs) = std::fs::read_dir(&exp_dir) else {
+            continue;
+        };
+        let mut runs: Vec<PathBuf> = runs
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.join(STATUS).is_file() || p.join(CONFIG).is_file())
+            .collect();
+        runs.sort();
+        runs.reverse();
+        for dir in runs {
+            out.push(RunInfo {
+                experiment: name_of(&exp_dir),
+                id: name_of(&dir),
+                status: Status::read(&dir),
+                dir,
+            });
+        }
+    }
+    out
+}
+
+fn name_of(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A run named by its folder or by its id (`<run-id>` or `<experiment>/<run-id>`).
+pub fn find_run(runs_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    let as_path = Path::new(name);
+    if as_path.join(STATUS).is_file() || as_path.join(CONFIG).is_file() {
+        return Ok(as_path.to_path_buf());
+    }
+    let matches: Vec<RunInfo> = list_runs(runs_dir)
+        .into_iter()
+        .filter(|r| r.id == name || format!("{}/{}", r.experiment, r.id) == name)
+        .collect();
+    match matches.len() {
+        1 => Ok(matches[0].dir.clone()),
+        0 => Err(format!(
+            "no run {name:?}: not a run folder, and no run with that id under {}",
+            runs_dir.display()
+        )),
+        _ => Err(format!(
+            "{name:?} names {} runs; say EXPERIMENT/RUN-ID: {}",
+            matches.len(),
+            matches
+                .iter()
+                .map(|r| format!("{}/{}", r.experiment, r.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// A fresh, unused run id from the local time, e.g. `20261128-142501`.
+pub fn new_run_dir(runs_dir: &Path, experiment: &str) -> std::io::Result<PathBuf> {
+    let base = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
+    let exp_dir = runs_dir.join(experiment);
+    std::fs::create_dir_all(&exp_dir)?;
+    for n in 1.. {
+        let id = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let dir = exp_dir.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!()
+}

@@ -1,0 +1,192 @@
+//! The records of `metrics.jsonl` and `events.jsonl`, and append-only writing.
+//!
+//! Numbers that are NaN or ±Inf are written as the strings `"NaN"`, `"inf"`, `"-inf"` (JSON
+//! has no such numbers), so a divergence is recorded, never dropped.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+/// An f64 that survives JSON whatever its value.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Num(pub f64);
+
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_finite() {
+            s.serialize_f64(v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Num, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        Ok(Num(match Raw::deserialize(d)? {
+            Raw::N(v) => v,
+            Raw::S(s) => match s.as_str() {
+                "inf" | "Infinity" => f64::INFINITY,
+                "-inf" | "-Infinity" => f64::NEG_INFINITY,
+                _ => f64::NAN,
+            },
+        }))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamRecord {
+    pub grad_l2: Num,
+    pub update_ratio: Num,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Metric {
+    Train {
+        step: u64,
+        /// Unix seconds.
+        time: f64,
+        loss: Num,
+        grad_l2: Num,
+        grad_l1: Num,
+        lr: Num,
+        clip_scale: Num,
+        examples_per_s: Num,
+        params: BTreeMap<String, ParamRecord>,
+    },
+    Eval {
+        step: u64,
+        time: f64,
+        loss: Num,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accuracy: Option<Num>,
+    },
+}
+
+impl Metric {
+    pub fn step(&self) -> u64 {
+        match self {
+            Metric::Train { step, .. } | Metric::Eval { step, .. } => *step,
+        }
+    }
+}
+
+/// One line of `events.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub time: f64,
+    pub step: u64,
+    /// `start`, `resume`, `pause`, `unpause`, `stop`, `lr`, `checkpoint`, `nan`, `config`,
+    /// `finish`, `fail`.
+    pub event: String,
+    pub message: String,
+}
+
+/// Appends one JSON line and flushes it; a crash loses at most this partial line.
+pub fn append<T: Serialize>(path: &Path, record: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(&line)
+}
+
+/// Reads complete lines from `offset` on, returning the parsed records and the new offset.
+/// A trailing partial line (a writer mid-append, or a crash) is left for the next read;
+/// unparsable complete lines are skipped and counted.
+pub fn read_from<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    offset: u64,
+) -> std::io::Result<(Vec<T>, u64, usize)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len < offset {
+        // The file was replaced or truncated: start over.
+        return read_from(path, 0).map(|(r, o, b)| (r, o, b));
+    }
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity((len - offset) as usize);
+    f.read_to_end(&mut buf)?;
+    let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let (mut out, mut bad) = (Vec::new(), 0);
+    for line in buf[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice(line) {
+            Ok(r) => out.push(r),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((out, offset + end as u64, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_numbers_survive_a_round_trip() {
+        let m = Metric::Eval {
+            step: 3,
+            time: 1.5,
+            loss: Num(f64::NAN),
+            accuracy: Some(Num(f64::INFINITY)),
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"eval","step":3,"time":1.5,"loss":"NaN","accuracy":"inf"}"#
+        );
+        let back: Metric = serde_json::from_str(&json).unwrap();
+        let Metric::Eval { loss, accuracy, .. } = back else {
+            panic!()
+        };
+        assert!(loss.0.is_nan());
+        assert_eq!(accuracy.unwrap().0, f64::INFINITY);
+    }
+
+    #[test]
+    fn reading_stops_at_a_partial_line_and_resumes_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        let e = |step| Event {
+            time: 0.0,
+            step,
+            event: "x".into(),
+            message: String::new(),
+        };
+        append(&p, &e(1)).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"time\":0,")
+            .unwrap();
+        let (r, off, bad) = read_from::<Event>(&p, 0).unwrap();
+        assert_eq!((r.len(), bad), (1, 0));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"\"step\":2,\"event\":\"y\",\"message\":\"\"}\nnot json\n")
+            .unwrap();
+        let (r, _, bad) = read_from::<Event>(&p, off).unwrap();
+        assert_eq!(r[0].step, 2);
+        assert_eq!(bad, 1);
+    }
+}

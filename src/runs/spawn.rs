@@ -1,0 +1,43 @@
+//! Starting a run as a detached process: its own session (so closing the terminal, the TUI or
+//! the SSH connection does not signal it), output to the run's `stdout.log`.
+
+use super::STDOUT;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Starts `descent run` for `experiment` in the workspace `root`, writing into `run_dir`
+/// (already created). Returns the child's pid.
+pub fn spawn_detached(
+    root: &Path,
+    experiment: &str,
+    run_dir: &Path,
+    extra: &[String],
+) -> std::io::Result<u32> {
+    let exe = std::env::current_exe()?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join(STDOUT))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run")
+        .arg(experiment)
+        .arg("--workspace")
+        .arg(root)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .args(extra)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok(child.id())
+}
