@@ -156,12 +156,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 s.pid
             );
         }
-        if state == State::Finished {
+        // A finished run continues only when the experiment now asks for more steps.
+        if state == State::Finished && source.experiment.train.steps <= s.total_steps {
             bail!(
-                "run {}/{} has finished all its {} steps",
+                "run {}/{} has finished all its {} steps; raise train.steps in {} to continue it",
                 s.experiment,
                 s.run_id,
-                s.total_steps
+                s.total_steps,
+                source.path.display()
             );
         }
     }

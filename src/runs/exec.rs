@@ -150,7 +150,7 @@ struct Run<'a> {
     source: Option<PathBuf>,
     controls: control::Reader,
     last_heartbeat: Instant,
-    last_config_check: Instant,
+    last_config_check: Option<Instant>,
     /// Structural edits already reported, so each is reported once.
     reported_restart: Option<Vec<String>>,
     progress: Option<indicatif::ProgressBar>,
@@ -227,7 +227,7 @@ pub fn execute(
         exp,
         source: Some(source.path),
         last_heartbeat: Instant::now(),
-        last_config_check: Instant::now(),
+        last_config_check: None,
         reported_restart: None,
         progress: progress_bar(),
     };
@@ -389,7 +389,7 @@ impl Run<'_> {
 
     /// Re-reads the experiment file: hot keys apply at once, other edits are reported.
     fn check_config(&mut self) {
-        self.last_config_check = Instant::now();
+        self.last_config_check = Some(Instant::now());
         let Some(path) = self.source.clone() else {
             return;
         };
@@ -495,6 +495,8 @@ impl Run<'_> {
     }
 
     fn train_loop(&mut self) -> anyhow::Result<State> {
+        // Edits made while a run was down (say, more steps) apply before its first step.
+        self.check_config();
         if let Some(p) = &self.progress {
             p.set_length(self.status.total_steps);
             p.set_position(self.trainer.step);
@@ -505,7 +507,10 @@ impl Run<'_> {
                 self.checkpoint("stopped");
                 return Ok(State::Stopped);
             }
-            if self.last_config_check.elapsed() >= CONFIG_POLL {
+            if self
+                .last_config_check
+                .is_none_or(|t| t.elapsed() >= CONFIG_POLL)
+            {
                 self.check_config();
             }
             if self.status.state == State::Paused {

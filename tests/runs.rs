@@ -1,0 +1,312 @@
+//! Runs through the real binary: detached processes, control round trips, kill -9 and resume,
+//! NaN auto-pause, live edits.
+
+use descent::runs::records::{Event, Metric, read_from};
+use descent::runs::{State, Status};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn experiment(name: &str, lr: f64, steps: u64, extra: &str) -> String {
+    format!(
+        "name = \"{name}\"\nkind = \"supervised\"\nseed = 1\n{extra}\n[data]\nsource = \"builtin:moons\"\n\
+         batch_size = 32\n[model]\narch = \"mlp\"\nhidden = [16]\n[optim]\nname = \"sgd\"\n\
+         lr = {lr}\nmomentum = 0.9\n[train]\nsteps = {steps}\neval_every = 25\ncheckpoint_every = 50\n"
+    )
+}
+
+struct Ws {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Ws {
+    fn new(experiments: &[(&str, String)]) -> Ws {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("experiments")).unwrap();
+        std::fs::write(root.join("descent.toml"), "threads = 1\n").unwrap();
+        for (name, text) in experiments {
+            std::fs::write(root.join(format!("experiments/{name}.toml")), text).unwrap();
+        }
+        Ws { _dir: dir, root }
+    }
+
+    fn descent(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_descent"))
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.descent(args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "descent {args:?} failed:\n{out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    }
+
+    /// Starts a detached run and returns its folder.
+    fn detach(&self, name: &str) -> PathBuf {
+        let out = self.ok(&["run", name, "--detach"]);
+        let dir = out.split_whitespace().nth(1).unwrap();
+        PathBuf::from(dir)
+    }
+}
+
+fn wait_status(dir: &Path, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(s) = Status::read(dir)
+            && pred(&s)
+        {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
+            panic!(
+                "timed out waiting for {what}: {:?}\n{log}",
+                Status::read(dir)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn events(dir: &Path) -> Vec<Event> {
+    read_from(&dir.join("events.jsonl"), 0).unwrap().0
+}
+
+/// Train losses by step, the last record of each step winning (a resumed run re-logs the
+/// steps after its checkpoint).
+fn losses(dir: &Path) -> std::collections::BTreeMap<u64, f64> {
+    let (records, _, bad) = read_from::<Metric>(&dir.join("metrics.jsonl"), 0).unwrap();
+    assert_eq!(bad, 0);
+    records
+        .into_iter()
+        .filter_map(|m| match m {
+            Metric::Train { step, loss, .. } => Some((step, loss.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn control_commands_round_trip() {
+    let ws = Ws::new(&[("long", experiment("long", 0.05, 10_000_000, ""))]);
+    let dir = ws.detach("long");
+    wait_status(&dir, "running", |s| {
+        s.state == State::Running && s.step > 10
+    });
+
+    let out = ws.ok(&["ctl", dir.to_str().unwrap(), "pause"]);
+    assert!(out.contains("pause: acknowledged"), "{out}");
+    let paused = Status::read(&dir).unwrap();
+    assert_eq!(paused.state, State::Paused);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        Status::read(&dir).unwrap().step,
+        paused.step,
+        "a paused run does not step"
+    );
+
+    let id = dir.file_name().unwrap().to_str().unwrap();
+    assert!(ws.ok(&["ctl", id, "lr", "0.01"]).contains("acknowledged"));
+    assert!(
+        ws.ok(&["ctl", &format!("long/{id}"), "checkpoint"])
+            .contains("acknowledged")
+    );
+    assert!(
+        dir.join(format!("checkpoints/step-{}", paused.step))
+            .join("model.safetensors")
+            .is_file()
+    );
+    assert!(ws.ok(&["ctl", id, "resume"]).contains("state running"));
+    wait_status(&dir, "steps after resuming", |s| s.step > paused.step + 5);
+    assert!(ws.ok(&["ctl", id, "stop"]).contains("acknowledged"));
+    wait_status(&dir, "stopped", |s| s.state == State::Stopped);
+
+    let kinds: Vec<String> = events(&dir).into_iter().map(|e| e.event).collect();
+    for k in ["start", "pause", "lr", "checkpoint", "unpause", "stop"] {
+        assert!(kinds.contains(&k.to_string()), "no {k} event in {kinds:?}");
+    }
+    // The new learning rate is in the metrics after the change.
+    let (records, _, _) = read_from::<Metric>(&dir.join("metrics.jsonl"), 0).unwrap();
+    let last_lr = records.iter().rev().find_map(|m| match m {
+        Metric::Train { lr, .. } => Some(lr.0),
+        _ => None,
+    });
+    assert_eq!(last_lr, Some(0.01));
+
+    let o = ws.descent(&["ctl", id, "pause"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is stopped; there is nothing to control"));
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let ws = Ws::new(&[("k", experiment("k", 0.05, 10_000_000, ""))]);
+    let dir = ws.detach("k");
+    let s = wait_status(&dir, "a checkpoint", |s| s.step > 120);
+    unsafe { libc::kill(s.pid as i32, libc::SIGKILL) };
+    wait_status(&dir, "death to be noticed", |s| {
+        !descent::runs::pid_alive(s.pid) && s.effective_state() != State::Running
+    });
+    let out = ws.ok(&["runs"]);
+    assert!(out.contains("failed") || out.contains("running"), "{out}");
+
+    // The experiment file may change meanwhile; the resumed run keeps its own config.toml,
+    // except for live-editable keys. Shorten it via the live key so the test finishes.
+    let last_ckpt = descent::runs::checkpoint::list(&dir).last().unwrap().0;
+    std::fs::write(
+        ws.root.join("experiments/k.toml"),
+        experiment("k", 0.05, last_ckpt + 40, ""),
+    )
+    .unwrap();
+    let out = ws.ok(&["run", "--resume", dir.to_str().unwrap()]);
+    assert!(
+        out.contains(&format!("resume from step {last_ckpt}")),
+        "{out}"
+    );
+    let st = Status::read(&dir).unwrap();
+    assert_eq!(st.state, State::Finished, "{out}");
+    assert_eq!(st.step, last_ckpt + 40);
+    let l = losses(&dir);
+    assert!(
+        (1..=last_ckpt + 40).all(|s| l.contains_key(&s)),
+        "every step has a loss"
+    );
+}
+
+#[test]
+fn a_resumed_run_matches_an_uninterrupted_one() {
+    let ws = Ws::new(&[
+        ("a", experiment("a", 0.05, 400, "")),
+        ("b", experiment("b", 0.05, 170, "")),
+    ]);
+    ws.ok(&["run", "a"]);
+    let first = |name: &str| {
+        ws.root
+            .join("runs")
+            .join(name)
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    let straight = losses(&first("a"));
+
+    // b stops at 170 (its final checkpoint); asked for 400 steps, it resumes from there.
+    ws.ok(&["run", "b"]);
+    let dir = first("b");
+    let o = ws.descent(&["run", "--resume", dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("raise train.steps"));
+    std::fs::write(
+        ws.root.join("experiments/b.toml"),
+        experiment("b", 0.05, 400, ""),
+    )
+    .unwrap();
+    ws.ok(&["run", "--resume", dir.to_str().unwrap()]);
+    let resumed = losses(&dir);
+    assert_eq!(resumed.len(), 400);
+    assert_eq!(
+        resumed, straight,
+        "same seed, same losses, interrupted or not"
+    );
+}
+
+#[test]
+fn a_diverging_run_pauses_with_an_alert() {
+    let ws = Ws::new(&[("nan", experiment("nan", 1e6, 100_000, ""))]);
+    let dir = ws.detach("nan");
+    let s = wait_status(&dir, "the NaN pause", |s| s.state == State::Paused);
+    let msg = s.message.unwrap();
+    assert!(
+        msg.contains("not finite") || msg.contains("loss is"),
+        "{msg}"
+    );
+    assert!(events(&dir).iter().any(|e| e.event == "nan"));
+    ws.ok(&["ctl", dir.to_str().unwrap(), "stop"]);
+}
+
+#[test]
+fn editing_the_learning_rate_applies_live() {
+    let ws = Ws::new(&[("hot", experiment("hot", 0.05, 10_000_000, ""))]);
+    let dir = ws.detach("hot");
+    wait_status(&dir, "running", |s| s.step > 10);
+    let file = ws.root.join("experiments/hot.toml");
+    std::fs::write(&file, experiment("hot", 0.02, 10_000_000, "")).unwrap();
+    wait_status(&dir, "the new lr", |s| s.lr == Some(0.02));
+    std::fs::write(
+        &file,
+        experiment("hot", 0.02, 10_000_000, "").replace("hidden = [16]", "hidden = [8]"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !events(&dir)
+        .iter()
+        .any(|e| e.message.contains("restart to apply: model.hidden"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no restart notice: {:?}",
+            events(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        events(&dir)
+            .iter()
+            .any(|e| e.event == "config" && e.message.contains("optim.lr = 0.02"))
+    );
+    ws.ok(&["ctl", dir.to_str().unwrap(), "stop"]);
+}
+
+#[test]
+fn a_refined_schedule_comes_from_a_finished_run() {
+    let ws = Ws::new(&[("src", experiment("src", 0.05, 200, ""))]);
+    ws.ok(&["run", "src"]);
+    let run = ws
+        .root
+        .join("runs/src")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = ws.ok(&["schedule", "refine", run.to_str().unwrap()]);
+    assert!(out.contains("refined schedule from"), "{out}");
+    let csv = std::fs::read_to_string(run.join("refined-schedule.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 201, "a header and one line per step");
+    assert!(csv.trim_end().ends_with(",0"), "the schedule ends at zero");
+
+    let id = run.file_name().unwrap().to_str().unwrap();
+    let refined = experiment(
+        "next",
+        0.05,
+        100,
+        &format!("schedule = {{ name = \"refined\", from_run = \"src/{id}\" }}"),
+    );
+    std::fs::write(ws.root.join("experiments/next.toml"), refined).unwrap();
+    ws.ok(&["run", "next"]);
+    let next = ws
+        .root
+        .join("runs/next")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(Status::read(&next).unwrap().state, State::Finished);
+}
