@@ -204,8 +204,8 @@ pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<40} {:<9} {:>13} {:>10} {:>10} {:>7}  {}",
-        "RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "ACC", "DEVICE"
+        "{:<40} {:<9} {:>13} {:>10} {:>10} {:>7}  DEVICE",
+        "RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "ACC"
     );
     for r in all {
         let name = format!("{}/{}", r.experiment, r.id);

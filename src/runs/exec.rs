@@ -537,17 +537,19 @@ impl Run<'_> {
                 continue;
             }
             let step = self.trainer.step;
-            if step % self.exp.train.eval_every == 0 {
+            if step.is_multiple_of(self.exp.train.eval_every) {
                 self.evaluate()?;
             }
-            if step % self.exp.train.checkpoint_every == 0 && step < self.status.total_steps {
+            if step.is_multiple_of(self.exp.train.checkpoint_every)
+                && step < self.status.total_steps
+            {
                 self.checkpoint("scheduled");
             }
             if self.last_heartbeat.elapsed() >= HEARTBEAT {
                 self.heartbeat();
             }
         }
-        if self.trainer.step % self.exp.train.eval_every != 0 {
+        if !self.trainer.step.is_multiple_of(self.exp.train.eval_every) {
             self.evaluate()?;
         }
         self.checkpoint("final");

@@ -119,7 +119,7 @@ pub fn read_from<T: for<'de> Deserialize<'de>>(
     let len = f.metadata()?.len();
     if len < offset {
         // The file was replaced or truncated: start over.
-        return read_from(path, 0).map(|(r, o, b)| (r, o, b));
+        return read_from(path, 0);
     }
     f.seek(SeekFrom::Start(offset))?;
     let mut buf = Vec::with_capacity((len - offset) as usize);
