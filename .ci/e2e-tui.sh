@@ -11,11 +11,19 @@ SESSION="descent-e2e-$$"
 WS="$TMP/ws"
 cp -r "$ROOT/workspaces/demo" "$WS"
 rm -rf "$WS/runs" "$WS/logs"
+# Long enough to watch, pause and resume; CI stops it at the end.
+sed -i 's/^steps = 2000$/steps = 1000000/' "$WS/experiments/digits-mlp.toml"
 # A private, empty hub cache so the panes show this workspace only.
 export HF_HOME="$TMP/hf"
 
 cleanup() {
   tmux kill-session -t "$SESSION" 2>/dev/null || true
+  # Runs are detached on purpose; a failed check must not leave one training forever.
+  for st in "$WS"/runs/*/*/status.json; do
+    [ -f "$st" ] || continue
+    pid=$(grep -oE '"pid": *[0-9]+' "$st" | grep -oE '[0-9]+$')
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -109,11 +117,43 @@ wait_for "Terminal too"
 tmux resize-window -t "$SESSION" -x 120 -y 40
 wait_for "Experiments (7)"
 
+# step_of: the step counter of the run shown in the Runs table.
+step_of() { screen | grep -oE '(running|paused) +[0-9]+/1000000' | grep -oE '[0-9]+/' | tr -d / | head -1; }
+
+step "r starts the digits experiment; the step counter and the loss chart move"
+key /; key d i g i t s - m l p; key Enter
+wait_for "Experiments (1)"
+key r
+wait_for "started digits-mlp/" 5
+wait_for "1 active run" 20
+wait_for "running" 20
+wait_for "╭ loss" 20
+first=$(step_of); sleep 2; second=$(step_of)
+[ -n "$first" ] && [ -n "$second" ] && [ "$second" -gt "$first" ] ||
+  fail "the step counter did not move ($first → $second)"
+
+step "p pauses the run and p resumes it"
+key p; wait_for "paused" 10
+paused_at=$(step_of); sleep 1.5
+[ "$(step_of)" = "$paused_at" ] || fail "a paused run kept stepping"
+key p; wait_for "running" 10
+key Escape
+
 step "q quits with status 0 and restores the terminal"
 key q
 wait_for "descent exited with 0"
 [ "$(tmux display-message -p -t "$SESSION" '#{alternate_on}')" = "0" ] ||
   fail "the terminal was left in the alternate screen"
 screen | grep -qF "Experiments (" && fail "the TUI's screen was not cleared away"
+
+step "the run kept going after the TUI closed"
+runs_line() { "$BIN" runs -w "$WS" | grep digits-mlp; }
+runs_line | grep -q running || fail "descent runs does not show the run running: $(runs_line)"
+a=$(runs_line | grep -oE '[0-9]+/1000000' | cut -d/ -f1); sleep 2
+b=$(runs_line | grep -oE '[0-9]+/1000000' | cut -d/ -f1)
+[ "$b" -gt "$a" ] || fail "the run stopped stepping after the TUI quit ($a → $b)"
+run_dir=$(ls -d "$WS"/runs/digits-mlp/*/)
+"$BIN" ctl "$run_dir" stop | grep -q "acknowledged" || fail "ctl stop was not acknowledged"
+"$BIN" runs -w "$WS" | grep digits-mlp | grep -q stopped || fail "the run did not stop"
 
 echo "e2e: all TUI checks passed"

@@ -13,8 +13,10 @@ pub struct Entry {
     pub bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inventory {
+    /// Every run folder under the workspace's runs folder.
+    pub runs: Vec<crate::runs::RunInfo>,
     pub data_dir: PathBuf,
     pub data_files: Vec<Entry>,
     pub hub_cache: Option<PathBuf>,
@@ -24,13 +26,14 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn scan(data_dir: PathBuf, hub_cache: Option<PathBuf>) -> Inventory {
+    pub fn scan(runs_dir: &Path, data_dir: PathBuf, hub_cache: Option<PathBuf>) -> Inventory {
         let data_files = list_dir(&data_dir);
         let (hub_models, hub_datasets) = hub_cache
             .as_deref()
             .map(|c| (hub_repos(c, "models--"), hub_repos(c, "datasets--")))
             .unwrap_or_default();
         Inventory {
+            runs: crate::runs::list_runs(runs_dir),
             data_dir,
             data_files,
             hub_cache,
@@ -91,7 +94,7 @@ mod tests {
         std::fs::create_dir_all(hub.join("datasets--org--tiny-set")).unwrap();
         std::fs::write(hub.join("version.txt"), "1").unwrap();
 
-        let inv = Inventory::scan(data, Some(hub));
+        let inv = Inventory::scan(&dir.path().join("runs"), data, Some(hub));
         let names: Vec<_> = inv.data_files.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["images", "train.csv"]);
         assert_eq!(inv.data_files[1].bytes, Some(8));
@@ -101,7 +104,11 @@ mod tests {
 
     #[test]
     fn missing_folders_list_nothing() {
-        let inv = Inventory::scan("/nonexistent/data".into(), Some("/nonexistent/hub".into()));
+        let inv = Inventory::scan(
+            Path::new("/nonexistent/runs"),
+            "/nonexistent/data".into(),
+            Some("/nonexistent/hub".into()),
+        );
         assert!(inv.data_files.is_empty() && inv.hub_models.is_empty());
     }
 }

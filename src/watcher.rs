@@ -127,9 +127,21 @@ pub fn spawn(
 
 fn scan_inventory(ws: &Workspace) -> Inventory {
     Inventory::scan(
+        &ws.settings.runs_path(&ws.root),
         ws.settings.data_path(&ws.root),
         ws.settings.hub_cache_path(&ws.root),
     )
+}
+
+/// Files a run appends to on every step; the UI tails them itself, and `status.json` (which
+/// changes with them) is what wakes the watcher.
+fn is_run_chatter(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    matches!(
+        name,
+        "metrics.jsonl" | "events.jsonl" | "control.jsonl" | "stdout.log"
+    ) || name.starts_with(".status.json.tmp")
+        || p.components().any(|c| c.as_os_str() == "checkpoints")
 }
 
 fn start_watcher(root: &Path, wake: mpsc::Sender<()>) -> notify::Result<FsWatcher> {
@@ -143,7 +155,9 @@ fn start_watcher(root: &Path, wake: mpsc::Sender<()>) -> notify::Result<FsWatche
                 // would loop. Our log file is written on every change; waking for it is pointless.
                 Ok(events) => events.iter().any(|e| {
                     !matches!(e.kind, notify::EventKind::Access(_))
-                        && e.paths.iter().any(|p| !p.starts_with(&logs))
+                        && e.paths
+                            .iter()
+                            .any(|p| !p.starts_with(&logs) && !is_run_chatter(p))
                 }),
                 Err(_) => true,
             };

@@ -5,6 +5,7 @@
 //! selections and scrolling, and calls [`draw`] — so every pane can be tested with ratatui's
 //! `TestBackend`.
 
+pub mod chart;
 mod pane;
 mod panes;
 mod shell;
@@ -14,7 +15,7 @@ pub mod view;
 mod widgets;
 
 pub use pane::Pane;
-pub use panes::list_len;
+pub use panes::{list_len, selected_experiment, selected_run, selected_runs};
 pub use shell::{MIN_HEIGHT, MIN_WIDTH, draw};
 pub use theme::Theme;
 pub use ui_state::UiState;

@@ -19,7 +19,7 @@ pub fn draw(frame: &mut Frame, view: &AppView, ui: &mut UiState) {
         too_small(frame, area, view);
         return;
     }
-    let filter_rows = u16::from(view.filter.is_some());
+    let filter_rows = u16::from(view.filter.is_some() || view.prompt.is_some());
     let [tabs, body, filter, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
@@ -29,7 +29,16 @@ pub fn draw(frame: &mut Frame, view: &AppView, ui: &mut UiState) {
     .areas(area);
     tab_bar(frame, tabs, view);
     panes::draw_body(frame, body, view, ui);
-    if let Some(f) = &view.filter {
+    if let Some(p) = &view.prompt {
+        let t = &view.theme;
+        let line = Line::from(vec![
+            Span::styled(format!(" {}: ", p.label), t.key()),
+            Span::raw(p.text.clone()),
+            Span::styled("▏", t.key()),
+            Span::styled("   Enter send · Esc cancel", t.dim()),
+        ]);
+        frame.render_widget(Paragraph::new(line), filter);
+    } else if let Some(f) = &view.filter {
         let t = &view.theme;
         let mut spans = vec![Span::styled(" / ", t.key()), Span::raw(f.text.clone())];
         if f.editing {
@@ -101,7 +110,11 @@ fn status_bar(frame: &mut Frame, area: Rect, view: &AppView) {
     right.push(Span::styled("? help ", t.key()));
     let used: usize = right.iter().map(|s| s.width()).sum();
     let room = (area.width as usize).saturating_sub(used + 1);
-    let mut spans = vec![Span::raw(" "), Span::raw(truncate_left(&s.workspace, room))];
+    let left = match &view.notice {
+        Some(n) => Span::styled(truncate_left(n, room), t.warn()),
+        None => Span::raw(truncate_left(&s.workspace, room)),
+    };
+    let mut spans = vec![Span::raw(" "), left];
     spans.extend(right);
     frame.render_widget(
         Paragraph::new(Line::from(spans)).style(t.status_bar()),

@@ -6,6 +6,8 @@ pub struct UiState {
     selected: [usize; Pane::ALL.len()],
     /// Rows the help overlay is scrolled down by (it is taller than small terminals).
     pub help_scroll: usize,
+    /// The selected run among the selected experiment's runs.
+    pub run_selected: usize,
 }
 
 impl UiState {
@@ -21,6 +23,9 @@ impl UiState {
         let max = len.saturating_sub(1) as isize;
         let cur = self.selected(pane).min(max as usize) as isize;
         self.selected[pane.index()] = (cur + delta).clamp(0, max.max(0)) as usize;
+        if pane == Pane::Runs {
+            self.run_selected = 0;
+        }
     }
 
     /// First row (`start`) or last row; in the Log pane the oldest or newest line.
@@ -32,6 +37,7 @@ impl UiState {
     /// Back to the first row, e.g. when a filter changes what the list holds.
     pub fn reset(&mut self, pane: Pane) {
         self.selected[pane.index()] = 0;
+        self.run_selected = 0;
     }
 }
 

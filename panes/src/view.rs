@@ -17,6 +17,39 @@ pub struct AppView {
     pub filter: Option<FilterView>,
     /// The help overlay's rows while it is open.
     pub help: Option<Vec<HelpRow>>,
+    /// Charts of the selected run (loss, gradient norm, learning rate, accuracy).
+    pub run_charts: Vec<crate::chart::ChartView>,
+    /// A one-line question being answered (e.g. a new learning rate).
+    pub prompt: Option<PromptView>,
+    /// The outcome of the last action, shown in the status bar until the next one.
+    pub notice: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PromptView {
+    pub label: String,
+    pub text: String,
+}
+
+/// One run, as the Runs pane lists it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunRow {
+    pub experiment: String,
+    pub id: String,
+    /// `running`, `paused`, `finished`, `failed`, …
+    pub state: String,
+    pub live: bool,
+    pub step: u64,
+    pub total: u64,
+    pub loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub accuracy: Option<f64>,
+    pub examples_per_s: Option<f64>,
+    /// Remaining time, e.g. `3m12s`, while running.
+    pub eta: Option<String>,
+    pub device: String,
+    /// Why it paused or failed.
+    pub message: Option<String>,
 }
 
 impl Default for Theme {
@@ -51,6 +84,8 @@ pub struct WorkspaceView {
     /// Every config error, rendered `file:line:col: message`.
     pub errors: Vec<String>,
     pub runs_dir: String,
+    /// Every run, grouped by experiment, newest first.
+    pub runs: Vec<RunRow>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -52,7 +52,32 @@ fn populated() -> AppView {
             ],
             errors: vec!["experiments/broken.toml:7:9: extra `=`, expected nothing".into()],
             runs_dir: "runs".into(),
+            runs: vec![RunRow {
+                experiment: "digits-mlp".into(),
+                id: "20261128-101500".into(),
+                state: "running".into(),
+                live: true,
+                step: 120,
+                total: 2000,
+                loss: Some(0.5),
+                eval_loss: Some(0.25),
+                accuracy: Some(0.9),
+                examples_per_s: Some(5000.0),
+                eta: Some("3m12s".into()),
+                device: "cpu".into(),
+                message: None,
+            }],
         },
+        run_charts: vec![descent_panes::chart::ChartView {
+            title: "loss".into(),
+            series: vec![descent_panes::chart::ChartSeries {
+                name: "train".into(),
+                points: vec![(1.0, 2.0), (2.0, 1.0), (3.0, f64::NAN), (4.0, 0.5)],
+            }],
+            log_y: false,
+            smoothing: 0.6,
+            x_label: "step".into(),
+        }],
         datasets: DatasetsView {
             data_dir: "data/".into(),
             files: vec![FileRow {
@@ -96,6 +121,8 @@ fn emptied() -> AppView {
     let mut v = populated();
     v.workspace.experiments.clear();
     v.workspace.errors.clear();
+    v.workspace.runs.clear();
+    v.run_charts.clear();
     v.datasets.files.clear();
     v.datasets.hub_datasets.clear();
     v.checkpoints.hub_models.clear();
@@ -116,7 +143,11 @@ fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]
             &[
                 "Experiments (4)",
                 "digits-mlp",
-                "No runs yet",
+                "Runs (1)",
+                "20261128-101500",
+                "120/2000",
+                "loss",
+                "1 NaN/Inf",
                 "Config errors (1)",
                 "broken.toml:7:9",
             ],
@@ -196,6 +227,14 @@ fn a_tiny_terminal_gets_a_message_not_a_panic() {
             screen(&populated(), w, h);
         }
     }
+}
+
+#[test]
+fn an_experiment_without_runs_says_how_to_start_one() {
+    let mut v = populated();
+    v.workspace.runs.clear();
+    let s = screen(&v, 120, 40);
+    assert!(s.contains("No runs of digits-mlp yet — press r"), "{s}");
 }
 
 #[test]

@@ -198,6 +198,7 @@ pub fn execute(
         eval_accuracy: None,
         lr: None,
         examples_per_s: None,
+        steps_per_s: None,
         control_acked: 0,
         message: None,
     };
@@ -437,7 +438,7 @@ impl Run<'_> {
         }
     }
 
-    fn record_step(&mut self, m: &StepMetrics, examples_per_s: f64) {
+    fn record_step(&mut self, m: &StepMetrics, examples_per_s: f64, steps_per_s: f64) {
         let rec = Metric::Train {
             step: m.step,
             time: now(),
@@ -468,6 +469,9 @@ impl Run<'_> {
         self.status.loss = Some(m.loss);
         self.status.lr = Some(m.lr);
         self.status.examples_per_s = Some(examples_per_s);
+        // Smoothed, so the ETA does not jump with every step's timing noise.
+        let prev = self.status.steps_per_s.unwrap_or(steps_per_s);
+        self.status.steps_per_s = Some(0.95 * prev + 0.05 * steps_per_s);
     }
 
     fn evaluate(&mut self) -> anyhow::Result<()> {
@@ -523,8 +527,8 @@ impl Run<'_> {
             let t0 = Instant::now();
             let lr = self.trainer.schedule.lr(self.trainer.step);
             let m = self.trainer.train_step(lr)?;
-            let rate = batch / t0.elapsed().as_secs_f64().max(1e-9);
-            self.record_step(&m, rate);
+            let secs = t0.elapsed().as_secs_f64().max(1e-9);
+            self.record_step(&m, batch / secs, 1.0 / secs);
             if let Some(p) = &self.progress {
                 p.set_position(m.step);
             }

@@ -84,6 +84,8 @@ pub struct Status {
     pub lr: Option<f64>,
     #[serde(default)]
     pub examples_per_s: Option<f64>,
+    #[serde(default)]
+    pub steps_per_s: Option<f64>,
     /// The id of the last control command applied.
     #[serde(default)]
     pub control_acked: u64,
@@ -128,12 +130,14 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 /// One run folder found on disk.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunInfo {
     pub dir: PathBuf,
     pub experiment: String,
     pub id: String,
     pub status: Result<Status, String>,
+    /// [`Status::effective_state`] when the folder was read (`Failed` when unreadable).
+    pub state: State,
 }
 
 /// Every run under `runs_dir`, newest first within each experiment.
@@ -159,10 +163,14 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
         runs.sort();
         runs.reverse();
         for dir in runs {
+            let status = Status::read(&dir);
             out.push(RunInfo {
                 experiment: name_of(&exp_dir),
                 id: name_of(&dir),
-                status: Status::read(&dir),
+                state: status
+                    .as_ref()
+                    .map_or(State::Failed, Status::effective_state),
+                status,
                 dir,
             });
         }

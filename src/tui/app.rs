@@ -2,11 +2,17 @@
 //! driven by tests.
 
 use super::keymap::{self, Action, Mode};
+use super::tail::{ChartSettings, RunTail};
 use super::views;
 use crate::logging::LogRing;
+use crate::runs::control::{self, Command};
+use crate::runs::{self, RunInfo, spawn};
 use crate::watcher::Update;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use descent_panes::{AppView, FilterView, Pane, SystemView, Theme, UiState, list_len};
+use descent_panes::{
+    AppView, FilterView, Pane, PromptView, SystemView, Theme, UiState, list_len, selected_run,
+    selected_runs,
+};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
@@ -32,6 +38,11 @@ pub struct App {
     /// The device spec of the workspace and what `auto` resolved to, for the status bar.
     device_spec: String,
     auto_device: Option<String>,
+    /// The latest workspace state (for paths: experiment files, run folders).
+    update: Option<Update>,
+    /// The selected run's metrics, followed as they are written.
+    tail: Option<RunTail>,
+    charts: ChartSettings,
 }
 
 /// Rows a page key moves.
@@ -53,6 +64,9 @@ impl App {
             sample,
             device_spec: "auto".into(),
             auto_device: None,
+            update: None,
+            tail: None,
+            charts: ChartSettings::default(),
         }
     }
 
@@ -91,9 +105,148 @@ impl App {
     }
 
     /// Called when nothing happened for a tick: keep live panes live.
-    pub fn tick(&mut self) {
-        if self.view.pane == Pane::System {
-            self.request_sample();
+    /// Called when nothing happened for a tick: keep live panes live. Returns whether the
+    /// screen needs redrawing.
+    pub fn tick(&mut self) -> bool {
+        match self.view.pane {
+            Pane::System => {
+                self.request_sample();
+                false
+            }
+            Pane::Runs => self.poll_tail(),
+            _ => false,
+        }
+    }
+
+    /// The folder of the run selected in the Runs pane.
+    fn selected_run_info(&self) -> Option<&RunInfo> {
+        let row = selected_run(&self.view, &self.ui)?;
+        let u = self.update.as_ref()?;
+        u.inventory
+            .runs
+            .iter()
+            .find(|r| r.experiment == row.experiment && r.id == row.id)
+    }
+
+    /// Follows the selected run's metrics (switching runs when the selection moved); returns
+    /// whether the charts changed.
+    fn poll_tail(&mut self) -> bool {
+        let dir = self.selected_run_info().map(|r| r.dir.clone());
+        let Some(dir) = dir else {
+            let changed = self.tail.is_some();
+            self.tail = None;
+            self.view.run_charts.clear();
+            return changed;
+        };
+        let fresh = self.tail.as_ref().is_none_or(|t| t.dir != dir);
+        if fresh {
+            self.tail = Some(RunTail::new(&dir));
+        }
+        let tail = self.tail.as_mut().expect("just set");
+        if tail.poll() || fresh {
+            self.view.run_charts = tail.charts(self.charts);
+            return true;
+        }
+        false
+    }
+
+    fn redraw_charts(&mut self) {
+        if let Some(t) = &self.tail {
+            self.view.run_charts = t.charts(self.charts);
+        }
+    }
+
+    fn notice(&mut self, text: String) {
+        tracing::info!("{text}");
+        self.view.notice = Some(text);
+    }
+
+    /// The selected experiment's file, if it is valid enough to run.
+    fn selected_experiment(&self) -> Result<(String, std::path::PathBuf), String> {
+        let u = self
+            .update
+            .as_ref()
+            .ok_or("the workspace is still loading")?;
+        let row = descent_panes::selected_experiment(&self.view, &self.ui)
+            .ok_or("no experiment selected")?;
+        let f = u
+            .workspace
+            .experiments
+            .values()
+            .find(|f| f.name() == row.name)
+            .ok_or("the experiment file is gone")?;
+        if !f.errors.is_empty() {
+            return Err(format!(
+                "{} has errors; fix them before starting a run",
+                row.file
+            ));
+        }
+        Ok((row.name.clone(), f.path.clone()))
+    }
+
+    fn start_run(&mut self, resume: bool) {
+        let result = (|| -> Result<String, String> {
+            let u = self
+                .update
+                .as_ref()
+                .ok_or("the workspace is still loading")?;
+            let root = u.workspace.root.clone();
+            let runs_dir = u.workspace.settings.runs_path(&root);
+            let (name, path) = self.selected_experiment()?;
+            let (dir, extra) = if resume {
+                let r = self
+                    .selected_run_info()
+                    .ok_or("no run selected to resume")?;
+                if r.state.is_live() {
+                    return Err(format!(
+                        "{}/{} is {}; nothing to resume",
+                        r.experiment, r.id, r.state
+                    ));
+                }
+                (
+                    r.dir.clone(),
+                    vec!["--resume".to_string(), r.dir.display().to_string()],
+                )
+            } else {
+                let dir = runs::new_run_dir(&runs_dir, &name).map_err(|e| e.to_string())?;
+                (dir, Vec::new())
+            };
+            let pid = spawn::spawn_detached(&root, &path.display().to_string(), &dir, &extra)
+                .map_err(|e| format!("cannot start descent run: {e}"))?;
+            let id = dir
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            Ok(format!(
+                "{} {name}/{id} (pid {pid})",
+                if resume { "resumed" } else { "started" }
+            ))
+        })();
+        match result {
+            Ok(msg) => {
+                self.ui.run_selected = 0;
+                self.notice(msg);
+            }
+            Err(e) => self.notice(e),
+        }
+    }
+
+    fn control(&mut self, command: Command) {
+        let Some(r) = self.selected_run_info().cloned() else {
+            return self.notice("no run selected".into());
+        };
+        let msg = match control::send(&r.dir, command) {
+            Ok(_) => format!("{command} sent to {}/{}", r.experiment, r.id),
+            Err(e) => e,
+        };
+        self.notice(msg);
+    }
+
+    fn answer_prompt(&mut self, text: &str) {
+        match text.trim().parse::<f64>() {
+            Ok(v) => self.control(Command::Lr { value: v }),
+            Err(_) => self.notice(format!(
+                "{text:?} is not a number; the learning rate is unchanged"
+            )),
         }
     }
 
@@ -105,7 +258,13 @@ impl App {
 
     fn on_workspace(&mut self, u: Update) {
         let ws = &u.workspace;
-        self.view.workspace = views::workspace_view(ws);
+        self.view.workspace = views::workspace_view(ws, &u.inventory);
+        self.view.status.active_runs = u
+            .inventory
+            .runs
+            .iter()
+            .filter(|r| r.state.is_live())
+            .count();
         self.view.datasets = views::datasets_view(ws, &u.inventory);
         self.view.checkpoints = views::checkpoints_view(ws, &u.inventory);
         let s = &mut self.view.status;
@@ -117,6 +276,8 @@ impl App {
         s.watch_mode = u.mode.to_string();
         self.device_spec = ws.settings.device.to_string();
         self.refresh_device_label();
+        self.update = Some(u);
+        self.poll_tail();
     }
 
     fn refresh_device_label(&mut self) {
@@ -128,33 +289,38 @@ impl App {
 
     fn mode(&self) -> Mode {
         match &self.view.filter {
-            Some(f) if f.editing => Mode::Filter,
+            _ if self.view.prompt.is_some() => Mode::Input,
+            Some(f) if f.editing => Mode::Input,
             _ => Mode::Normal,
         }
     }
 
     pub fn on_key(&mut self, key: KeyEvent) {
+        self.view.notice = None;
         let mode = self.mode();
         match keymap::lookup(mode, key) {
             Some(action) => self.apply(action),
-            None if mode == Mode::Filter => {
+            None if mode == Mode::Input => {
                 if let KeyCode::Char(c) = key.code
                     && !key
                         .modifiers
                         .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
                 {
-                    self.edit_filter(|t| t.push(c));
+                    self.edit_input(|t| t.push(c));
                 }
             }
             None => {}
         }
     }
 
-    fn edit_filter(&mut self, f: impl FnOnce(&mut String)) {
-        if let Some(filter) = self.view.filter.as_mut() {
+    /// Edits whichever text is being typed: the prompt, else the filter.
+    fn edit_input(&mut self, f: impl FnOnce(&mut String)) {
+        if let Some(p) = self.view.prompt.as_mut() {
+            f(&mut p.text);
+        } else if let Some(filter) = self.view.filter.as_mut() {
             f(&mut filter.text);
+            self.ui.reset(self.view.pane);
         }
-        self.ui.reset(self.view.pane);
     }
 
     pub fn apply(&mut self, action: Action) {
@@ -174,6 +340,22 @@ impl App {
         }
         let pane = self.view.pane;
         let len = list_len(&self.view, pane);
+        if self.view.prompt.is_some() {
+            match action {
+                Action::AcceptInput => {
+                    let text = self.view.prompt.take().map(|p| p.text).unwrap_or_default();
+                    self.answer_prompt(&text);
+                }
+                Action::Back => self.view.prompt = None,
+                Action::DeleteInputChar => self.edit_input(|t| {
+                    t.pop();
+                }),
+                Action::Quit => self.quit = true,
+                _ => {}
+            }
+            return;
+        }
+        let runs_pane = pane == Pane::Runs;
         match action {
             Action::Quit => self.quit = true,
             Action::ShowPane(p) => self.show(p),
@@ -196,20 +378,91 @@ impl App {
                     self.ui.reset(pane);
                 }
             }
-            Action::AcceptFilter => match self.view.filter.as_mut() {
+            Action::AcceptInput => match self.view.filter.as_mut() {
                 Some(f) if f.text.is_empty() => self.view.filter = None,
                 Some(f) => f.editing = false,
                 None => {}
             },
-            Action::DeleteFilterChar => self.edit_filter(|t| {
+            Action::DeleteInputChar => self.edit_input(|t| {
                 t.pop();
             }),
+            Action::StartRun if runs_pane => self.start_run(false),
+            Action::ResumeRun if runs_pane => self.start_run(true),
+            Action::TogglePause if runs_pane => {
+                let paused =
+                    selected_run(&self.view, &self.ui).is_some_and(|r| r.state == "paused");
+                self.control(if paused {
+                    Command::Resume
+                } else {
+                    Command::Pause
+                });
+            }
+            Action::StopRun if runs_pane => self.control(Command::Stop),
+            Action::CheckpointRun if runs_pane => self.control(Command::Checkpoint),
+            Action::SetLr if runs_pane => {
+                if let Some(r) = selected_run(&self.view, &self.ui) {
+                    self.view.prompt = Some(PromptView {
+                        label: format!("learning rate for {}/{}", r.experiment, r.id),
+                        text: String::new(),
+                    });
+                }
+            }
+            Action::PrevRun | Action::NextRun if runs_pane => {
+                let n = selected_runs(&self.view, &self.ui).len();
+                let cur = self.ui.run_selected.min(n.saturating_sub(1));
+                self.ui.run_selected = if action == Action::PrevRun {
+                    cur.saturating_sub(1)
+                } else {
+                    (cur + 1).min(n.saturating_sub(1))
+                };
+                self.poll_tail();
+            }
+            Action::ToggleLogY if runs_pane => {
+                self.charts.log_y = !self.charts.log_y;
+                self.redraw_charts();
+            }
+            Action::CycleSmoothing if runs_pane => {
+                self.charts.smoothing = match self.charts.smoothing {
+                    s if s == 0.0 => 0.6,
+                    s if s < 0.8 => 0.9,
+                    s if s < 0.95 => 0.99,
+                    _ => 0.0,
+                };
+                self.redraw_charts();
+            }
+            Action::ToggleWallTime if runs_pane => {
+                self.charts.wall_time = !self.charts.wall_time;
+                self.redraw_charts();
+            }
+            Action::StartRun
+            | Action::ResumeRun
+            | Action::TogglePause
+            | Action::StopRun
+            | Action::CheckpointRun
+            | Action::SetLr
+            | Action::PrevRun
+            | Action::NextRun
+            | Action::ToggleLogY
+            | Action::CycleSmoothing
+            | Action::ToggleWallTime => {}
             Action::Up => self.ui.move_by(pane, -1, len),
             Action::Down => self.ui.move_by(pane, 1, len),
             Action::PageUp => self.ui.move_by(pane, -PAGE, len),
             Action::PageDown => self.ui.move_by(pane, PAGE, len),
             Action::Top => self.ui.jump(pane, true, len),
             Action::Bottom => self.ui.jump(pane, false, len),
+        }
+        let moved = matches!(
+            action,
+            Action::Up
+                | Action::Down
+                | Action::PageUp
+                | Action::PageDown
+                | Action::Top
+                | Action::Bottom
+        );
+        if runs_pane && moved {
+            self.poll_tail();
         }
     }
 

@@ -15,9 +15,23 @@ pub enum Action {
     EditFilter,
     /// Close the help, stop editing or clear the filter — one step back.
     Back,
-    /// Keep the filter and stop editing it.
-    AcceptFilter,
-    DeleteFilterChar,
+    /// Keep the filter, or send the prompt's answer.
+    AcceptInput,
+    DeleteInputChar,
+    /// Runs pane: start a new run of the selected experiment.
+    StartRun,
+    /// Runs pane: resume the selected run (stopped or died) from its last checkpoint.
+    ResumeRun,
+    TogglePause,
+    StopRun,
+    CheckpointRun,
+    /// Ask for a new peak learning rate for the selected run.
+    SetLr,
+    PrevRun,
+    NextRun,
+    ToggleLogY,
+    CycleSmoothing,
+    ToggleWallTime,
     Up,
     Down,
     PageUp,
@@ -26,11 +40,11 @@ pub enum Action {
     Bottom,
 }
 
-/// Which keys a binding listens to: normal use, or while a filter is being typed.
+/// Which keys a binding listens to: normal use, or while text is typed (a filter, a prompt).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Normal,
-    Filter,
+    Input,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -84,158 +98,44 @@ const fn bind(
 }
 
 use Action::*;
-use Mode::{Filter, Normal};
+use Mode::{Input, Normal};
 
+#[rustfmt::skip]
 pub const KEYMAP: &[Binding] = &[
-    bind(
-        Normal,
-        "global",
-        &[k('1')],
-        ShowPane(Pane::Runs),
-        "Runs: experiments and their runs",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[k('2')],
-        ShowPane(Pane::Datasets),
-        "Datasets",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[k('3')],
-        ShowPane(Pane::Checkpoints),
-        "Checkpoints",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[k('4')],
-        ShowPane(Pane::Sampler),
-        "Sampler (diffusion)",
-    ),
+    bind(Normal, "global", &[k('1')], ShowPane(Pane::Runs), "Runs: experiments and their runs"),
+    bind(Normal, "global", &[k('2')], ShowPane(Pane::Datasets), "Datasets"),
+    bind(Normal, "global", &[k('3')], ShowPane(Pane::Checkpoints), "Checkpoints"),
+    bind(Normal, "global", &[k('4')], ShowPane(Pane::Sampler), "Sampler (diffusion)"),
     bind(Normal, "global", &[k('5')], ShowPane(Pane::Rl), "RL (GRPO)"),
-    bind(
-        Normal,
-        "global",
-        &[k('6')],
-        ShowPane(Pane::System),
-        "System: CPU, memory, GPUs",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[k('7')],
-        ShowPane(Pane::Log),
-        "Log: descent's own messages",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[code(KeyCode::Tab)],
-        NextPane,
-        "next pane",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[code(KeyCode::BackTab)],
-        PrevPane,
-        "previous pane",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[k('?')],
-        ToggleHelp,
-        "show or hide this help",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[k('/')],
-        EditFilter,
-        "filter the current list",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[code(KeyCode::Esc)],
-        Back,
-        "back: close help, clear the filter",
-    ),
-    bind(
-        Normal,
-        "global",
-        &[k('q'), ctrl('c')],
-        Quit,
-        "quit (runs keep running)",
-    ),
-    bind(
-        Normal,
-        "lists",
-        &[k('j'), code(KeyCode::Down)],
-        Down,
-        "next row (Log: newer)",
-    ),
-    bind(
-        Normal,
-        "lists",
-        &[k('k'), code(KeyCode::Up)],
-        Up,
-        "previous row (Log: older)",
-    ),
-    bind(
-        Normal,
-        "lists",
-        &[code(KeyCode::PageDown), ctrl('d')],
-        PageDown,
-        "a page down",
-    ),
-    bind(
-        Normal,
-        "lists",
-        &[code(KeyCode::PageUp), ctrl('u')],
-        PageUp,
-        "a page up",
-    ),
-    bind(
-        Normal,
-        "lists",
-        &[k('g'), code(KeyCode::Home)],
-        Top,
-        "first row (Log: oldest)",
-    ),
-    bind(
-        Normal,
-        "lists",
-        &[k('G'), code(KeyCode::End)],
-        Bottom,
-        "last row (Log: newest, follow)",
-    ),
-    bind(
-        Filter,
-        "filter input",
-        &[code(KeyCode::Enter)],
-        AcceptFilter,
-        "keep the filter",
-    ),
-    bind(
-        Filter,
-        "filter input",
-        &[code(KeyCode::Esc)],
-        Back,
-        "clear the filter",
-    ),
-    bind(
-        Filter,
-        "filter input",
-        &[code(KeyCode::Backspace)],
-        DeleteFilterChar,
-        "delete a character",
-    ),
-    bind(Filter, "filter input", &[ctrl('c')], Quit, "quit"),
+    bind(Normal, "global", &[k('6')], ShowPane(Pane::System), "System: CPU, memory, GPUs"),
+    bind(Normal, "global", &[k('7')], ShowPane(Pane::Log), "Log: descent's own messages"),
+    bind(Normal, "global", &[code(KeyCode::Tab)], NextPane, "next pane"),
+    bind(Normal, "global", &[code(KeyCode::BackTab)], PrevPane, "previous pane"),
+    bind(Normal, "global", &[k('?')], ToggleHelp, "show or hide this help"),
+    bind(Normal, "global", &[k('/')], EditFilter, "filter the current list"),
+    bind(Normal, "global", &[code(KeyCode::Esc)], Back, "back: close help, clear the filter"),
+    bind(Normal, "global", &[k('q'), ctrl('c')], Quit, "quit (runs keep running)"),
+    bind(Normal, "lists", &[k('j'), code(KeyCode::Down)], Down, "next row (Log: newer)"),
+    bind(Normal, "lists", &[k('k'), code(KeyCode::Up)], Up, "previous row (Log: older)"),
+    bind(Normal, "lists", &[code(KeyCode::PageDown), ctrl('d')], PageDown, "a page down"),
+    bind(Normal, "lists", &[code(KeyCode::PageUp), ctrl('u')], PageUp, "a page up"),
+    bind(Normal, "lists", &[k('g'), code(KeyCode::Home)], Top, "first row (Log: oldest)"),
+    bind(Normal, "lists", &[k('G'), code(KeyCode::End)], Bottom, "last row (Log: newest, follow)"),
+    bind(Normal, "runs pane", &[k('r')], StartRun, "start a run of the selected experiment"),
+    bind(Normal, "runs pane", &[k('R')], ResumeRun, "resume the selected run from its checkpoint"),
+    bind(Normal, "runs pane", &[k('p')], TogglePause, "pause or resume the selected run"),
+    bind(Normal, "runs pane", &[k('s')], StopRun, "stop the selected run (checkpoints first)"),
+    bind(Normal, "runs pane", &[k('c')], CheckpointRun, "checkpoint the selected run now"),
+    bind(Normal, "runs pane", &[k('l')], SetLr, "set the selected run's learning rate"),
+    bind(Normal, "runs pane", &[k('[')], PrevRun, "previous (newer) run"),
+    bind(Normal, "runs pane", &[k(']')], NextRun, "next (older) run"),
+    bind(Normal, "runs pane", &[k('y')], ToggleLogY, "log or linear y axis"),
+    bind(Normal, "runs pane", &[k('e')], CycleSmoothing, "smoothing: 0.6, 0.9, 0.99, off"),
+    bind(Normal, "runs pane", &[k('w')], ToggleWallTime, "x axis: step or seconds"),
+    bind(Input, "text input", &[code(KeyCode::Enter)], AcceptInput, "keep the filter / send"),
+    bind(Input, "text input", &[code(KeyCode::Esc)], Back, "clear the filter / cancel"),
+    bind(Input, "text input", &[code(KeyCode::Backspace)], DeleteInputChar, "delete a character"),
+    bind(Input, "text input", &[ctrl('c')], Quit, "quit"),
 ];
 
 /// The action bound to `ev` in `mode`, if any.
@@ -289,9 +189,9 @@ pub fn help_rows() -> Vec<HelpRow> {
             description: b.help.to_string(),
         })
         .chain(std::iter::once(HelpRow {
-            context: "filter input".into(),
+            context: "text input".into(),
             keys: "any character".into(),
-            description: "typed into the filter (matches anywhere, any case)".into(),
+            description: "typed in (filters match anywhere, any case)".into(),
         }))
         .collect()
 }
@@ -319,12 +219,12 @@ mod tests {
         let q = key(KeyCode::Char('q'), KeyModifiers::NONE);
         assert_eq!(lookup(Mode::Normal, q), Some(Quit));
         assert_eq!(
-            lookup(Mode::Filter, q),
+            lookup(Mode::Input, q),
             None,
             "q is text while typing a filter"
         );
         let c = key(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(Mode::Filter, c), Some(Quit));
+        assert_eq!(lookup(Mode::Input, c), Some(Quit));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod app;
 pub mod keymap;
+mod tail;
 mod views;
 
 pub use app::{App, AppEvent};
@@ -61,10 +62,7 @@ pub fn run(ws: Workspace, force_poll: bool) -> anyhow::Result<()> {
             }
             dirty = match rx.recv_timeout(TICK) {
                 Ok(ev) => app.handle(ev),
-                Err(RecvTimeoutError::Timeout) => {
-                    app.tick();
-                    false
-                }
+                Err(RecvTimeoutError::Timeout) => app.tick(),
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             // Apply everything already queued before drawing once.

@@ -2,11 +2,12 @@
 
 use crate::config::{Arch, DataSource, Experiment, ScheduleName};
 use crate::inventory::Inventory;
+use crate::runs::{RunInfo, State};
 use crate::workspace::Workspace;
-use descent_panes::{CheckpointsView, DatasetsView, ExperimentRow, FileRow, WorkspaceView};
+use descent_panes::{CheckpointsView, DatasetsView, ExperimentRow, FileRow, RunRow, WorkspaceView};
 use std::path::Path;
 
-pub fn workspace_view(ws: &Workspace) -> WorkspaceView {
+pub fn workspace_view(ws: &Workspace, inv: &Inventory) -> WorkspaceView {
     let rel = |p: &Path| p.strip_prefix(&ws.root).unwrap_or(p).display().to_string();
     let experiments = ws
         .experiments
@@ -40,6 +41,49 @@ pub fn workspace_view(ws: &Workspace) -> WorkspaceView {
             .map(|e| e.display_relative(&ws.root))
             .collect(),
         runs_dir: rel(&ws.settings.runs_path(&ws.root)),
+        runs: inv.runs.iter().map(run_row).collect(),
+    }
+}
+
+fn run_row(r: &RunInfo) -> RunRow {
+    let mut row = RunRow {
+        experiment: r.experiment.clone(),
+        id: r.id.clone(),
+        state: r.state.to_string(),
+        live: r.state.is_live(),
+        ..RunRow::default()
+    };
+    match &r.status {
+        Ok(s) => {
+            row.step = s.step;
+            row.total = s.total_steps;
+            row.loss = s.loss;
+            row.eval_loss = s.eval_loss;
+            row.accuracy = s.eval_accuracy;
+            row.examples_per_s = s.examples_per_s;
+            row.device = s.device.clone();
+            row.message = match r.state {
+                State::Failed if s.state.is_live() => Some("the process died; r resumes it".into()),
+                _ => s.message.clone(),
+            };
+            if r.state == State::Running
+                && let Some(rate) = s.steps_per_s.filter(|v| *v > 0.0)
+            {
+                row.eta = Some(duration(s.total_steps.saturating_sub(s.step) as f64 / rate));
+            }
+        }
+        Err(e) => row.message = Some(e.clone()),
+    }
+    row
+}
+
+/// `1h02m`, `3m12s`, `45s`.
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }
 

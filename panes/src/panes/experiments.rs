@@ -2,12 +2,13 @@
 //! Sampler and RL panes (the experiments of their kind).
 
 use super::filter;
+use crate::chart::{draw_chart, fmt_tick};
 use crate::widgets::{block, empty_state, key_values, matches};
-use crate::{AppView, ExperimentRow};
+use crate::{AppView, ExperimentRow, RunRow};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{Cell, List, ListItem, ListState, Paragraph, Row, Table, TableState, Wrap};
 
 /// How a pane that lists one kind of experiment describes itself.
 pub struct KindPane {
@@ -44,7 +45,124 @@ pub fn rows<'a>(view: &'a AppView, kind: Option<&str>) -> Vec<&'a ExperimentRow>
         .collect()
 }
 
-pub fn draw_runs(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
+/// The runs of experiment `name`, newest first.
+pub fn runs_of<'a>(view: &'a AppView, name: &str) -> Vec<&'a RunRow> {
+    view.workspace
+        .runs
+        .iter()
+        .filter(|r| r.experiment == name)
+        .collect()
+}
+
+fn draw_runs_table(
+    frame: &mut Frame,
+    area: Rect,
+    view: &AppView,
+    runs: &[&RunRow],
+    selected: usize,
+) {
+    let t = &view.theme;
+    let f = |v: Option<f64>| v.map_or("-".to_string(), fmt_tick);
+    // Narrow terminals keep the columns that matter most.
+    let full = area.width >= 78;
+    let rows: Vec<Row> = runs
+        .iter()
+        .map(|r| {
+            let style = match r.state.as_str() {
+                "failed" => t.error(),
+                "paused" => t.warn(),
+                "running" | "starting" => t.ok(),
+                _ => t.base(),
+            };
+            let mut cells = vec![
+                Cell::from(r.id.clone()),
+                Cell::from(Span::styled(r.state.clone(), style)),
+                Cell::from(format!("{}/{}", r.step, r.total)),
+                Cell::from(f(r.loss)),
+                Cell::from(f(r.eval_loss)),
+            ];
+            if full {
+                cells.extend([
+                    Cell::from(
+                        r.accuracy
+                            .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
+                    ),
+                    Cell::from(
+                        r.examples_per_s
+                            .filter(|_| r.live)
+                            .map_or("-".into(), |v| format!("{v:.0}/s")),
+                    ),
+                    Cell::from(r.eta.clone().unwrap_or_else(|| "-".into())),
+                ]);
+            }
+            cells.push(Cell::from(r.message.clone().unwrap_or_default()));
+            Row::new(cells)
+        })
+        .collect();
+    let mut header = vec!["run", "state", "step", "loss", "eval"];
+    let mut widths = vec![
+        Constraint::Length(15),
+        Constraint::Length(8),
+        Constraint::Length(11),
+        Constraint::Length(6),
+        Constraint::Length(6),
+    ];
+    if full {
+        header.extend(["acc", "speed", "eta"]);
+        widths.extend([
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(5),
+        ]);
+    }
+    header.push("");
+    widths.push(Constraint::Min(0));
+    let mut state = TableState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(
+        Table::new(rows, widths)
+            .header(Row::new(header).style(t.dim()))
+            .row_highlight_style(t.selected())
+            .block(block(t, format!(" Runs ({}) ", runs.len()))),
+        area,
+        &mut state,
+    );
+}
+
+fn draw_charts(frame: &mut Frame, area: Rect, view: &AppView) {
+    let charts = &view.run_charts;
+    if charts.is_empty() {
+        empty_state(
+            frame,
+            area,
+            &view.theme,
+            " Charts ",
+            &["Reading the run's metrics…".into()],
+        );
+        return;
+    }
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let cells: Vec<Rect> = [top, bottom]
+        .into_iter()
+        .flat_map(|r| {
+            let [a, b] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(r);
+            [a, b]
+        })
+        .collect();
+    for (chart, cell) in charts.iter().zip(cells) {
+        draw_chart(frame, cell, &view.theme, chart);
+    }
+}
+
+pub fn draw_runs(
+    frame: &mut Frame,
+    area: Rect,
+    view: &AppView,
+    selected: usize,
+    run_selected: usize,
+) {
     let errors = &view.workspace.errors;
     let error_rows = if errors.is_empty() {
         0
@@ -69,23 +187,32 @@ pub fn draw_runs(frame: &mut Frame, area: Rect, view: &AppView, selected: usize)
         );
     } else {
         let [list, right] =
-            Layout::horizontal([Constraint::Percentage(36), Constraint::Min(20)]).areas(top);
+            Layout::horizontal([Constraint::Percentage(32), Constraint::Min(20)]).areas(top);
         draw_list(frame, list, view, &rows, selected, " Experiments ");
-        let [runs, details] =
-            Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(right);
-        let runs_dir = &view.workspace.runs_dir;
-        empty_state(
-            frame,
-            runs,
-            &view.theme,
-            " Runs ",
-            &[format!(
-                "No runs yet. Each run of the selected experiment will be listed here with \
-                 live loss, gradient-norm and learning-rate charts; run folders live in \
-                 {runs_dir}/<experiment>/<run-id>/."
-            )],
-        );
-        draw_details(frame, details, view, rows.get(selected).copied());
+        let exp = rows.get(selected).copied();
+        let runs = exp.map(|e| runs_of(view, &e.name)).unwrap_or_default();
+        if runs.is_empty() {
+            let [empty, details] =
+                Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(right);
+            let runs_dir = &view.workspace.runs_dir;
+            let how = match exp {
+                Some(e) if e.in_force => format!(
+                    "No runs of {} yet — press r to start one. Runs appear here with live loss, \
+                     gradient-norm and learning-rate charts; their folders live in \
+                     {runs_dir}/<experiment>/<run-id>/.",
+                    e.name
+                ),
+                _ => "No runs yet. Fix the experiment's errors, then press r to start one.".into(),
+            };
+            empty_state(frame, empty, &view.theme, " Runs ", &[how]);
+            draw_details(frame, details, view, exp);
+        } else {
+            let table_rows = (runs.len() as u16 + 3).min(right.height / 3).max(4);
+            let [table, charts] =
+                Layout::vertical([Constraint::Length(table_rows), Constraint::Min(4)]).areas(right);
+            draw_runs_table(frame, table, view, &runs, run_selected.min(runs.len() - 1));
+            draw_charts(frame, charts, view);
+        }
     }
     if !errors.is_empty() {
         let t = &view.theme;

@@ -14,7 +14,7 @@ use ratatui::layout::Rect;
 pub fn draw_body(frame: &mut Frame, area: Rect, view: &AppView, ui: &mut UiState) {
     let sel = ui.selected(view.pane);
     match view.pane {
-        Pane::Runs => experiments::draw_runs(frame, area, view, sel),
+        Pane::Runs => experiments::draw_runs(frame, area, view, sel, ui.run_selected),
         Pane::Datasets => datasets::draw(frame, area, view, sel),
         Pane::Checkpoints => checkpoints::draw(frame, area, view, sel),
         Pane::Sampler => experiments::draw_by_kind(frame, area, view, sel, experiments::SAMPLER),
@@ -35,6 +35,31 @@ pub fn list_len(view: &AppView, pane: Pane) -> usize {
         Pane::System => 0,
         Pane::Log => log::rows(view).len(),
     }
+}
+
+/// The experiment selected in the Runs pane.
+pub fn selected_experiment<'a>(
+    view: &'a AppView,
+    ui: &UiState,
+) -> Option<&'a crate::ExperimentRow> {
+    experiments::rows(view, None)
+        .get(ui.selected(Pane::Runs))
+        .copied()
+}
+
+/// The runs of the experiment selected in the Runs pane, newest first.
+pub fn selected_runs<'a>(view: &'a AppView, ui: &UiState) -> Vec<&'a crate::RunRow> {
+    experiments::rows(view, None)
+        .get(ui.selected(Pane::Runs))
+        .map(|e| experiments::runs_of(view, &e.name))
+        .unwrap_or_default()
+}
+
+/// The run selected in the Runs pane.
+pub fn selected_run<'a>(view: &'a AppView, ui: &UiState) -> Option<&'a crate::RunRow> {
+    let runs = selected_runs(view, ui);
+    runs.get(ui.run_selected.min(runs.len().saturating_sub(1)))
+        .copied()
 }
 
 /// The filter text of the current pane, if any.
