@@ -422,11 +422,16 @@ impl App {
                 self.redraw_charts();
             }
             Action::CycleSmoothing if runs_pane => {
-                self.charts.smoothing = match self.charts.smoothing {
-                    s if s == 0.0 => 0.6,
-                    s if s < 0.8 => 0.9,
-                    s if s < 0.95 => 0.99,
-                    _ => 0.0,
+                // Off → 0.6 → 0.9 → 0.99 → off.
+                let s = self.charts.smoothing;
+                self.charts.smoothing = if s <= 0.0 {
+                    0.6
+                } else if s < 0.8 {
+                    0.9
+                } else if s < 0.95 {
+                    0.99
+                } else {
+                    0.0
                 };
                 self.redraw_charts();
             }
