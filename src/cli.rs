@@ -45,6 +45,8 @@ pub enum Command {
     },
     /// Control a running run: pause, resume, stop, checkpoint, lr VALUE
     Ctl(crate::cli_runs::CtlArgs),
+    /// Export a run's metrics as CSV or TensorBoard event files
+    Export(crate::cli_runs::ExportArgs),
     /// Learning-rate schedules
     #[command(subcommand)]
     Schedule(crate::cli_runs::ScheduleCommand),
@@ -52,12 +54,19 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        // Headless output is often piped (`descent export … | head`): end quietly when the
+        // reader goes away, as command-line tools do, instead of failing on EPIPE.
+        // SAFETY: called before any other thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Some(Command::Check { workspace }) => check(workspace.as_deref()),
         Some(Command::Run(args)) => crate::cli_runs::run(args),
         Some(Command::Runs { workspace }) => crate::cli_runs::runs(workspace.as_deref()),
         Some(Command::Ctl(args)) => crate::cli_runs::ctl(args),
         Some(Command::Schedule(c)) => crate::cli_runs::schedule(c),
+        Some(Command::Export(args)) => crate::cli_runs::export(args),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

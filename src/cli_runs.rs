@@ -47,6 +47,23 @@ pub struct CtlArgs {
     pub workspace: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("format").required(true).args(["csv", "tensorboard"]))]
+pub struct ExportArgs {
+    /// A run folder, a run id, or EXPERIMENT/RUN-ID
+    pub run: String,
+    /// CSV, one row per training step and evaluation (to --out, else standard output)
+    #[arg(long)]
+    pub csv: bool,
+    /// A TensorBoard event file (into --out, else RUN/tensorboard/)
+    #[arg(long)]
+    pub tensorboard: bool,
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    #[arg(long, short)]
+    pub workspace: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ScheduleCommand {
     /// The refined schedule (Defazio et al. 2023) from a finished run's gradient norms;
@@ -289,5 +306,35 @@ pub fn schedule(c: ScheduleCommand) -> anyhow::Result<ExitCode> {
         "saved {}; use it with schedule = {{ name = \"refined\", from_run = \"{run}\" }}",
         out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    use crate::runs::export;
+    let ws = open_workspace(args.workspace.as_deref())?;
+    let dir =
+        runs::find_run(&ws.settings.runs_path(&ws.root), &args.run).map_err(anyhow::Error::msg)?;
+    if args.csv {
+        let rows = match &args.out {
+            Some(path) => {
+                let mut buf = Vec::new();
+                let n = export::write_csv(&dir, &mut buf).map_err(anyhow::Error::msg)?;
+                crate::atomic::write_atomically(path, &buf)?;
+                eprintln!("wrote {n} rows to {}", path.display());
+                n
+            }
+            None => export::write_csv(&dir, &mut std::io::stdout().lock())
+                .map_err(anyhow::Error::msg)?,
+        };
+        let _ = rows;
+    } else {
+        let out = args.out.clone().unwrap_or_else(|| dir.join("tensorboard"));
+        let path = export::write_tensorboard(&dir, &out).map_err(anyhow::Error::msg)?;
+        println!(
+            "wrote {}; view it with `tensorboard --logdir {}`",
+            path.display(),
+            out.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -310,3 +310,76 @@ fn a_refined_schedule_comes_from_a_finished_run() {
         .path();
     assert_eq!(Status::read(&next).unwrap().state, State::Finished);
 }
+
+#[test]
+fn exports_read_back_as_csv_and_tensorboard_records() {
+    let ws = Ws::new(&[("ex", experiment("ex", 0.05, 60, ""))]);
+    ws.ok(&["run", "ex"]);
+    let run = ws
+        .root
+        .join("runs/ex")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+
+    let csv_path = ws.root.join("ex.csv");
+    ws.ok(&[
+        "export",
+        run.to_str().unwrap(),
+        "--csv",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(
+        headers.iter().take(4).collect::<Vec<_>>(),
+        ["kind", "step", "time", "loss"]
+    );
+    assert!(headers.iter().any(|h| h == "grad_l2/fc0.weight"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let train = rows.iter().filter(|r| &r[0] == "train").count();
+    let eval: Vec<_> = rows.iter().filter(|r| &r[0] == "eval").collect();
+    assert_eq!(
+        (train, eval.len()),
+        (60, 60 / 25 + 1),
+        "every step and every evaluation"
+    );
+    assert!(
+        eval.iter().all(|r| r[9].parse::<f64>().unwrap() <= 1.0),
+        "accuracy column"
+    );
+    let losses = losses(&run);
+    let first: f64 = rows[0][3].parse().unwrap();
+    assert_eq!(first, losses[&1]);
+
+    let out = ws.ok(&["export", run.to_str().unwrap(), "--tensorboard"]);
+    assert!(out.contains("tensorboard --logdir"), "{out}");
+    let tb_dir = run.join("tensorboard");
+    let file = tb_dir.read_dir().unwrap().next().unwrap().unwrap().path();
+    assert!(
+        file.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("events.out.tfevents.")
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    let records = descent::runs::export::tfevent::read_records(&bytes).unwrap();
+    // The file version, then per step 5 train scalars + 2 per parameter tensor (4 tensors),
+    // then per evaluation loss and accuracy.
+    assert_eq!(records.len(), 1 + 60 * (5 + 2 * 4) + 3 * 2);
+    assert!(records[0].windows(13).any(|w| w == b"brain.Event:2"));
+    assert!(records[1].windows(10).any(|w| w == b"train/loss"));
+    // A flipped byte is caught by the record CRC.
+    let mut bad = bytes.clone();
+    bad[40] ^= 0xff;
+    assert!(
+        descent::runs::export::tfevent::read_records(&bad)
+            .unwrap_err()
+            .contains("CRC")
+    );
+}

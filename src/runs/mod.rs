@@ -18,6 +18,7 @@
 pub mod checkpoint;
 pub mod control;
 pub mod exec;
+pub mod export;
 pub mod records;
 pub mod spawn;
 

@@ -1,0 +1,309 @@
+//! `descent export`: a run's metrics as CSV, or as a TensorBoard event file.
+//!
+//! Steps a resumed run logged twice (after its checkpoint, before and after the crash) are
+//! exported once, the later record winning.
+
+use super::METRICS;
+use super::records::{Metric, read_from};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The run's metrics with re-logged steps resolved: (train, eval) records in step order.
+pub fn load(run_dir: &Path) -> Result<(Vec<Metric>, Vec<Metric>), String> {
+    let path = run_dir.join(METRICS);
+    let (records, _, bad) =
+        read_from::<Metric>(&path, 0).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bad > 0 {
+        tracing::warn!("{}: skipped {bad} unreadable lines", path.display());
+    }
+    let (mut train, mut eval) = (BTreeMap::new(), BTreeMap::new());
+    for r in records {
+        let step = r.step();
+        if matches!(r, Metric::Train { .. }) {
+            // A re-logged step invalidates everything recorded after it earlier.
+            train.retain(|&s, _| s < step);
+            eval.retain(|&s, _| s < step);
+            train.insert(step, r);
+        } else {
+            eval.retain(|&s, _| s < step);
+            eval.insert(step, r);
+        }
+    }
+    Ok((train.into_values().collect(), eval.into_values().collect()))
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        v.to_string()
+    }
+}
+
+/// One row per record: `kind,step,time,loss,grad_l2,grad_l1,lr,clip_scale,examples_per_s,
+/// accuracy`, then `grad_l2/NAME` and `update_ratio/NAME` for every parameter tensor.
+pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
+    let (train, eval) = load(run_dir)?;
+    let params: BTreeSet<String> = train
+        .iter()
+        .flat_map(|m| match m {
+            Metric::Train { params, .. } => params.keys().cloned().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut w = csv::Writer::from_writer(out);
+    let mut header: Vec<String> = [
+        "kind",
+        "step",
+        "time",
+        "loss",
+        "grad_l2",
+        "grad_l1",
+        "lr",
+        "clip_scale",
+        "examples_per_s",
+        "accuracy",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(params.iter().map(|p| format!("grad_l2/{p}")));
+    header.extend(params.iter().map(|p| format!("update_ratio/{p}")));
+    let err = |e: csv::Error| e.to_string();
+    w.write_record(&header).map_err(err)?;
+    let mut rows: Vec<&Metric> = train.iter().chain(&eval).collect();
+    rows.sort_by_key(|m| (m.step(), matches!(m, Metric::Eval { .. })));
+    for m in &rows {
+        let mut rec: Vec<String> = match m {
+            Metric::Train {
+                step,
+                time,
+                loss,
+                grad_l2,
+                grad_l1,
+                lr,
+                clip_scale,
+                examples_per_s,
+                ..
+            } => vec![
+                "train".into(),
+                step.to_string(),
+                time.to_string(),
+                num(loss.0),
+                num(grad_l2.0),
+                num(grad_l1.0),
+                num(lr.0),
+                num(clip_scale.0),
+                num(examples_per_s.0),
+                String::new(),
+            ],
+            Metric::Eval {
+                step,
+                time,
+                loss,
+                accuracy,
+            } => {
+                let mut r = vec![
+                    "eval".into(),
+                    step.to_string(),
+                    time.to_string(),
+                    num(loss.0),
+                ];
+                r.extend(std::iter::repeat_n(String::new(), 5));
+                r.push(accuracy.map_or(String::new(), |a| num(a.0)));
+                r
+            }
+        };
+        for field in ["grad_l2", "update_ratio"] {
+            for p in &params {
+                rec.push(match m {
+                    Metric::Train { params: ps, .. } => ps.get(p).map_or(String::new(), |r| {
+                        num(if field == "grad_l2" {
+                            r.grad_l2.0
+                        } else {
+                            r.update_ratio.0
+                        })
+                    }),
+                    _ => String::new(),
+                });
+            }
+        }
+        w.write_record(&rec).map_err(err)?;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(rows.len())
+}
+
+/// The scalars TensorBoard shows, as (tag, step, wall time, value).
+fn scalars(train: &[Metric], eval: &[Metric]) -> Vec<(String, u64, f64, f32)> {
+    let mut out = Vec::new();
+    for m in train.iter().chain(eval) {
+        match m {
+            Metric::Train {
+                step,
+                time,
+                loss,
+                grad_l2,
+                grad_l1,
+                lr,
+                examples_per_s,
+                params,
+                ..
+            } => {
+                for (tag, v) in [
+                    ("train/loss", loss),
+                    ("train/grad_l2", grad_l2),
+                    ("train/grad_l1", grad_l1),
+                    ("train/lr", lr),
+                    ("train/examples_per_s", examples_per_s),
+                ] {
+                    out.push((tag.to_string(), *step, *time, v.0 as f32));
+                }
+                for (name, p) in params {
+                    out.push((format!("grad_l2/{name}"), *step, *time, p.grad_l2.0 as f32));
+                    out.push((
+                        format!("update_ratio/{name}"),
+                        *step,
+                        *time,
+                        p.update_ratio.0 as f32,
+                    ));
+                }
+            }
+            Metric::Eval {
+                step,
+                time,
+                loss,
+                accuracy,
+            } => {
+                out.push(("eval/loss".into(), *step, *time, loss.0 as f32));
+                if let Some(a) = accuracy {
+                    out.push(("eval/accuracy".into(), *step, *time, a.0 as f32));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Writes `events.out.tfevents.<time>.descent` into `out_dir`; returns its path.
+pub fn write_tensorboard(run_dir: &Path, out_dir: &Path) -> Result<PathBuf, String> {
+    let (train, eval) = load(run_dir)?;
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let start = train.first().map_or(super::now(), |m| match m {
+        Metric::Train { time, .. } | Metric::Eval { time, .. } => *time,
+    });
+    let path = out_dir.join(format!("events.out.tfevents.{}.descent", start as u64));
+    let mut buf = Vec::new();
+    let mut first = Vec::new();
+    tfevent::event(
+        &mut first,
+        start,
+        0,
+        tfevent::Payload::FileVersion("brain.Event:2"),
+    );
+    tfevent::record(&mut buf, &first);
+    for (tag, step, time, value) in scalars(&train, &eval) {
+        let mut e = Vec::new();
+        tfevent::event(
+            &mut e,
+            time,
+            step as i64,
+            tfevent::Payload::Scalar(&tag, value),
+        );
+        tfevent::record(&mut buf, &e);
+    }
+    crate::atomic::write_atomically(&path, &buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The few pieces of TensorBoard's file format we write: TFRecord framing around `Event`
+/// protobufs holding scalar `Summary` values.
+pub mod tfevent {
+    const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+
+    /// TFRecord's masked CRC32-C.
+    pub fn masked_crc(data: &[u8]) -> u32 {
+        let c = CRC32C.checksum(data);
+        c.rotate_right(15).wrapping_add(0xa282_ead8)
+    }
+
+    /// `u64 length, u32 masked crc(length), data, u32 masked crc(data)`.
+    pub fn record(out: &mut Vec<u8>, data: &[u8]) {
+        let len = (data.len() as u64).to_le_bytes();
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&masked_crc(&len).to_le_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(&masked_crc(data).to_le_bytes());
+    }
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn bytes_field(out: &mut Vec<u8>, field: u32, data: &[u8]) {
+        varint(out, ((field << 3) | 2) as u64);
+        varint(out, data.len() as u64);
+        out.extend_from_slice(data);
+    }
+
+    pub enum Payload<'a> {
+        FileVersion(&'a str),
+        Scalar(&'a str, f32),
+    }
+
+    /// `Event { wall_time = 1 (double), step = 2 (int64), file_version = 3 | summary = 5 }`,
+    /// `Summary { value = 1 }`, `Summary.Value { tag = 1, simple_value = 2 (float) }`.
+    pub fn event(out: &mut Vec<u8>, wall_time: f64, step: i64, payload: Payload<'_>) {
+        out.push(0x09);
+        out.extend_from_slice(&wall_time.to_le_bytes());
+        out.push(0x10);
+        varint(out, step as u64);
+        match payload {
+            Payload::FileVersion(v) => bytes_field(out, 3, v.as_bytes()),
+            Payload::Scalar(tag, value) => {
+                let mut val = Vec::new();
+                bytes_field(&mut val, 1, tag.as_bytes());
+                val.push(0x15);
+                val.extend_from_slice(&value.to_le_bytes());
+                let mut summary = Vec::new();
+                bytes_field(&mut summary, 1, &val);
+                bytes_field(out, 5, &summary);
+            }
+        }
+    }
+
+    /// Splits a TFRecord file into its records, checking both CRCs of each.
+    pub fn read_records(data: &[u8]) -> Result<Vec<&[u8]>, String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            let head = data
+                .get(i..i + 12)
+                .ok_or(format!("truncated record header at byte {i}"))?;
+            let len_bytes = &head[..8];
+            let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes")) as usize;
+            if masked_crc(len_bytes) != u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"))
+            {
+                return Err(format!("bad length CRC at byte {i}"));
+            }
+            let body = data
+                .get(i + 12..i + 12 + len)
+                .ok_or(format!("truncated record at byte {i}"))?;
+            let crc = data
+                .get(i + 12 + len..i + 16 + len)
+                .ok_or(format!("missing CRC at byte {i}"))?;
+            if masked_crc(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
+                return Err(format!("bad data CRC at byte {i}"));
+            }
+            out.push(body);
+            i += 16 + len;
+        }
+        Ok(out)
+    }
+}
