@@ -168,7 +168,15 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
     } else {
         0.0
     });
-    let (y0, y1) = (y0 - pad, y1 + pad);
+    // Quantities that are never negative (loss, norms, rates) keep their axis at zero.
+    let (y0, y1) = (
+        if y0 >= 0.0 {
+            (y0 - pad).max(0.0)
+        } else {
+            y0 - pad
+        },
+        y1 + pad,
+    );
     let buckets = (area.width as usize).saturating_sub(10) * 2;
 
     // Owned data first: Dataset borrows its points.
@@ -297,4 +305,100 @@ mod tests {
         assert_eq!(fmt_tick(0.5), "0.500");
         assert_eq!(fmt_tick(2.5e-5), "2.5e-5");
     }
+}
+
+/// Rows of values over time, drawn as a heatmap: one row per series, one column per x bucket
+/// (the bucket's largest value), shaded on a log scale shared by all rows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeatmapView {
+    pub title: String,
+    /// (row name, points in x order).
+    pub rows: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+const SHADES: [char; 5] = ['·', '░', '▒', '▓', '█'];
+const HEAT: [Color; 5] = [
+    Color::Blue,
+    Color::Cyan,
+    Color::Green,
+    Color::Yellow,
+    Color::Red,
+];
+
+pub fn draw_heatmap(frame: &mut Frame, area: Rect, theme: &Theme, view: &HeatmapView) {
+    let outer = block(
+        theme,
+        Line::from(Span::styled(format!(" {} ", view.title), theme.title())),
+    );
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let label_w = view
+        .rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(inner.width as usize / 3);
+    let cols = (inner.width as usize).saturating_sub(label_w + 1);
+    let all = view.rows.iter().flat_map(|(_, p)| p.iter());
+    let (x0, x1) = all
+        .clone()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    if cols == 0 || !x0.is_finite() {
+        frame.render_widget(
+            Paragraph::new(Span::styled("no data yet", theme.dim())),
+            inner,
+        );
+        return;
+    }
+    let logs: Vec<f64> = all
+        .filter(|p| p.1.is_finite() && p.1 > 0.0)
+        .map(|p| p.1.log10())
+        .collect();
+    let lo = logs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = (x1 - x0).max(f64::MIN_POSITIVE);
+    let mut lines = Vec::new();
+    for (name, points) in view.rows.iter().take(inner.height as usize) {
+        let mut buckets: Vec<Option<f64>> = vec![None; cols];
+        for &(x, v) in points {
+            let b = (((x - x0) / span) * cols as f64)
+                .floor()
+                .clamp(0.0, (cols - 1) as f64) as usize;
+            let cur = buckets[b];
+            buckets[b] = Some(match cur {
+                // Non-finite wins: a NaN in the bucket must show.
+                Some(c) if !c.is_finite() => c,
+                Some(c) if v.is_finite() => c.max(v),
+                _ => v,
+            });
+        }
+        let label: String = name.chars().take(label_w).collect();
+        let mut spans = vec![Span::styled(format!("{label:>label_w$} "), theme.dim())];
+        for b in buckets {
+            spans.push(match b {
+                None => Span::raw(" "),
+                Some(v) if !v.is_finite() => Span::styled("×", theme.error()),
+                Some(v) => {
+                    let level = if v <= 0.0 || hi <= lo {
+                        0
+                    } else {
+                        (((v.log10() - lo) / (hi - lo)) * 4.0)
+                            .round()
+                            .clamp(0.0, 4.0) as usize
+                    };
+                    let style = if theme.color {
+                        Style::default().fg(HEAT[level])
+                    } else {
+                        Style::default()
+                    };
+                    Span::styled(SHADES[level].to_string(), style)
+                }
+            });
+        }
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
 }

@@ -19,6 +19,8 @@ pub struct AppView {
     pub help: Option<Vec<HelpRow>>,
     /// Charts of the selected run (loss, gradient norm, learning rate, accuracy).
     pub run_charts: Vec<crate::chart::ChartView>,
+    /// Per-parameter-tensor gradient norms of the selected run over time.
+    pub run_heatmap: Option<crate::chart::HeatmapView>,
     /// A one-line question being answered (e.g. a new learning rate).
     pub prompt: Option<PromptView>,
     /// The outcome of the last action, shown in the status bar until the next one.

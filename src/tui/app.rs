@@ -136,6 +136,7 @@ impl App {
             let changed = self.tail.is_some();
             self.tail = None;
             self.view.run_charts.clear();
+            self.view.run_heatmap = None;
             return changed;
         };
         let fresh = self.tail.as_ref().is_none_or(|t| t.dir != dir);
@@ -145,6 +146,7 @@ impl App {
         let tail = self.tail.as_mut().expect("just set");
         if tail.poll() || fresh {
             self.view.run_charts = tail.charts(self.charts);
+            self.view.run_heatmap = Some(tail.heatmap(self.charts));
             return true;
         }
         false
@@ -153,6 +155,7 @@ impl App {
     fn redraw_charts(&mut self) {
         if let Some(t) = &self.tail {
             self.view.run_charts = t.charts(self.charts);
+            self.view.run_heatmap = Some(t.heatmap(self.charts));
         }
     }
 

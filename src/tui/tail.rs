@@ -2,7 +2,7 @@
 
 use crate::runs::METRICS;
 use crate::runs::records::{Metric, read_from};
-use descent_panes::chart::{ChartSeries, ChartView};
+use descent_panes::chart::{ChartSeries, ChartView, HeatmapView};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -46,6 +46,10 @@ pub struct RunTail {
     offset: u64,
     train: Vec<Point>,
     eval: Vec<EvalPoint>,
+    /// Parameter tensor names, in the order of `layer_norms`' columns.
+    layers: Vec<String>,
+    /// Per step: each tensor's gradient L2 norm.
+    layer_norms: Vec<Vec<f64>>,
 }
 
 impl RunTail {
@@ -55,6 +59,8 @@ impl RunTail {
             offset: 0,
             train: Vec::new(),
             eval: Vec::new(),
+            layers: Vec::new(),
+            layer_norms: Vec::new(),
         }
     }
 
@@ -74,11 +80,23 @@ impl RunTail {
                     loss,
                     grad_l2,
                     lr,
+                    params,
                     ..
                 } => {
                     // A resumed run re-logs the steps after its checkpoint: the new ones win.
-                    self.train.retain(|p| p.step < step);
+                    let keep = self.train.iter().take_while(|p| p.step < step).count();
+                    self.train.truncate(keep);
+                    self.layer_norms.truncate(keep);
                     self.eval.retain(|p| p.step < step);
+                    if self.layers.is_empty() {
+                        self.layers = params.keys().cloned().collect();
+                    }
+                    self.layer_norms.push(
+                        self.layers
+                            .iter()
+                            .map(|n| params.get(n).map_or(f64::NAN, |p| p.grad_l2.0))
+                            .collect(),
+                    );
                     self.train.push(Point {
                         step,
                         time,
@@ -104,6 +122,36 @@ impl RunTail {
             }
         }
         any
+    }
+
+    /// Each parameter tensor's gradient norm over the run.
+    pub fn heatmap(&self, s: ChartSettings) -> HeatmapView {
+        let t0 = self.train.first().map_or(0.0, |p| p.time);
+        let rows = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let pts = self
+                    .train
+                    .iter()
+                    .zip(&self.layer_norms)
+                    .map(|(p, norms)| {
+                        let x = if s.wall_time {
+                            p.time - t0
+                        } else {
+                            p.step as f64
+                        };
+                        (x, norms[i])
+                    })
+                    .collect();
+                (name.clone(), pts)
+            })
+            .collect();
+        HeatmapView {
+            title: "gradient norm per tensor (log colour scale)".into(),
+            rows,
+        }
     }
 
     pub fn charts(&self, s: ChartSettings) -> Vec<ChartView> {

@@ -2,7 +2,7 @@
 //! Sampler and RL panes (the experiments of their kind).
 
 use super::filter;
-use crate::chart::{draw_chart, fmt_tick};
+use crate::chart::{draw_chart, draw_heatmap, fmt_tick};
 use crate::widgets::{block, empty_state, key_values, matches};
 use crate::{AppView, ExperimentRow, RunRow};
 use ratatui::Frame;
@@ -139,6 +139,18 @@ fn draw_charts(frame: &mut Frame, area: Rect, view: &AppView) {
             &["Reading the run's metrics…".into()],
         );
         return;
+    }
+    // The per-layer heatmap gets a band below the charts when there is room for it.
+    let heat_rows = match &view.run_heatmap {
+        Some(h) if area.height >= 24 => (h.rows.len() as u16 + 2).min(area.height / 3),
+        _ => 0,
+    };
+    let [area, heat] =
+        Layout::vertical([Constraint::Min(4), Constraint::Length(heat_rows)]).areas(area);
+    if let Some(h) = &view.run_heatmap
+        && heat_rows > 0
+    {
+        draw_heatmap(frame, heat, &view.theme, h);
     }
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
