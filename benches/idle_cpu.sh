@@ -7,7 +7,8 @@ BIN=$(realpath "$1"); SECS=${2:-60}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d); S="descent-idle-$$"
 cp -r "$ROOT/workspaces/demo" "$TMP/ws"
-trap 'tmux kill-session -t "$S" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+sed -i 's/^steps = 2000$/steps = 100000000/' "$TMP/ws/experiments/digits-mlp.toml"
+trap 'for d in "$TMP"/ws/runs/*/*/; do "$BIN" ctl "$d" stop >/dev/null 2>&1; done; tmux kill-session -t "$S" 2>/dev/null || true; rm -rf "$TMP"' EXIT
 tmux new-session -d -s "$S" -x 120 -y 40 "HF_HOME=$TMP/hf '$BIN' '$TMP/ws'"
 sleep 3
 PID=$(pgrep -f "^$BIN $TMP/ws" | head -1)
@@ -21,4 +22,9 @@ measure() {
 measure "Runs pane, idle"
 tmux send-keys -t "$S" 6; sleep 1
 measure "System pane (1 s refresh)"
+# A run streaming metrics (about a thousand steps a second) with its charts on screen.
+tmux send-keys -t "$S" 1; sleep 0.3
+tmux send-keys -t "$S" / d i g i t s - m l p Enter; sleep 0.5
+tmux send-keys -t "$S" r; sleep 5
+measure "Runs pane, charts of a streaming run"
 tmux send-keys -t "$S" q

@@ -5,7 +5,7 @@ use crate::data::{Batches, Dataset, Split, Targets};
 use crate::nn::{ModelSpec, Net, correct, cross_entropy, mse};
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer, clip_scale};
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, Module, Result, Storage, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -19,6 +19,54 @@ pub struct TrainSpec {
     pub hyper: Hyper,
     pub clip_grad_norm: Option<f64>,
     pub schedule: Schedule,
+}
+
+/// The loss, and Σg² and Σ|g| of every gradient. CPU gradients are summed in place (in f64,
+/// no temporaries); on other devices all the sums travel in one device→host transfer.
+fn grad_sums(loss: &Tensor, grads: &[Tensor]) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    if loss.device().is_cpu() {
+        let mut sq = Vec::with_capacity(grads.len());
+        let mut l1 = Vec::with_capacity(grads.len());
+        for g in grads {
+            let (s, a) = cpu_sums(g)?;
+            sq.push(s);
+            l1.push(a);
+        }
+        return Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, sq, l1));
+    }
+    let mut scalars = vec![loss.to_dtype(DType::F32)?];
+    for g in grads {
+        scalars.push(g.sqr()?.sum_all()?);
+        scalars.push(g.abs()?.sum_all()?);
+    }
+    let host: Vec<f32> = Tensor::stack(&scalars, 0)?.to_vec1()?;
+    let sq = host[1..].iter().step_by(2).map(|&v| v as f64).collect();
+    let l1 = host[2..].iter().step_by(2).map(|&v| v as f64).collect();
+    Ok((host[0] as f64, sq, l1))
+}
+
+/// Σg² and Σ|g| of a CPU tensor, read straight from its storage.
+fn cpu_sums(g: &Tensor) -> Result<(f64, f64)> {
+    let g = g.contiguous()?;
+    let (storage, layout) = g.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(data)), Some((a, b))) =
+        (&*storage, layout.contiguous_offsets())
+    else {
+        candle_core::bail!("gradients must be contiguous f32");
+    };
+    use rayon::prelude::*;
+    // Partial sums per chunk, added in order: the result does not depend on thread timing,
+    // which keeps clipping (and so training) reproducible.
+    let parts: Vec<(f64, f64)> = data[a..b]
+        .par_chunks(1 << 14)
+        .map(|c| {
+            c.iter().fold((0.0f64, 0.0f64), |(s, l), &v| {
+                let v = v as f64;
+                (s + v * v, l + v.abs())
+            })
+        })
+        .collect();
+    Ok(parts.iter().fold((0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1)))
 }
 
 /// Per-parameter-tensor numbers of one step.
@@ -150,16 +198,7 @@ impl Trainer {
                 None => p.var.zeros_like(),
             })
             .collect::<Result<_>>()?;
-        // Loss, then Σg² and Σ|g| per parameter: one transfer for all of them.
-        let mut scalars = vec![loss.to_dtype(DType::F32)?];
-        for g in &grads {
-            scalars.push(g.sqr()?.sum_all()?);
-            scalars.push(g.abs()?.sum_all()?);
-        }
-        let host: Vec<f32> = Tensor::stack(&scalars, 0)?.to_vec1()?;
-        let loss_v = host[0] as f64;
-        let sq: Vec<f64> = host[1..].iter().step_by(2).map(|&v| v as f64).collect();
-        let l1: Vec<f64> = host[2..].iter().step_by(2).map(|&v| v as f64).collect();
+        let (loss_v, sq, l1) = grad_sums(&loss, &grads)?;
         let grad_l2 = sq.iter().sum::<f64>().sqrt();
         let grad_l1 = l1.iter().sum::<f64>();
         let non_finite = if !loss_v.is_finite() {

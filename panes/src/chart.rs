@@ -31,58 +31,95 @@ pub struct ChartView {
 
 const PALETTE: [Color; 4] = [Color::Cyan, Color::Yellow, Color::Magenta, Color::Green];
 
-/// Debiased exponential moving average over the finite values (non-finite values are passed
-/// through unchanged and do not disturb the average).
-pub fn ema(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
-    if weight <= 0.0 {
-        return points.to_vec();
-    }
-    let (mut acc, mut n) = (0.0, 0i32);
-    points
-        .iter()
-        .map(|&(x, y)| {
-            if !y.is_finite() {
-                return (x, y);
-            }
-            acc = weight * acc + (1.0 - weight) * y;
-            n += 1;
-            (x, acc / (1.0 - weight.powi(n)))
-        })
-        .collect()
+/// A series reduced to what can be drawn in `buckets` columns.
+#[derive(Debug, Default, PartialEq)]
+pub struct Columns {
+    /// Per column the minimum, maximum and last plottable value, in an order that draws the
+    /// column's range as a vertical stroke; y already on the axis scale (log10 for log-y).
+    pub raw: Vec<(f64, f64)>,
+    /// The same for the debiased EMA of the plottable values (empty when smoothing is off).
+    pub smooth: Vec<(f64, f64)>,
+    /// x of the columns holding a NaN or ±Inf.
+    pub bad: Vec<f64>,
 }
 
-/// Keeps, for each of `buckets` equal x ranges, the minimum, maximum and last finite value,
-/// emitted in an order that draws the range as a vertical stroke.
-pub fn decimate(points: &[(f64, f64)], x0: f64, x1: f64, buckets: usize) -> Vec<(f64, f64)> {
-    let finite: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
-    if finite.len() <= buckets * 3 || buckets == 0 {
-        return finite;
+#[derive(Clone, Copy)]
+struct Extent {
+    lo: f64,
+    hi: f64,
+    last: (f64, f64),
+}
+
+impl Extent {
+    fn add(e: &mut Option<Extent>, x: f64, y: f64) {
+        *e = Some(match *e {
+            Some(c) => Extent {
+                lo: c.lo.min(y),
+                hi: c.hi.max(y),
+                last: (x, y),
+            },
+            None => Extent {
+                lo: y,
+                hi: y,
+                last: (x, y),
+            },
+        });
     }
-    let width = (x1 - x0).max(f64::MIN_POSITIVE);
-    let mut out = Vec::with_capacity(buckets * 3);
-    let mut current: Option<(usize, f64, f64, (f64, f64))> = None;
-    let flush = |c: (usize, f64, f64, (f64, f64)), out: &mut Vec<(f64, f64)>| {
-        let (_, lo, hi, last) = c;
-        out.push((last.0, lo));
-        out.push((last.0, hi));
-        out.push(last);
-    };
-    for &(x, y) in &finite {
-        let b = (((x - x0) / width) * buckets as f64)
-            .floor()
-            .clamp(0.0, (buckets - 1) as f64) as usize;
-        current = match current {
-            Some(c) if c.0 == b => Some((b, c.1.min(y), c.2.max(y), (x, y))),
-            Some(c) => {
-                flush(c, &mut out);
-                Some((b, y, y, (x, y)))
+
+    fn flush(e: &mut Option<Extent>, out: &mut Vec<(f64, f64)>) {
+        if let Some(c) = e.take() {
+            out.extend([(c.last.0, c.lo), (c.last.0, c.hi), c.last]);
+        }
+    }
+}
+
+/// One pass over `points`: per-column min/max/last decimation of the raw values and of their
+/// debiased exponential moving average (`smoothing` in [0, 1), 0 = off). Non-finite values
+/// do not disturb the average; they are reported per column in `bad`.
+pub fn columns(
+    points: &[(f64, f64)],
+    x0: f64,
+    x1: f64,
+    buckets: usize,
+    smoothing: f64,
+    log_y: bool,
+) -> Columns {
+    let mut out = Columns::default();
+    let buckets = buckets.max(1);
+    let step = (x1 - x0).max(f64::MIN_POSITIVE) / buckets as f64;
+    let (mut raw, mut smooth): (Option<Extent>, Option<Extent>) = (None, None);
+    // `bias` is smoothing^n, kept as a running product rather than a power per point.
+    let (mut acc, mut bias) = (0.0f64, 1.0f64);
+    // Points come in x order, so columns change only at boundaries: compare, don't divide.
+    let (mut bucket, mut boundary, mut bad_here) = (0usize, x0 + step, false);
+    for &(x, y) in points {
+        if x >= boundary && bucket + 1 < buckets {
+            Extent::flush(&mut raw, &mut out.raw);
+            Extent::flush(&mut smooth, &mut out.smooth);
+            bucket = ((((x - x0) / step).floor()) as usize).min(buckets - 1);
+            boundary = x0 + step * (bucket + 1) as f64;
+            bad_here = false;
+        }
+        if !y.is_finite() {
+            if !bad_here {
+                out.bad.push(x);
+                bad_here = true;
             }
-            None => Some((b, y, y, (x, y))),
-        };
+            continue;
+        }
+        if log_y && y <= 0.0 {
+            continue;
+        }
+        let y = if log_y { y.log10() } else { y };
+        Extent::add(&mut raw, x, y);
+        if smoothing > 0.0 {
+            acc = smoothing * acc + (1.0 - smoothing) * y;
+            bias *= smoothing;
+            Extent::add(&mut smooth, x, acc / (1.0 - bias));
+        }
     }
-    if let Some(c) = current {
-        flush(c, &mut out);
-    }
+    Extent::flush(&mut raw, &mut out.raw);
+    Extent::flush(&mut smooth, &mut out.smooth);
     out
 }
 
@@ -129,18 +166,24 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
             theme.error(),
         ));
     }
-    let all: Vec<(f64, f64)> = view
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .collect();
-    let ys: Vec<f64> = all
-        .iter()
-        .filter(|p| plottable(p.1))
-        .map(|p| tx(p.1))
-        .collect();
-    if all.is_empty() || area.height < 4 || area.width < 12 {
-        let msg = if all.is_empty() { "no data yet" } else { "" };
+    // One pass for the ranges, then one per series for the columns: nothing proportional
+    // to the data is allocated, so a million points per series stay cheap to draw.
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for &(x, y) in view.series.iter().flat_map(|s| s.points.iter()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        if plottable(y) {
+            y0 = y0.min(tx(y));
+            y1 = y1.max(tx(y));
+        }
+    }
+    if !x0.is_finite() || area.height < 4 || area.width < 12 {
+        let msg = if !x0.is_finite() { "no data yet" } else { "" };
         frame.render_widget(
             Paragraph::new(Span::styled(msg, theme.dim()))
                 .wrap(Wrap { trim: true })
@@ -149,17 +192,7 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
         );
         return;
     }
-    let x0 = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let x1 = all
-        .iter()
-        .map(|p| p.0)
-        .fold(f64::NEG_INFINITY, f64::max)
-        .max(x0 + 1e-9);
-    let (mut y0, mut y1) = ys
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
-            (a.min(y), b.max(y))
-        });
+    let x1 = x1.max(x0 + 1e-9);
     if !y0.is_finite() {
         (y0, y1) = (0.0, 1.0);
     }
@@ -187,46 +220,23 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
         } else {
             Color::Reset
         };
-        let raw: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .filter(|p| plottable(p.1))
-            .map(|&(x, y)| (x, tx(y)))
-            .collect();
+        let cols = columns(&s.points, x0, x1, buckets, view.smoothing, view.log_y);
+        let line = |points, style, name: &str| Layer {
+            points,
+            style,
+            kind: GraphType::Line,
+            marker: Marker::Braille,
+            name: name.to_string(),
+        };
         if view.smoothing > 0.0 {
-            layers.push(Layer {
-                points: decimate(&raw, x0, x1, buckets),
-                style: theme.dim(),
-                kind: GraphType::Line,
-                marker: Marker::Braille,
-                name: String::new(),
-            });
-            let smooth = ema(&raw, view.smoothing);
-            layers.push(Layer {
-                points: decimate(&smooth, x0, x1, buckets),
-                style: Style::default().fg(color),
-                kind: GraphType::Line,
-                marker: Marker::Braille,
-                name: s.name.clone(),
-            });
+            layers.push(line(cols.raw, theme.dim(), ""));
+            layers.push(line(cols.smooth, Style::default().fg(color), &s.name));
         } else {
-            layers.push(Layer {
-                points: decimate(&raw, x0, x1, buckets),
-                style: Style::default().fg(color),
-                kind: GraphType::Line,
-                marker: Marker::Braille,
-                name: s.name.clone(),
-            });
+            layers.push(line(cols.raw, Style::default().fg(color), &s.name));
         }
-        let bad: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .filter(|p| !p.1.is_finite())
-            .map(|p| (p.0, y1))
-            .collect();
-        if !bad.is_empty() {
+        if !cols.bad.is_empty() {
             layers.push(Layer {
-                points: bad,
+                points: cols.bad.into_iter().map(|x| (x, y1)).collect(),
                 style: theme.error(),
                 kind: GraphType::Scatter,
                 marker: Marker::Custom('×'),
@@ -276,26 +286,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ema_is_debiased_and_skips_non_finite_values() {
-        let s = ema(&[(0.0, 2.0), (1.0, f64::NAN), (2.0, 2.0)], 0.9);
-        assert!(
-            (s[0].1 - 2.0).abs() < 1e-12,
-            "the first value is not pulled towards 0"
+    fn smoothing_is_debiased_and_skips_non_finite_values() {
+        let c = columns(
+            &[(0.0, 2.0), (1.0, f64::NAN), (2.0, 2.0)],
+            0.0,
+            2.0,
+            3,
+            0.9,
+            false,
         );
-        assert!(s[1].1.is_nan());
-        assert!((s[2].1 - 2.0).abs() < 1e-12);
-        assert_eq!(ema(&[(0.0, 1.0)], 0.0), [(0.0, 1.0)]);
+        assert!(
+            c.smooth.iter().all(|p| (p.1 - 2.0).abs() < 1e-12),
+            "not pulled towards 0: {:?}",
+            c.smooth
+        );
+        assert_eq!(c.bad, [1.0]);
+        assert_eq!(c.raw.len(), 6, "two plottable columns of three points each");
+        assert!(
+            columns(&[(0.0, 1.0)], 0.0, 1.0, 3, 0.0, false)
+                .smooth
+                .is_empty()
+        );
     }
 
     #[test]
-    fn decimation_keeps_extremes_per_bucket() {
+    fn decimation_keeps_extremes_per_column() {
         let pts: Vec<(f64, f64)> = (0..1_000_000)
             .map(|i| (i as f64, if i == 500_123 { 99.0 } else { (i % 7) as f64 }))
             .collect();
-        let d = decimate(&pts, 0.0, 999_999.0, 100);
-        assert!(d.len() <= 300);
-        assert!(d.iter().any(|p| p.1 == 99.0), "a single spike survives");
-        assert!(d.iter().any(|p| p.1 == 0.0) && d.iter().any(|p| p.1 == 6.0));
+        let c = columns(&pts, 0.0, 999_999.0, 100, 0.0, false);
+        assert!(c.raw.len() <= 300);
+        assert!(c.raw.iter().any(|p| p.1 == 99.0), "a single spike survives");
+        assert!(c.raw.iter().any(|p| p.1 == 0.0) && c.raw.iter().any(|p| p.1 == 6.0));
+    }
+
+    #[test]
+    fn log_scale_drops_non_positive_values_and_takes_logs() {
+        let c = columns(
+            &[(0.0, 100.0), (1.0, 0.0), (2.0, -1.0)],
+            0.0,
+            2.0,
+            1,
+            0.0,
+            true,
+        );
+        assert_eq!(c.raw, [(0.0, 2.0), (0.0, 2.0), (0.0, 2.0)]);
     }
 
     #[test]

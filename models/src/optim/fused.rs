@@ -14,8 +14,35 @@ pub struct Step {
 }
 
 /// Updates `p` in place from `g` (PyTorch's SGD and AdamW semantics), returning the update's
-/// size. All arithmetic is f32, as in PyTorch's default kernels.
+/// size. All arithmetic is f32, as in PyTorch's default kernels. Large tensors are split into
+/// chunks updated in parallel; every element's arithmetic is the same either way.
 pub fn apply(step: &Step, p: &mut [f32], g: &[f32], s: &mut State) -> UpdateStats {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 14;
+    let adam = step.hyper.name == OptimName::Adamw;
+    let v: &mut [f32] = if adam { &mut s.v } else { &mut [] };
+    let vs: Vec<&mut [f32]> = if adam {
+        v.chunks_mut(CHUNK).collect()
+    } else {
+        (0..p.len().div_ceil(CHUNK)).map(|_| &mut [][..]).collect()
+    };
+    let parts: Vec<UpdateStats> = p
+        .par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(s.m.par_chunks_mut(CHUNK))
+        .zip(vs)
+        .map(|(((p, g), m), v)| apply_chunk(step, p, g, m, v))
+        .collect();
+    // Added in chunk order, so the statistics are the same on every run.
+    parts
+        .iter()
+        .fold(UpdateStats::default(), |a, b| UpdateStats {
+            update_sq: a.update_sq + b.update_sq,
+            weight_sq: a.weight_sq + b.weight_sq,
+        })
+}
+
+fn apply_chunk(step: &Step, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> UpdateStats {
     let h = &step.hyper;
     let (lr, scale, wd) = (
         step.lr as f32,
@@ -29,8 +56,8 @@ pub fn apply(step: &Step, p: &mut [f32], g: &[f32], s: &mut State) -> UpdateStat
             for i in 0..p.len() {
                 let mut d = g[i] * scale + wd * p[i];
                 if mu != 0.0 {
-                    s.m[i] = mu * s.m[i] + d;
-                    d = if h.nesterov { d + mu * s.m[i] } else { s.m[i] };
+                    m[i] = mu * m[i] + d;
+                    d = if h.nesterov { d + mu * m[i] } else { m[i] };
                 }
                 let delta = -lr * d;
                 p[i] += delta;
@@ -45,10 +72,10 @@ pub fn apply(step: &Step, p: &mut [f32], g: &[f32], s: &mut State) -> UpdateStat
             let decay = 1.0 - lr * wd;
             for i in 0..p.len() {
                 let gi = g[i] * scale;
-                s.m[i] = b1 * s.m[i] + (1.0 - b1) * gi;
-                s.v[i] = b2 * s.v[i] + (1.0 - b2) * gi * gi;
-                let m_hat = s.m[i] / c1;
-                let v_hat = s.v[i] / c2;
+                m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                let m_hat = m[i] / c1;
+                let v_hat = v[i] / c2;
                 let old = p[i];
                 p[i] = old * decay - lr * m_hat / (v_hat.sqrt() + eps);
                 stats.update_sq += ((p[i] - old) as f64).powi(2);
