@@ -383,3 +383,119 @@ fn exports_read_back_as_csv_and_tensorboard_records() {
             .contains("CRC")
     );
 }
+
+#[test]
+fn a_damaged_checkpoint_is_skipped_for_the_one_before() {
+    let ws = Ws::new(&[("c", experiment("c", 0.05, 120, ""))]);
+    ws.ok(&["run", "c"]);
+    let dir = ws
+        .root
+        .join("runs/c")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let steps: Vec<u64> = descent::runs::checkpoint::list(&dir)
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(steps, [50, 100, 120]);
+    // Truncate the newest checkpoint's weights, as a failing disk might.
+    let model = dir.join("checkpoints/step-120/model.safetensors");
+    let len = std::fs::metadata(&model).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&model)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    std::fs::write(
+        ws.root.join("experiments/c.toml"),
+        experiment("c", 0.05, 150, ""),
+    )
+    .unwrap();
+    let o = ws.descent(&["run", "--resume", dir.to_str().unwrap()]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        err.contains("skipped a damaged checkpoint") && err.contains("step-120"),
+        "{err}"
+    );
+    assert!(out.contains("resume from step 100"), "{out}");
+    assert_eq!(Status::read(&dir).unwrap().step, 150);
+}
+
+#[test]
+fn a_failed_checkpoint_write_keeps_the_earlier_ones_and_the_run_goes_on() {
+    let ws = Ws::new(&[("f", experiment("f", 0.05, 60, ""))]);
+    ws.ok(&["run", "f"]);
+    let dir = ws
+        .root
+        .join("runs/f")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Make the checkpoint at step 100 impossible to write (as a full disk would).
+    std::fs::write(dir.join("checkpoints/.tmp-step-100"), "in the way").unwrap();
+    std::fs::write(dir.join("checkpoints/step-100"), "in the way").unwrap();
+    std::fs::write(
+        ws.root.join("experiments/f.toml"),
+        experiment("f", 0.05, 120, ""),
+    )
+    .unwrap();
+    ws.ok(&["run", "--resume", dir.to_str().unwrap()]);
+    let failed: Vec<Event> = events(&dir)
+        .into_iter()
+        .filter(|e| e.event == "checkpoint-failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].step, 100);
+    let steps: Vec<u64> = descent::runs::checkpoint::list(&dir)
+        .iter()
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(
+        steps,
+        [50, 60, 120],
+        "the earlier checkpoints survive, the later one is written"
+    );
+    assert_eq!(Status::read(&dir).unwrap().state, State::Finished);
+}
+
+#[test]
+fn a_missing_csv_column_fails_the_run_with_a_clear_message() {
+    let text = experiment("csv", 0.05, 10, "").replace(
+        "source = \"builtin:moons\"",
+        "source = \"t.csv\"\ntarget = \"label\"",
+    );
+    let ws = Ws::new(&[("csv", text)]);
+    std::fs::create_dir_all(ws.root.join("data")).unwrap();
+    std::fs::write(ws.root.join("data/t.csv"), "a,b,y\n1,2,0\n3,4,1\n").unwrap();
+    let o = ws.descent(&["run", "csv"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("t.csv: no column named \"label\"; the columns are a, b, y"),
+        "{err}"
+    );
+    let dir = ws
+        .root
+        .join("runs/csv")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let s = Status::read(&dir).unwrap();
+    assert_eq!(s.state, State::Failed);
+    assert!(s.message.unwrap().contains("no column named"));
+}

@@ -174,11 +174,6 @@ pub fn execute(
         let text = toml::to_string(&exp).context("serialising the experiment")?;
         crate::atomic::write_atomically(&dir.join(CONFIG), text.as_bytes())?;
     }
-    let spec = device_spec.or(exp.device).unwrap_or(ws.settings.device);
-    let chosen = device::resolve(spec).map_err(anyhow::Error::msg)?;
-    let data = load_data(ws, &exp)?;
-    let mut trainer = Trainer::new(data, train_spec(ws, &exp)?, chosen.device.clone())?;
-
     let run_id = dir
         .file_name()
         .map_or(String::new(), |n| n.to_string_lossy().into_owned());
@@ -190,7 +185,7 @@ pub fn execute(
         total_steps: exp.train.steps,
         pid: std::process::id(),
         host: sysinfo::System::host_name().unwrap_or_default(),
-        device: chosen.label.clone(),
+        device: String::new(),
         started_at: now(),
         heartbeat: now(),
         loss: None,
@@ -202,9 +197,38 @@ pub fn execute(
         control_acked: 0,
         message: None,
     };
+    let old_status = if resume { Status::read(dir).ok() } else { None };
+    // The status exists from the first moment, so a run that fails while loading its data
+    // says why to whoever looks (the TUI, `descent runs`), not only to its stdout.
+    status.write(dir)?;
+    let setup = (|| -> anyhow::Result<(Trainer, device::Chosen)> {
+        let spec = device_spec.or(exp.device).unwrap_or(ws.settings.device);
+        let chosen = device::resolve(spec).map_err(anyhow::Error::msg)?;
+        let data = load_data(ws, &exp)?;
+        let trainer = Trainer::new(data, train_spec(ws, &exp)?, chosen.device.clone())?;
+        Ok((trainer, chosen))
+    })();
+    let (mut trainer, chosen) = match setup {
+        Ok(v) => v,
+        Err(e) => {
+            let message = format!("{e:#}");
+            status.state = State::Failed;
+            status.message = Some(message.clone());
+            let _ = status.write(dir);
+            let event = Event {
+                time: now(),
+                step: 0,
+                event: "fail".into(),
+                message,
+            };
+            let _ = append(&dir.join(EVENTS), &event);
+            return Err(e);
+        }
+    };
+    status.device = chosen.label.clone();
     let mut start_event = ("start", format!("on {} ({})", chosen.label, chosen.reason));
     if resume {
-        let old = Status::read(dir).ok();
+        let old = old_status;
         status.started_at = old.as_ref().map_or(status.started_at, |s| s.started_at);
         let (step, ckpt) = resume_from(&mut trainer, dir)?;
         status.step = step;
