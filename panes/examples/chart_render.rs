@@ -34,6 +34,7 @@ fn main() {
             log_y,
             smoothing,
             x_label: "step".into(),
+            markers: vec![],
         };
         let mut times = Vec::new();
         for _ in 0..15 {

@@ -27,6 +27,9 @@ pub struct ChartView {
     /// EMA weight in [0, 1); 0 is off.
     pub smoothing: f64,
     pub x_label: String,
+    /// x positions of events worth seeing on the curve (a learning-rate change, a live
+    /// config edit), drawn as ▾ along the top edge.
+    pub markers: Vec<f64>,
 }
 
 const PALETTE: [Color; 4] = [Color::Cyan, Color::Yellow, Color::Magenta, Color::Green];
@@ -244,6 +247,21 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
             });
         }
     }
+    let markers: Vec<(f64, f64)> = view
+        .markers
+        .iter()
+        .filter(|&&x| (x0..=x1).contains(&x))
+        .map(|&x| (x, y1))
+        .collect();
+    if !markers.is_empty() {
+        layers.push(Layer {
+            points: markers,
+            style: theme.warn(),
+            kind: GraphType::Scatter,
+            marker: Marker::Custom('▾'),
+            name: String::new(),
+        });
+    }
     // A legend only helps when there is more than one curve to tell apart.
     let named = view.series.iter().filter(|s| !s.points.is_empty()).count() > 1;
     let datasets: Vec<Dataset> = layers
@@ -275,7 +293,7 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
             ylabel(y1),
         ]))
         .hidden_legend_constraints((
-            ratatui::layout::Constraint::Ratio(1, 2),
+            ratatui::layout::Constraint::Ratio(3, 4),
             ratatui::layout::Constraint::Ratio(1, 2),
         ));
     frame.render_widget(chart, area);

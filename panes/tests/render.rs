@@ -77,6 +77,7 @@ fn populated() -> AppView {
             log_y: false,
             smoothing: 0.6,
             x_label: "step".into(),
+            markers: vec![2.5],
         }],
         datasets: DatasetsView {
             data_dir: "data/".into(),

@@ -2,7 +2,7 @@
 //! driven by tests.
 
 use super::keymap::{self, Action, Mode};
-use super::tail::{ChartSettings, RunTail};
+use super::tail::{self, ChartSettings, RunTail};
 use super::views;
 use crate::logging::LogRing;
 use crate::runs::control::{self, Command};
@@ -13,6 +13,8 @@ use descent_panes::{
     AppView, FilterView, Pane, PromptView, SystemView, Theme, UiState, list_len, selected_run,
     selected_runs,
 };
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
@@ -41,7 +43,11 @@ pub struct App {
     /// The latest workspace state (for paths: experiment files, run folders).
     update: Option<Update>,
     /// The selected run's metrics, followed as they are written.
-    tail: Option<RunTail>,
+    tails: HashMap<PathBuf, RunTail>,
+    /// The runs whose curves are on screen: the selected one first, then the marked ones.
+    shown: Vec<PathBuf>,
+    /// Runs marked for comparison (overlaid on the selected run's charts).
+    marked: Vec<PathBuf>,
     charts: ChartSettings,
 }
 
@@ -65,7 +71,9 @@ impl App {
             device_spec: "auto".into(),
             auto_device: None,
             update: None,
-            tail: None,
+            tails: HashMap::new(),
+            shown: Vec::new(),
+            marked: Vec::new(),
             charts: ChartSettings::default(),
         }
     }
@@ -128,35 +136,43 @@ impl App {
             .find(|r| r.experiment == row.experiment && r.id == row.id)
     }
 
-    /// Follows the selected run's metrics (switching runs when the selection moved); returns
-    /// whether the charts changed.
+    /// Follows the metrics of the selected run and of the runs marked for comparison;
+    /// returns whether the charts changed.
     fn poll_tail(&mut self) -> bool {
-        let dir = self.selected_run_info().map(|r| r.dir.clone());
-        let Some(dir) = dir else {
-            let changed = self.tail.is_some();
-            self.tail = None;
-            self.view.run_charts.clear();
-            self.view.run_heatmap = None;
-            return changed;
-        };
-        let fresh = self.tail.as_ref().is_none_or(|t| t.dir != dir);
-        if fresh {
-            self.tail = Some(RunTail::new(&dir));
+        let mut wanted: Vec<PathBuf> = self
+            .selected_run_info()
+            .map(|r| r.dir.clone())
+            .into_iter()
+            .collect();
+        for m in &self.marked {
+            if !wanted.contains(m) {
+                wanted.push(m.clone());
+            }
         }
-        let tail = self.tail.as_mut().expect("just set");
-        if tail.poll() || fresh {
-            self.view.run_charts = tail.charts(self.charts);
-            self.view.run_heatmap = Some(tail.heatmap(self.charts));
-            return true;
+        self.tails.retain(|d, _| wanted.contains(d));
+        let mut changed = wanted != self.shown;
+        for d in &wanted {
+            changed |= self
+                .tails
+                .entry(d.clone())
+                .or_insert_with(|| RunTail::new(d))
+                .poll();
         }
-        false
+        self.shown = wanted;
+        if changed {
+            self.redraw_charts();
+        }
+        changed
     }
 
     fn redraw_charts(&mut self) {
-        if let Some(t) = &self.tail {
-            self.view.run_charts = t.charts(self.charts);
-            self.view.run_heatmap = Some(t.heatmap(self.charts));
-        }
+        let tails: Vec<&RunTail> = self
+            .shown
+            .iter()
+            .filter_map(|d| self.tails.get(d))
+            .collect();
+        self.view.run_charts = tail::charts(&tails, self.charts);
+        self.view.run_heatmap = tails.first().map(|t| t.heatmap(self.charts));
     }
 
     fn notice(&mut self, text: String) {
@@ -438,6 +454,21 @@ impl App {
                 };
                 self.redraw_charts();
             }
+            Action::ToggleMark if runs_pane => {
+                if let Some(r) = self.selected_run_info().cloned() {
+                    let name = format!("{}/{}", r.experiment, r.id);
+                    if let Some(i) = self.marked.iter().position(|d| *d == r.dir) {
+                        self.marked.remove(i);
+                        self.notice(format!("{name} unmarked"));
+                    } else {
+                        self.marked.push(r.dir);
+                        self.notice(format!(
+                            "{name} marked: its curves stay on the charts for comparison"
+                        ));
+                    }
+                    self.poll_tail();
+                }
+            }
             Action::ToggleWallTime if runs_pane => {
                 self.charts.wall_time = !self.charts.wall_time;
                 self.redraw_charts();
@@ -452,7 +483,8 @@ impl App {
             | Action::NextRun
             | Action::ToggleLogY
             | Action::CycleSmoothing
-            | Action::ToggleWallTime => {}
+            | Action::ToggleWallTime
+            | Action::ToggleMark => {}
             Action::Up => self.ui.move_by(pane, -1, len),
             Action::Down => self.ui.move_by(pane, 1, len),
             Action::PageUp => self.ui.move_by(pane, -PAGE, len),

@@ -32,6 +32,8 @@ pub enum Action {
     ToggleLogY,
     CycleSmoothing,
     ToggleWallTime,
+    /// Mark or unmark the selected run for comparison.
+    ToggleMark,
     Up,
     Down,
     PageUp,
@@ -132,6 +134,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "runs pane", &[k('y')], ToggleLogY, "log or linear y axis"),
     bind(Normal, "runs pane", &[k('e')], CycleSmoothing, "smoothing: 0.6, 0.9, 0.99, off"),
     bind(Normal, "runs pane", &[k('w')], ToggleWallTime, "x axis: step or seconds"),
+    bind(Normal, "runs pane", &[k('m')], ToggleMark, "mark the run to overlay it on others"),
     bind(Input, "text input", &[code(KeyCode::Enter)], AcceptInput, "keep the filter / send"),
     bind(Input, "text input", &[code(KeyCode::Esc)], Back, "clear the filter / cancel"),
     bind(Input, "text input", &[code(KeyCode::Backspace)], DeleteInputChar, "delete a character"),
