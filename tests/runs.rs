@@ -53,6 +53,12 @@ impl Ws {
         out
     }
 
+    /// The folder of the single run of `experiment`.
+    fn only_run(&self, experiment: &str) -> PathBuf {
+        let mut runs = self.root.join("runs").join(experiment).read_dir().unwrap();
+        runs.next().unwrap().unwrap().path()
+    }
+
     /// Starts a detached run and returns its folder.
     fn detach(&self, name: &str) -> PathBuf {
         let out = self.ok(&["run", name, "--detach"]);
@@ -192,22 +198,11 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
         ("b", experiment("b", 0.05, 170, "")),
     ]);
     ws.ok(&["run", "a"]);
-    let first = |name: &str| {
-        ws.root
-            .join("runs")
-            .join(name)
-            .read_dir()
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path()
-    };
-    let straight = losses(&first("a"));
+    let straight = losses(&ws.only_run("a"));
 
     // b stops at 170 (its final checkpoint); asked for 400 steps, it resumes from there.
     ws.ok(&["run", "b"]);
-    let dir = first("b");
+    let dir = ws.only_run("b");
     let o = ws.descent(&["run", "--resume", dir.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("raise train.steps"));
     std::fs::write(
@@ -275,15 +270,7 @@ fn editing_the_learning_rate_applies_live() {
 fn a_refined_schedule_comes_from_a_finished_run() {
     let ws = Ws::new(&[("src", experiment("src", 0.05, 200, ""))]);
     ws.ok(&["run", "src"]);
-    let run = ws
-        .root
-        .join("runs/src")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = ws.only_run("src");
     let out = ws.ok(&["schedule", "refine", run.to_str().unwrap()]);
     assert!(out.contains("refined schedule from"), "{out}");
     let csv = std::fs::read_to_string(run.join("refined-schedule.csv")).unwrap();
@@ -299,15 +286,7 @@ fn a_refined_schedule_comes_from_a_finished_run() {
     );
     std::fs::write(ws.root.join("experiments/next.toml"), refined).unwrap();
     ws.ok(&["run", "next"]);
-    let next = ws
-        .root
-        .join("runs/next")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let next = ws.only_run("next");
     assert_eq!(Status::read(&next).unwrap().state, State::Finished);
 }
 
@@ -315,15 +294,7 @@ fn a_refined_schedule_comes_from_a_finished_run() {
 fn exports_read_back_as_csv_and_tensorboard_records() {
     let ws = Ws::new(&[("ex", experiment("ex", 0.05, 60, ""))]);
     ws.ok(&["run", "ex"]);
-    let run = ws
-        .root
-        .join("runs/ex")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = ws.only_run("ex");
 
     let csv_path = ws.root.join("ex.csv");
     ws.ok(&[
@@ -388,15 +359,7 @@ fn exports_read_back_as_csv_and_tensorboard_records() {
 fn a_damaged_checkpoint_is_skipped_for_the_one_before() {
     let ws = Ws::new(&[("c", experiment("c", 0.05, 120, ""))]);
     ws.ok(&["run", "c"]);
-    let dir = ws
-        .root
-        .join("runs/c")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = ws.only_run("c");
     let steps: Vec<u64> = descent::runs::checkpoint::list(&dir)
         .iter()
         .map(|c| c.0)
@@ -434,15 +397,7 @@ fn a_damaged_checkpoint_is_skipped_for_the_one_before() {
 fn a_failed_checkpoint_write_keeps_the_earlier_ones_and_the_run_goes_on() {
     let ws = Ws::new(&[("f", experiment("f", 0.05, 60, ""))]);
     ws.ok(&["run", "f"]);
-    let dir = ws
-        .root
-        .join("runs/f")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = ws.only_run("f");
     // Make the checkpoint at step 100 impossible to write (as a full disk would).
     std::fs::write(dir.join("checkpoints/.tmp-step-100"), "in the way").unwrap();
     std::fs::write(dir.join("checkpoints/step-100"), "in the way").unwrap();
@@ -486,15 +441,7 @@ fn a_missing_csv_column_fails_the_run_with_a_clear_message() {
         err.contains("t.csv: no column named \"label\"; the columns are a, b, y"),
         "{err}"
     );
-    let dir = ws
-        .root
-        .join("runs/csv")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = ws.only_run("csv");
     let s = Status::read(&dir).unwrap();
     assert_eq!(s.state, State::Failed);
     assert!(s.message.unwrap().contains("no column named"));

@@ -283,7 +283,7 @@ fn resume_from(
 ) -> anyhow::Result<(u64, Option<CheckpointState>)> {
     let all = checkpoint::list(dir);
     if all.is_empty() {
-        tracing::warn!(
+        eprintln!(
             "{}: no checkpoint; starting again from step 0",
             dir.display()
         );
