@@ -144,7 +144,7 @@ impl Net {
         let widths: Vec<usize> = spec.hidden.iter().copied().chain([spec.outputs]).collect();
         for (i, &out) in widths.iter().enumerate() {
             let last = i + 1 == widths.len();
-            let w = init.uniform(format!("fc{i}.weight"), &[out, features], features)?;
+            let w = init.uniform(format!("fc{i}.weight"), &[features, out], features)?;
             let b = init.uniform(format!("fc{i}.bias"), &[out], features)?;
             let norm = if spec.layer_norm && !last {
                 Some((
@@ -191,7 +191,7 @@ impl Module for Net {
         let mut x = x.flatten_from(1)?;
         let n = self.dense.len();
         for (i, d) in self.dense.iter().enumerate() {
-            x = x.matmul(&d.w.t()?)?.broadcast_add(&d.b)?;
+            x = x.matmul(&d.w)?.broadcast_add(&d.b)?;
             if let Some((g, b)) = &d.norm {
                 x = layer_norm(&x, g, b)?;
             }
@@ -296,7 +296,7 @@ mod tests {
         let x = Tensor::ones((2, 1, 8, 8), DType::F32, &dev).unwrap();
         assert_eq!(cnn.forward(&x).unwrap().dims(), [2, 3]);
         // 8×8 → 4×4 → 2×2 with 3 channels: 12 features into the dense layers.
-        assert_eq!(cnn.params()[4].var.dims(), [5, 12]);
+        assert_eq!(cnn.params()[4].var.dims(), [12, 5]);
     }
 
     #[test]
