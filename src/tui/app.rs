@@ -469,6 +469,10 @@ impl App {
                     self.poll_tail();
                 }
             }
+            Action::ToggleHeatmap if runs_pane => {
+                self.charts.update_ratios = !self.charts.update_ratios;
+                self.redraw_charts();
+            }
             Action::ToggleWallTime if runs_pane => {
                 self.charts.wall_time = !self.charts.wall_time;
                 self.redraw_charts();
@@ -484,7 +488,8 @@ impl App {
             | Action::ToggleLogY
             | Action::CycleSmoothing
             | Action::ToggleWallTime
-            | Action::ToggleMark => {}
+            | Action::ToggleMark
+            | Action::ToggleHeatmap => {}
             Action::Up => self.ui.move_by(pane, -1, len),
             Action::Down => self.ui.move_by(pane, 1, len),
             Action::PageUp => self.ui.move_by(pane, -PAGE, len),

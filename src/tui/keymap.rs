@@ -34,6 +34,8 @@ pub enum Action {
     ToggleWallTime,
     /// Mark or unmark the selected run for comparison.
     ToggleMark,
+    /// Heatmap of gradient norms or of update/weight ratios.
+    ToggleHeatmap,
     Up,
     Down,
     PageUp,
@@ -135,6 +137,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "runs pane", &[k('e')], CycleSmoothing, "smoothing: 0.6, 0.9, 0.99, off"),
     bind(Normal, "runs pane", &[k('w')], ToggleWallTime, "x axis: step or seconds"),
     bind(Normal, "runs pane", &[k('m')], ToggleMark, "mark the run to overlay it on others"),
+    bind(Normal, "runs pane", &[k('u')], ToggleHeatmap, "heatmap: gradient norms or update ratios"),
     bind(Input, "text input", &[code(KeyCode::Enter)], AcceptInput, "keep the filter / send"),
     bind(Input, "text input", &[code(KeyCode::Esc)], Back, "clear the filter / cancel"),
     bind(Input, "text input", &[code(KeyCode::Backspace)], DeleteInputChar, "delete a character"),

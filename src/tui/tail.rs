@@ -29,6 +29,8 @@ pub struct ChartSettings {
     pub smoothing: f64,
     /// x = seconds since the run's first record instead of the step.
     pub wall_time: bool,
+    /// The heatmap shows update/weight ratios instead of gradient norms.
+    pub update_ratios: bool,
 }
 
 impl Default for ChartSettings {
@@ -37,6 +39,7 @@ impl Default for ChartSettings {
             log_y: false,
             smoothing: 0.6,
             wall_time: false,
+            update_ratios: false,
         }
     }
 }
@@ -55,6 +58,8 @@ pub struct RunTail {
     layers: Vec<String>,
     /// Per step: each tensor's gradient L2 norm.
     layer_norms: Vec<Vec<f64>>,
+    /// Per step: each tensor's update/weight ratio ‖Δw‖/‖w‖.
+    layer_updates: Vec<Vec<f64>>,
 }
 
 impl RunTail {
@@ -78,6 +83,7 @@ impl RunTail {
             eval: Vec::new(),
             layers: Vec::new(),
             layer_norms: Vec::new(),
+            layer_updates: Vec::new(),
         }
     }
 
@@ -114,16 +120,21 @@ impl RunTail {
                     let keep = self.train.iter().take_while(|p| p.step < step).count();
                     self.train.truncate(keep);
                     self.layer_norms.truncate(keep);
+                    self.layer_updates.truncate(keep);
                     self.eval.retain(|p| p.step < step);
                     if self.layers.is_empty() {
                         self.layers = params.keys().cloned().collect();
                     }
-                    self.layer_norms.push(
-                        self.layers
-                            .iter()
-                            .map(|n| params.get(n).map_or(f64::NAN, |p| p.grad_l2.0))
-                            .collect(),
-                    );
+                    let per_layer = |f: fn(&crate::runs::records::ParamRecord) -> f64| {
+                        let l = &self.layers;
+                        l.iter()
+                            .map(|n| params.get(n).map_or(f64::NAN, f))
+                            .collect()
+                    };
+                    let norms = per_layer(|p| p.grad_l2.0);
+                    let updates = per_layer(|p| p.update_ratio.0);
+                    self.layer_norms.push(norms);
+                    self.layer_updates.push(updates);
                     self.train.push(Point {
                         step,
                         time,
@@ -151,8 +162,19 @@ impl RunTail {
         any
     }
 
-    /// Each parameter tensor's gradient norm over the run.
+    /// Each parameter tensor's gradient norm (or update/weight ratio) over the run.
     pub fn heatmap(&self, s: ChartSettings) -> HeatmapView {
+        let (values, title) = if s.update_ratios {
+            (
+                &self.layer_updates,
+                "update/weight ratio per tensor (log colour scale; u: gradient norms)",
+            )
+        } else {
+            (
+                &self.layer_norms,
+                "gradient norm per tensor (log colour scale; u: update ratios)",
+            )
+        };
         let t0 = self.train.first().map_or(0.0, |p| p.time);
         let rows = self
             .layers
@@ -162,7 +184,7 @@ impl RunTail {
                 let pts = self
                     .train
                     .iter()
-                    .zip(&self.layer_norms)
+                    .zip(values)
                     .map(|(p, norms)| {
                         let x = if s.wall_time {
                             p.time - t0
@@ -176,7 +198,7 @@ impl RunTail {
             })
             .collect();
         HeatmapView {
-            title: "gradient norm per tensor (log colour scale)".into(),
+            title: title.into(),
             rows,
         }
     }
