@@ -315,18 +315,18 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let dir =
         runs::find_run(&ws.settings.runs_path(&ws.root), &args.run).map_err(anyhow::Error::msg)?;
     if args.csv {
-        let rows = match &args.out {
+        match &args.out {
             Some(path) => {
                 let mut buf = Vec::new();
                 let n = export::write_csv(&dir, &mut buf).map_err(anyhow::Error::msg)?;
                 crate::atomic::write_atomically(path, &buf)?;
                 eprintln!("wrote {n} rows to {}", path.display());
-                n
             }
-            None => export::write_csv(&dir, &mut std::io::stdout().lock())
-                .map_err(anyhow::Error::msg)?,
-        };
-        let _ = rows;
+            None => {
+                export::write_csv(&dir, &mut std::io::stdout().lock())
+                    .map_err(anyhow::Error::msg)?;
+            }
+        }
     } else {
         let out = args.out.clone().unwrap_or_else(|| dir.join("tensorboard"));
         let path = export::write_tensorboard(&dir, &out).map_err(anyhow::Error::msg)?;

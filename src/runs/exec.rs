@@ -147,7 +147,8 @@ struct Run<'a> {
     trainer: Trainer,
     status: Status,
     exp: Experiment,
-    source: Option<PathBuf>,
+    /// The experiment file, watched for live edits.
+    source: PathBuf,
     controls: control::Reader,
     last_heartbeat: Instant,
     last_config_check: Option<Instant>,
@@ -210,27 +211,17 @@ pub fn execute(
     })();
     let (mut trainer, chosen) = match setup {
         Ok(v) => v,
-        Err(e) => {
-            let message = format!("{e:#}");
-            status.state = State::Failed;
-            status.message = Some(message.clone());
-            let _ = status.write(dir);
-            let event = Event {
-                time: now(),
-                step: 0,
-                event: "fail".into(),
-                message,
-            };
-            let _ = append(&dir.join(EVENTS), &event);
-            return Err(e);
-        }
+        Err(e) => return Err(fail_early(dir, &mut status, e)),
     };
     status.device = chosen.label.clone();
     let mut start_event = ("start", format!("on {} ({})", chosen.label, chosen.reason));
     if resume {
         let old = old_status;
         status.started_at = old.as_ref().map_or(status.started_at, |s| s.started_at);
-        let (step, ckpt) = resume_from(&mut trainer, dir)?;
+        let (step, ckpt) = match resume_from(&mut trainer, dir) {
+            Ok(v) => v,
+            Err(e) => return Err(fail_early(dir, &mut status, e)),
+        };
         status.step = step;
         status.total_steps = ckpt.as_ref().map_or(status.total_steps, |c| c.total_steps);
         trainer.schedule.total_steps = status.total_steps;
@@ -238,7 +229,7 @@ pub fn execute(
             trainer.schedule.peak_lr = c.peak_lr;
             status.control_acked = c.control_acked;
         }
-        // Commands sent while the run was down are not replayed.
+        // Commands applied before the run went down are not applied again.
         status.control_acked = old.map_or(status.control_acked, |s| {
             s.control_acked.max(status.control_acked)
         });
@@ -250,7 +241,7 @@ pub fn execute(
         trainer,
         status,
         exp,
-        source: Some(source.path),
+        source: source.path,
         last_heartbeat: Instant::now(),
         last_config_check: None,
         reported_restart: None,
@@ -274,6 +265,22 @@ pub fn execute(
         p.finish();
     }
     Ok(end)
+}
+
+/// Records a failure before the first step in `status.json` and `events.jsonl`.
+fn fail_early(dir: &Path, status: &mut Status, e: anyhow::Error) -> anyhow::Error {
+    let message = format!("{e:#}");
+    status.state = State::Failed;
+    status.message = Some(message.clone());
+    let _ = status.write(dir);
+    let event = Event {
+        time: now(),
+        step: status.step,
+        event: "fail".into(),
+        message,
+    };
+    let _ = append(&dir.join(EVENTS), &event);
+    e
 }
 
 /// Loads the newest readable checkpoint, falling back to older ones if it is damaged.
@@ -415,9 +422,7 @@ impl Run<'_> {
     /// Re-reads the experiment file: hot keys apply at once, other edits are reported.
     fn check_config(&mut self) {
         self.last_config_check = Some(Instant::now());
-        let Some(path) = self.source.clone() else {
-            return;
-        };
+        let path = self.source.clone();
         let Ok(text) = config::read_text(&path) else {
             return;
         };
