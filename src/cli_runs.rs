@@ -163,6 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, false) => bail!("name an experiment to run, or --resume RUN_DIR"),
     };
     let source = find_experiment(&ws, &name)?;
+    exec::runnable(&source.experiment).map_err(anyhow::Error::msg)?;
     if resume && let Ok(s) = Status::read(&dir) {
         let state = s.effective_state();
         if state.is_live() {

@@ -4,7 +4,7 @@ use super::checkpoint::{self, CheckpointState};
 use super::control::{self, Command};
 use super::records::{Event, Metric, Num, ParamRecord, append};
 use super::{CONFIG, EVENTS, METRICS, State, Status, now};
-use crate::config::{self, DataSource, Experiment, OptimName, ScheduleName};
+use crate::config::{self, DataSource, Experiment, Kind, OptimName, ScheduleName};
 use crate::workspace::Workspace;
 use anyhow::{Context, bail};
 use descent_models::data::{Dataset, load_builtin, load_csv};
@@ -21,6 +21,18 @@ use std::time::{Duration, Instant};
 const HEARTBEAT: Duration = Duration::from_millis(500);
 /// How often the experiment file is checked for live edits.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Whether this engine can run the experiment; other kinds get their engines later.
+pub fn runnable(exp: &Experiment) -> Result<(), String> {
+    match exp.kind {
+        Kind::Supervised => Ok(()),
+        other => Err(format!(
+            "experiment {} is kind = \"{other}\"; descent trains supervised experiments so far \
+             (the {other} engine is not built yet)",
+            exp.name()
+        )),
+    }
+}
 
 /// Loads the experiment's dataset.
 pub fn load_data(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Dataset> {

@@ -200,6 +200,9 @@ impl App {
                 row.file
             ));
         }
+        if let Some(exp) = &f.good {
+            crate::runs::exec::runnable(exp)?;
+        }
         Ok((row.name.clone(), f.path.clone()))
     }
 
