@@ -114,6 +114,11 @@ fn random_images(n: usize, features: usize, classes: usize) -> Dataset {
 }
 
 fn main() {
+    // As `descent run` does (see descent_models::SPIN_LIMIT).
+    if std::env::var_os(descent_models::SPIN_LIMIT_VAR).is_none() {
+        // SAFETY: before any thread exists.
+        unsafe { std::env::set_var(descent_models::SPIN_LIMIT_VAR, descent_models::SPIN_LIMIT) };
+    }
     let steps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
