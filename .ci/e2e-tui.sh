@@ -74,7 +74,7 @@ wait_for "configs ok"
 wait_for "digits-mlp"
 
 step "number keys switch panes"
-key 2; wait_for "No datasets in data/"
+key 2; wait_for "Datasets (8)"; wait_for "built in"; wait_for "builtin:digits"
 key 3; wait_for "No checkpoints yet"
 key 4; wait_for "No diffusion experiments"
 key 5; wait_for "No GRPO experiments"

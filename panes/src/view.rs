@@ -116,6 +116,8 @@ pub struct FileRow {
 
 #[derive(Clone, Debug, Default)]
 pub struct DatasetsView {
+    /// Built-in datasets: (name, description, parameters with defaults).
+    pub builtins: Vec<(String, String, String)>,
     pub data_dir: String,
     pub files: Vec<FileRow>,
     /// `None` when no hub cache location is known.

@@ -80,6 +80,11 @@ fn populated() -> AppView {
             markers: vec![2.5],
         }],
         datasets: DatasetsView {
+            builtins: vec![(
+                "digits".into(),
+                "8×8 handwritten digits".into(),
+                String::new(),
+            )],
             data_dir: "data/".into(),
             files: vec![FileRow {
                 name: "train.parquet".into(),
@@ -125,6 +130,7 @@ fn emptied() -> AppView {
     v.workspace.runs.clear();
     v.run_charts.clear();
     v.datasets.files.clear();
+    v.datasets.builtins.clear();
     v.datasets.hub_datasets.clear();
     v.checkpoints.hub_models.clear();
     v.system.gpus = GpuView::Probing;
@@ -155,7 +161,14 @@ fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]
             &["No experiments in this workspace", "experiments/"],
         ),
         Pane::Datasets => (
-            &["train.parquet", "2.0 KiB", "org/tiny-set"],
+            &[
+                "digits",
+                "built in",
+                "builtin:digits",
+                "train.parquet",
+                "2.0 KiB",
+                "org/tiny-set",
+            ],
             &["No datasets in data/", "Parquet"],
         ),
         Pane::Checkpoints => (

@@ -193,6 +193,21 @@ fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
 
 pub fn datasets_view(ws: &Workspace, inv: &Inventory) -> DatasetsView {
     DatasetsView {
+        builtins: descent_models::data::BUILTINS
+            .iter()
+            .map(|b| {
+                let params: Vec<String> = b
+                    .params
+                    .iter()
+                    .map(|(k, d, what)| format!("{k} = {d} ({what})"))
+                    .collect();
+                (
+                    b.name.to_string(),
+                    b.description.to_string(),
+                    params.join(", "),
+                )
+            })
+            .collect(),
         data_dir: display_in(&inv.data_dir, &ws.root),
         files: inv
             .data_files

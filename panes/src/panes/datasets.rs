@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
 pub enum Row<'a> {
+    Builtin(&'a (String, String, String)),
     Local { name: &'a str, bytes: Option<u64> },
     Hub(&'a str),
 }
@@ -16,6 +17,11 @@ pub enum Row<'a> {
 pub fn rows(view: &AppView) -> Vec<Row<'_>> {
     let d = &view.datasets;
     let f = filter(view);
+    let builtin = d
+        .builtins
+        .iter()
+        .filter(|b| matches(f, &b.0))
+        .map(Row::Builtin);
     let local = d
         .files
         .iter()
@@ -29,7 +35,7 @@ pub fn rows(view: &AppView) -> Vec<Row<'_>> {
         .iter()
         .filter(|r| matches(f, r))
         .map(|r| Row::Hub(r));
-    local.chain(hub).collect()
+    builtin.chain(local).chain(hub).collect()
 }
 
 /// What a file probably is, from its name; folders may hold images, one subfolder per class.
@@ -59,7 +65,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
         .hub_cache
         .as_deref()
         .unwrap_or("the Hugging Face hub cache");
-    if d.files.is_empty() && d.hub_datasets.is_empty() {
+    if d.builtins.is_empty() && d.files.is_empty() && d.hub_datasets.is_empty() {
         empty_state(
             frame,
             area,
@@ -83,6 +89,10 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
     let items: Vec<ListItem> = rows
         .iter()
         .map(|r| match r {
+            Row::Builtin((name, ..)) => ListItem::new(Line::from(vec![
+                Span::raw(name.to_string()),
+                Span::styled("  built in", t.dim()),
+            ])),
             Row::Local { name, bytes } => ListItem::new(Line::from(vec![
                 Span::raw(name.to_string()),
                 Span::styled(
@@ -106,6 +116,29 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
     );
     let details: Vec<(String, String)> = match rows.get(selected) {
         None => vec![("".into(), "No dataset matches the filter.".into())],
+        Some(Row::Builtin((name, description, params))) => vec![
+            ("dataset".into(), description.clone()),
+            (
+                "use".into(),
+                format!("source = \"builtin:{name}\" in an experiment's [data]"),
+            ),
+            (
+                "params".into(),
+                if params.is_empty() {
+                    "none".into()
+                } else {
+                    params.clone()
+                },
+            ),
+            (
+                "local files".into(),
+                format!(
+                    "CSV files in {} train too (with target = \"COLUMN\"); Parquet, JSON Lines, \
+                     IDX and image folders are listed here",
+                    d.data_dir
+                ),
+            ),
+        ],
         Some(Row::Local { name, bytes }) => vec![
             ("file".into(), format!("{}/{name}", d.data_dir)),
             ("size".into(), bytes.map_or("folder".into(), human_bytes)),
