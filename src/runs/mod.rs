@@ -36,6 +36,8 @@ pub const STDOUT: &str = "stdout.log";
 
 /// A run whose heartbeat is older than this, and whose process is gone, has died.
 pub const STALE_SECS: f64 = 10.0;
+/// The same for a run on another host, whose process cannot be checked from here.
+pub const REMOTE_STALE_SECS: f64 = 120.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,8 +117,17 @@ impl Status {
 
     /// The state a reader should believe: a live state whose process has vanished without a
     /// recent heartbeat is `failed` (the process died: killed, crashed, machine rebooted).
+    /// The pid can only be checked on the run's own host; for a run on another machine (a
+    /// shared filesystem) a heartbeat silent for [`REMOTE_STALE_SECS`] is taken as death.
     pub fn effective_state(&self) -> State {
-        if self.state.is_live() && now() - self.heartbeat > STALE_SECS && !pid_alive(self.pid) {
+        let silent = now() - self.heartbeat;
+        let here = sysinfo::System::host_name().is_ok_and(|h| h == self.host);
+        let dead = if here {
+            silent > STALE_SECS && !pid_alive(self.pid)
+        } else {
+            silent > REMOTE_STALE_SECS
+        };
+        if self.state.is_live() && dead {
             State::Failed
         } else {
             self.state
@@ -126,8 +137,12 @@ impl Status {
 
 /// Whether a process with this pid exists (on this host).
 pub fn pid_alive(pid: u32) -> bool {
-    // Signal 0 checks existence and permission without sending anything.
-    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+    // Signal 0 checks existence and permission without sending anything. Pids that do not fit
+    // a positive pid_t would name process groups, so they are never "alive".
+    match libc::pid_t::try_from(pid) {
+        Ok(p) if p > 0 => unsafe { libc::kill(p, 0) } == 0,
+        _ => false,
+    }
 }
 
 /// One run folder found on disk.
@@ -232,4 +247,45 @@ pub fn new_run_dir(runs_dir: &Path, experiment: &str) -> std::io::Result<PathBuf
         }
     }
     unreachable!()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(host: String, pid: u32, silent_for: f64) -> Status {
+        Status {
+            experiment: "e".into(),
+            run_id: "r".into(),
+            state: State::Running,
+            step: 1,
+            total_steps: 10,
+            pid,
+            host,
+            device: "cpu".into(),
+            started_at: 0.0,
+            heartbeat: now() - silent_for,
+            loss: None,
+            eval_loss: None,
+            eval_accuracy: None,
+            lr: None,
+            examples_per_s: None,
+            steps_per_s: None,
+            control_acked: 0,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn a_silent_run_is_dead_only_when_its_process_is_gone_or_it_is_remote_and_long_silent() {
+        let here = sysinfo::System::host_name().unwrap_or_default();
+        let me = std::process::id();
+        // Our own pid exists: a quiet heartbeat alone does not make a local run dead.
+        assert_eq!(status(here.clone(), me, 60.0).effective_state(), State::Running);
+        // A pid that cannot exist.
+        assert_eq!(status(here, i32::MAX as u32, 60.0).effective_state(), State::Failed);
+        // On another host the pid means nothing: only a long silence does.
+        assert_eq!(status("elsewhere".into(), 1, 60.0).effective_state(), State::Running);
+        assert_eq!(status("elsewhere".into(), 1, 600.0).effective_state(), State::Failed);
+    }
 }
