@@ -140,7 +140,7 @@ pub fn pid_alive(pid: u32) -> bool {
     // Signal 0 checks existence and permission without sending anything. Pids that do not fit
     // a positive pid_t would name process groups, so they are never "alive".
     match libc::pid_t::try_from(pid) {
-        Ok(p) if p > 0 => unsafe { libc::kill(p, 0) } == 0,
+        Ok(p) if p > 0 => (unsafe { libc::kill(p, 0) }) == 0,
         _ => false,
     }
 }
@@ -281,11 +281,23 @@ mod tests {
         let here = sysinfo::System::host_name().unwrap_or_default();
         let me = std::process::id();
         // Our own pid exists: a quiet heartbeat alone does not make a local run dead.
-        assert_eq!(status(here.clone(), me, 60.0).effective_state(), State::Running);
+        assert_eq!(
+            status(here.clone(), me, 60.0).effective_state(),
+            State::Running
+        );
         // A pid that cannot exist.
-        assert_eq!(status(here, i32::MAX as u32, 60.0).effective_state(), State::Failed);
+        assert_eq!(
+            status(here, i32::MAX as u32, 60.0).effective_state(),
+            State::Failed
+        );
         // On another host the pid means nothing: only a long silence does.
-        assert_eq!(status("elsewhere".into(), 1, 60.0).effective_state(), State::Running);
-        assert_eq!(status("elsewhere".into(), 1, 600.0).effective_state(), State::Failed);
+        assert_eq!(
+            status("elsewhere".into(), 1, 60.0).effective_state(),
+            State::Running
+        );
+        assert_eq!(
+            status("elsewhere".into(), 1, 600.0).effective_state(),
+            State::Failed
+        );
     }
 }
