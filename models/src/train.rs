@@ -188,16 +188,25 @@ impl Trainer {
     pub fn train_step(&mut self, lr: f64) -> Result<StepMetrics> {
         let rows = self.batches.batch(self.step);
         let (x, y) = self.tensors(&rows)?;
-        let loss = self.loss(&self.net.forward(&x)?, &y)?;
-        let grads = loss.backward()?;
+        let classify = matches!(self.data.targets, Targets::Classes { .. });
+        let (loss, grads) = match self.net.manual_grads(&x, &y, classify)? {
+            Some(v) => v,
+            None => {
+                let loss = self.loss(&self.net.forward(&x)?, &y)?;
+                let store = loss.backward()?;
+                let grads = self
+                    .net
+                    .params()
+                    .iter()
+                    .map(|p| match store.get(p.var.as_tensor()) {
+                        Some(g) => Ok(g.clone()),
+                        None => p.var.zeros_like(),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (loss, grads)
+            }
+        };
         let params = self.net.params();
-        let grads: Vec<Tensor> = params
-            .iter()
-            .map(|p| match grads.get(p.var.as_tensor()) {
-                Some(g) => Ok(g.clone()),
-                None => p.var.zeros_like(),
-            })
-            .collect::<Result<_>>()?;
         let (loss_v, sq, l1) = grad_sums(&loss, &grads)?;
         let grad_l2 = sq.iter().sum::<f64>().sqrt();
         let grad_l1 = l1.iter().sum::<f64>();
