@@ -461,3 +461,16 @@ fn kinds_without_an_engine_are_refused_before_a_run_folder_exists() {
     );
     assert!(!ws.root.join("runs/gen").exists());
 }
+
+#[test]
+fn the_demo_digits_mlp_reaches_95_percent_validation_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("demo");
+    descent::demo::unpack_demo(&root).unwrap();
+    let ws = Ws { _dir: dir, root };
+    ws.ok(&["run", "digits-mlp"]);
+    let s = Status::read(&ws.only_run("digits-mlp")).unwrap();
+    assert_eq!(s.state, State::Finished);
+    let acc = s.eval_accuracy.unwrap();
+    assert!(acc >= 0.95, "validation accuracy {acc}");
+}
