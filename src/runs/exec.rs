@@ -190,26 +190,7 @@ pub fn execute(
     let run_id = dir
         .file_name()
         .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let mut status = Status {
-        experiment: exp.name().to_string(),
-        run_id,
-        state: State::Starting,
-        step: 0,
-        total_steps: exp.train.steps,
-        pid: std::process::id(),
-        host: sysinfo::System::host_name().unwrap_or_default(),
-        device: String::new(),
-        started_at: now(),
-        heartbeat: now(),
-        loss: None,
-        eval_loss: None,
-        eval_accuracy: None,
-        lr: None,
-        examples_per_s: None,
-        steps_per_s: None,
-        control_acked: 0,
-        message: None,
-    };
+    let mut status = Status::starting(exp.name(), &run_id, exp.train.steps);
     let old_status = if resume { Status::read(dir).ok() } else { None };
     // The status exists from the first moment, so a run that fails while loading its data
     // says why to whoever looks (the TUI, `descent runs`), not only to its stdout.

@@ -104,6 +104,30 @@ pub fn now() -> f64 {
 }
 
 impl Status {
+    /// The status of a run that is just starting in this process.
+    pub fn starting(experiment: &str, run_id: &str, total_steps: u64) -> Status {
+        Status {
+            experiment: experiment.into(),
+            run_id: run_id.into(),
+            state: State::Starting,
+            step: 0,
+            total_steps,
+            pid: std::process::id(),
+            host: sysinfo::System::host_name().unwrap_or_default(),
+            device: String::new(),
+            started_at: now(),
+            heartbeat: now(),
+            loss: None,
+            eval_loss: None,
+            eval_accuracy: None,
+            lr: None,
+            examples_per_s: None,
+            steps_per_s: None,
+            control_acked: 0,
+            message: None,
+        }
+    }
+
     pub fn read(run_dir: &Path) -> Result<Status, String> {
         let p = run_dir.join(STATUS);
         let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -255,24 +279,11 @@ mod tests {
 
     fn status(host: String, pid: u32, silent_for: f64) -> Status {
         Status {
-            experiment: "e".into(),
-            run_id: "r".into(),
             state: State::Running,
-            step: 1,
-            total_steps: 10,
             pid,
             host,
-            device: "cpu".into(),
-            started_at: 0.0,
             heartbeat: now() - silent_for,
-            loss: None,
-            eval_loss: None,
-            eval_accuracy: None,
-            lr: None,
-            examples_per_s: None,
-            steps_per_s: None,
-            control_acked: 0,
-            message: None,
+            ..Status::starting("e", "r", 10)
         }
     }
 
