@@ -1,5 +1,6 @@
 //! descent-models: everything numeric in descent, on candle. Knows nothing of the terminal.
 
+mod conv_host;
 pub mod data;
 pub mod device;
 pub mod nn;
