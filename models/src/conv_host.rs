@@ -2,34 +2,40 @@
 //! adjoint, 2×2 max pooling that remembers where each maximum came from, and layout changes.
 //! Images are NHWC here, so one im2col row is one output pixel.
 
-/// `x` NHWC → rows `(b, y, x)`, columns `(c, ky, kx)` (the order of a `[c_out, c_in, 3, 3]`
-/// weight flattened to `[c_out, c_in·9]`), zero-padded by one pixel.
-pub fn im2col(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
-    let k = c * 9;
-    let mut cols = vec![0.0; b * h * w * k];
+/// Calls `f(row, pixel, tap)` for every output pixel `row` (in `(b, y, x)` order) and every
+/// in-bounds tap `ky·3 + kx` of its 3×3 window (padding 1), `pixel` being the input pixel the
+/// tap reads: the one index walk [`im2col`] and [`col2im`] share.
+fn taps(b: usize, h: usize, w: usize, mut f: impl FnMut(usize, usize, usize)) {
     for n in 0..b {
         for y in 0..h {
-            for xx in 0..w {
-                let row = &mut cols[((n * h + y) * w + xx) * k..][..k];
+            for x in 0..w {
+                let row = (n * h + y) * w + x;
                 for ky in 0..3 {
-                    let sy = y as isize + ky as isize - 1;
-                    if sy < 0 || sy >= h as isize {
+                    let Some(sy) = (y + ky).checked_sub(1).filter(|&v| v < h) else {
                         continue;
-                    }
+                    };
                     for kx in 0..3 {
-                        let sx = xx as isize + kx as isize - 1;
-                        if sx < 0 || sx >= w as isize {
+                        let Some(sx) = (x + kx).checked_sub(1).filter(|&v| v < w) else {
                             continue;
-                        }
-                        let src = ((n * h + sy as usize) * w + sx as usize) * c;
-                        for ch in 0..c {
-                            row[ch * 9 + ky * 3 + kx] = x[src + ch];
-                        }
+                        };
+                        f(row, (n * h + sy) * w + sx, ky * 3 + kx);
                     }
                 }
             }
         }
     }
+}
+
+/// `x` NHWC → rows `(b, y, x)`, columns `(c, ky, kx)` (the order of a `[c_out, c_in, 3, 3]`
+/// weight flattened to `[c_out, c_in·9]`), zero-padded by one pixel.
+pub fn im2col(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
+    let k = c * 9;
+    let mut cols = vec![0.0; b * h * w * k];
+    taps(b, h, w, |row, pixel, tap| {
+        for ch in 0..c {
+            cols[row * k + ch * 9 + tap] = x[pixel * c + ch];
+        }
+    });
     cols
 }
 
@@ -37,29 +43,11 @@ pub fn im2col(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
 pub fn col2im(cols: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
     let k = c * 9;
     let mut x = vec![0.0; b * h * w * c];
-    for n in 0..b {
-        for y in 0..h {
-            for xx in 0..w {
-                let row = &cols[((n * h + y) * w + xx) * k..][..k];
-                for ky in 0..3 {
-                    let sy = y as isize + ky as isize - 1;
-                    if sy < 0 || sy >= h as isize {
-                        continue;
-                    }
-                    for kx in 0..3 {
-                        let sx = xx as isize + kx as isize - 1;
-                        if sx < 0 || sx >= w as isize {
-                            continue;
-                        }
-                        let dst = ((n * h + sy as usize) * w + sx as usize) * c;
-                        for ch in 0..c {
-                            x[dst + ch] += row[ch * 9 + ky * 3 + kx];
-                        }
-                    }
-                }
-            }
+    taps(b, h, w, |row, pixel, tap| {
+        for ch in 0..c {
+            x[pixel * c + ch] += cols[row * k + ch * 9 + tap];
         }
-    }
+    });
     x
 }
 
