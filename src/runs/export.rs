@@ -4,8 +4,8 @@
 //! exported once, the later record winning.
 
 use super::METRICS;
-use super::records::{Metric, read_from};
-use std::collections::{BTreeMap, BTreeSet};
+use super::records::{History, Metric, read_from};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -17,20 +17,14 @@ pub fn load(run_dir: &Path) -> Result<(Vec<Metric>, Vec<Metric>), String> {
     if bad > 0 {
         tracing::warn!("{}: skipped {bad} unreadable lines", path.display());
     }
-    let (mut train, mut eval) = (BTreeMap::new(), BTreeMap::new());
+    let mut history: History<Metric, Metric> = History::default();
     for r in records {
-        let step = r.step();
-        if matches!(r, Metric::Train { .. }) {
-            // A re-logged step invalidates everything recorded after it earlier.
-            train.retain(|&s, _| s < step);
-            eval.retain(|&s, _| s < step);
-            train.insert(step, r);
-        } else {
-            eval.retain(|&s, _| s < step);
-            eval.insert(step, r);
+        match r {
+            Metric::Train { .. } => history.push_train(r),
+            Metric::Eval { .. } => history.push_eval(r),
         }
     }
-    Ok((train.into_values().collect(), eval.into_values().collect()))
+    Ok((history.train, history.eval))
 }
 
 fn num(v: f64) -> String {

@@ -96,6 +96,58 @@ pub struct Event {
     pub message: String,
 }
 
+/// Anything recorded at a training step.
+pub trait Stepped {
+    fn step(&self) -> u64;
+}
+
+impl Stepped for Metric {
+    fn step(&self) -> u64 {
+        Metric::step(self)
+    }
+}
+
+/// A run's history as readers keep it. A resumed run logs the steps after its checkpoint
+/// again, and the later records win: a training record at step `s` drops everything recorded
+/// earlier for steps ≥ `s`, an evaluation at `s` drops earlier evaluations at steps ≥ `s`.
+/// Readers (the TUI's tail, `export`) choose what a record becomes (`T`, `E`); the rule is here.
+#[derive(Clone, Debug)]
+pub struct History<T, E> {
+    pub train: Vec<T>,
+    pub eval: Vec<E>,
+}
+
+impl<T, E> Default for History<T, E> {
+    fn default() -> Self {
+        History {
+            train: Vec::new(),
+            eval: Vec::new(),
+        }
+    }
+}
+
+impl<T: Stepped, E: Stepped> History<T, E> {
+    pub fn push_train(&mut self, t: T) {
+        let step = t.step();
+        drop_from(&mut self.train, step);
+        drop_from(&mut self.eval, step);
+        self.train.push(t);
+    }
+
+    pub fn push_eval(&mut self, e: E) {
+        drop_from(&mut self.eval, e.step());
+        self.eval.push(e);
+    }
+}
+
+/// Drops the records at steps ≥ `step` from the end of a step-ordered list: amortised O(1)
+/// per record, since an ordinary append drops nothing.
+fn drop_from<R: Stepped>(records: &mut Vec<R>, step: u64) {
+    while records.last().is_some_and(|r| r.step() >= step) {
+        records.pop();
+    }
+}
+
 /// Appends one JSON line and flushes it; a crash loses at most this partial line.
 pub fn append<T: Serialize>(path: &Path, record: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
@@ -158,6 +210,28 @@ mod tests {
         };
         assert!(loss.0.is_nan());
         assert_eq!(accuracy.unwrap().0, f64::INFINITY);
+    }
+
+    #[test]
+    fn a_re_logged_step_replaces_what_came_after_it() {
+        let train = |step| Metric::Eval {
+            step,
+            time: 0.0,
+            loss: Num(step as f64),
+            accuracy: None,
+        };
+        let mut h: History<Metric, Metric> = History::default();
+        for s in [1, 2, 3] {
+            h.push_train(train(s));
+        }
+        h.push_eval(train(3));
+        h.push_train(train(2)); // resumed from step 1
+        let steps: Vec<u64> = h.train.iter().map(Metric::step).collect();
+        assert_eq!(steps, [1, 2]);
+        assert!(
+            h.eval.is_empty(),
+            "the evaluation at step 3 belonged to the abandoned branch"
+        );
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! Follows one run's `metrics.jsonl` from the last offset read, and turns it into charts.
 
-use crate::runs::records::{Event, Metric, read_from};
+use crate::runs::records::{Event, History, Metric, ParamRecord, Stepped, read_from};
 use crate::runs::{EVENTS, METRICS};
 use descent_panes::chart::{ChartSeries, ChartView, HeatmapView};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Point {
     step: u64,
     time: f64,
     loss: f64,
     grad_l2: f64,
     lr: f64,
+    /// Each parameter tensor's gradient norm, in the order of `RunTail::layers`.
+    layer_norms: Vec<f64>,
+    /// Each parameter tensor's update/weight ratio ‖Δw‖/‖w‖.
+    layer_updates: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -20,6 +24,18 @@ struct EvalPoint {
     time: f64,
     loss: f64,
     accuracy: Option<f64>,
+}
+
+impl Stepped for Point {
+    fn step(&self) -> u64 {
+        self.step
+    }
+}
+
+impl Stepped for EvalPoint {
+    fn step(&self) -> u64 {
+        self.step
+    }
 }
 
 /// How the charts are drawn; the user toggles these.
@@ -52,14 +68,9 @@ pub struct RunTail {
     events_offset: u64,
     /// (step, time) of learning-rate changes and live config edits.
     changes: Vec<(u64, f64)>,
-    train: Vec<Point>,
-    eval: Vec<EvalPoint>,
-    /// Parameter tensor names, in the order of `layer_norms`' columns.
+    history: History<Point, EvalPoint>,
+    /// Parameter tensor names, the columns of each point's per-layer values.
     layers: Vec<String>,
-    /// Per step: each tensor's gradient L2 norm.
-    layer_norms: Vec<Vec<f64>>,
-    /// Per step: each tensor's update/weight ratio ‖Δw‖/‖w‖.
-    layer_updates: Vec<Vec<f64>>,
 }
 
 impl RunTail {
@@ -79,11 +90,8 @@ impl RunTail {
             offset: 0,
             events_offset: 0,
             changes: Vec::new(),
-            train: Vec::new(),
-            eval: Vec::new(),
+            history: History::default(),
             layers: Vec::new(),
-            layer_norms: Vec::new(),
-            layer_updates: Vec::new(),
         }
     }
 
@@ -116,32 +124,25 @@ impl RunTail {
                     params,
                     ..
                 } => {
-                    // A resumed run re-logs the steps after its checkpoint: the new ones win.
-                    let keep = self.train.iter().take_while(|p| p.step < step).count();
-                    self.train.truncate(keep);
-                    self.layer_norms.truncate(keep);
-                    self.layer_updates.truncate(keep);
-                    self.eval.retain(|p| p.step < step);
                     if self.layers.is_empty() {
                         self.layers = params.keys().cloned().collect();
                     }
-                    let per_layer = |f: fn(&crate::runs::records::ParamRecord) -> f64| {
-                        let l = &self.layers;
-                        l.iter()
+                    let per_layer = |f: fn(&ParamRecord) -> f64| {
+                        self.layers
+                            .iter()
                             .map(|n| params.get(n).map_or(f64::NAN, f))
                             .collect()
                     };
-                    let norms = per_layer(|p| p.grad_l2.0);
-                    let updates = per_layer(|p| p.update_ratio.0);
-                    self.layer_norms.push(norms);
-                    self.layer_updates.push(updates);
-                    self.train.push(Point {
+                    let point = Point {
                         step,
                         time,
                         loss: loss.0,
                         grad_l2: grad_l2.0,
                         lr: lr.0,
-                    });
+                        layer_norms: per_layer(|p| p.grad_l2.0),
+                        layer_updates: per_layer(|p| p.update_ratio.0),
+                    };
+                    self.history.push_train(point);
                 }
                 Metric::Eval {
                     step,
@@ -149,8 +150,7 @@ impl RunTail {
                     loss,
                     accuracy,
                 } => {
-                    self.eval.retain(|p| p.step < step);
-                    self.eval.push(EvalPoint {
+                    self.history.push_eval(EvalPoint {
                         step,
                         time,
                         loss: loss.0,
@@ -164,35 +164,27 @@ impl RunTail {
 
     /// Each parameter tensor's gradient norm (or update/weight ratio) over the run.
     pub fn heatmap(&self, s: ChartSettings) -> HeatmapView {
-        let (values, title) = if s.update_ratios {
+        let (values, title): (fn(&Point) -> &[f64], _) = if s.update_ratios {
             (
-                &self.layer_updates,
+                |p| &p.layer_updates,
                 "update/weight ratio per tensor (log colour scale; u: gradient norms)",
             )
         } else {
             (
-                &self.layer_norms,
+                |p| &p.layer_norms,
                 "gradient norm per tensor (log colour scale; u: update ratios)",
             )
         };
-        let t0 = self.train.first().map_or(0.0, |p| p.time);
         let rows = self
             .layers
             .iter()
             .enumerate()
             .map(|(i, name)| {
                 let pts = self
+                    .history
                     .train
                     .iter()
-                    .zip(values)
-                    .map(|(p, norms)| {
-                        let x = if s.wall_time {
-                            p.time - t0
-                        } else {
-                            p.step as f64
-                        };
-                        (x, norms[i])
-                    })
+                    .map(|p| (self.x(s, p.step, p.time), values(p)[i]))
                     .collect();
                 (name.clone(), pts)
             })
@@ -204,12 +196,13 @@ impl RunTail {
     }
 
     fn x(&self, s: ChartSettings, step: u64, time: f64) -> f64 {
-        let t0 = self.train.first().map_or(0.0, |p| p.time);
+        let t0 = self.history.train.first().map_or(0.0, |p| p.time);
         if s.wall_time { time - t0 } else { step as f64 }
     }
 
     fn train_series(&self, s: ChartSettings, name: &str, f: fn(&Point) -> f64) -> ChartSeries {
         let points = self
+            .history
             .train
             .iter()
             .map(|p| (self.x(s, p.step, p.time), f(p)))
@@ -222,6 +215,7 @@ impl RunTail {
 
     fn eval_series(&self, s: ChartSettings, name: &str, loss: bool) -> ChartSeries {
         let points = self
+            .history
             .eval
             .iter()
             .filter_map(|p| {
