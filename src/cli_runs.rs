@@ -86,18 +86,14 @@ fn find_experiment(ws: &Workspace, name: &str) -> anyhow::Result<Source> {
     let file = if name.ends_with(".toml") && as_path.is_file() {
         std::fs::canonicalize(as_path)?
     } else {
-        let f = ws
-            .experiments
-            .values()
-            .find(|f| f.name() == name || f.stem() == name)
-            .with_context(|| {
-                let names: Vec<String> = ws.experiments.values().map(|f| f.name()).collect();
-                format!(
-                    "no experiment {name:?} in {}; there are: {}",
-                    ws.root.display(),
-                    names.join(", ")
-                )
-            })?;
+        let f = ws.experiment(name).with_context(|| {
+            let names: Vec<String> = ws.experiments.values().map(|f| f.name()).collect();
+            format!(
+                "no experiment {name:?} in {}; there are: {}",
+                ws.root.display(),
+                names.join(", ")
+            )
+        })?;
         f.path.clone()
     };
     let text = config::read_text(&file).map_err(anyhow::Error::msg)?;

@@ -106,6 +106,14 @@ impl Workspace {
         all
     }
 
+    /// The experiment file called `name` (its experiment name, or its file name without
+    /// `.toml`).
+    pub fn experiment(&self, name: &str) -> Option<&ExperimentFile> {
+        self.experiments
+            .values()
+            .find(|f| f.name() == name || f.stem() == name)
+    }
+
     /// Experiments that are in force (their last good version), in file order.
     pub fn valid_experiments(&self) -> impl Iterator<Item = &Experiment> {
         self.experiments.values().filter_map(|f| f.good.as_ref())

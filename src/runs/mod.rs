@@ -113,7 +113,7 @@ impl Status {
             step: 0,
             total_steps,
             pid: std::process::id(),
-            host: sysinfo::System::host_name().unwrap_or_default(),
+            host: this_host().to_string(),
             device: String::new(),
             started_at: now(),
             heartbeat: now(),
@@ -145,7 +145,7 @@ impl Status {
     /// shared filesystem) a heartbeat silent for [`REMOTE_STALE_SECS`] is taken as death.
     pub fn effective_state(&self) -> State {
         let silent = now() - self.heartbeat;
-        let here = sysinfo::System::host_name().is_ok_and(|h| h == self.host);
+        let here = this_host() == self.host;
         let dead = if here {
             silent > STALE_SECS && !pid_alive(self.pid)
         } else {
@@ -157,6 +157,12 @@ impl Status {
             self.state
         }
     }
+}
+
+/// This machine's host name, read once: it is compared for every run on every rescan.
+pub fn this_host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| sysinfo::System::host_name().unwrap_or_default())
 }
 
 /// Whether a process with this pid exists (on this host).
@@ -289,7 +295,7 @@ mod tests {
 
     #[test]
     fn a_silent_run_is_dead_only_when_its_process_is_gone_or_it_is_remote_and_long_silent() {
-        let here = sysinfo::System::host_name().unwrap_or_default();
+        let here = this_host().to_string();
         let me = std::process::id();
         // Our own pid exists: a quiet heartbeat alone does not make a local run dead.
         assert_eq!(

@@ -190,9 +190,7 @@ impl App {
             .ok_or("no experiment selected")?;
         let f = u
             .workspace
-            .experiments
-            .values()
-            .find(|f| f.name() == row.name)
+            .experiment(&row.name)
             .ok_or("the experiment file is gone")?;
         if !f.errors.is_empty() {
             return Err(format!(
