@@ -4,7 +4,7 @@
 //! exported once, the later record winning.
 
 use super::METRICS;
-use super::records::{History, Metric, read_from};
+use super::records::{History, Metric, ParamRecord, read_from};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -110,17 +110,14 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
                 r
             }
         };
-        for field in ["grad_l2", "update_ratio"] {
+        let fields: [fn(&ParamRecord) -> f64; 2] = [|r| r.grad_l2.0, |r| r.update_ratio.0];
+        for field in fields {
             for p in &params {
                 rec.push(match m {
-                    Metric::Train { params: ps, .. } => ps.get(p).map_or(String::new(), |r| {
-                        num(if field == "grad_l2" {
-                            r.grad_l2.0
-                        } else {
-                            r.update_ratio.0
-                        })
-                    }),
-                    _ => String::new(),
+                    Metric::Train { params: ps, .. } => {
+                        ps.get(p).map_or(String::new(), |r| num(field(r)))
+                    }
+                    Metric::Eval { .. } => String::new(),
                 });
             }
         }
