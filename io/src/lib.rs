@@ -5,6 +5,7 @@
 //! place and the problem.
 
 pub mod checkpoint;
+pub mod data;
 pub mod diff;
 pub mod dtype;
 pub mod error;

@@ -1,0 +1,304 @@
+//! Datasets as pageable tables: a schema, rows fetched a page at a time (large files are never
+//! loaded whole), per-column statistics over a bounded scan, a class histogram and image samples.
+
+mod idx;
+mod image_folder;
+mod parquet_file;
+mod stats;
+mod tensors;
+mod text;
+
+pub use idx::{labels_for, read_idx, write_u8 as write_idx_u8};
+pub use stats::{ColumnStats, Summary, summarize};
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Statistics cover at most this many rows; the summary says when it stopped early.
+pub const STATS_ROWS: u64 = 200_000;
+/// Distinct values are counted exactly up to here, then reported as "at least".
+pub const DISTINCT_CAP: usize = 100_000;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Cell {
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Cell::Int(v) => Some(*v as f64),
+            Cell::Float(v) => Some(*v),
+            Cell::Bool(v) => Some(*v as u8 as f64),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Int(v) => v.to_string(),
+            Cell::Float(v) => format!("{v}"),
+            Cell::Bool(v) => v.to_string(),
+            Cell::Text(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub dtype: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RowCount {
+    Exact(u64),
+    /// Not known without reading the whole file; at least this many.
+    AtLeast(u64),
+}
+
+impl std::fmt::Display for RowCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowCount::Exact(n) => write!(f, "{n}"),
+            RowCount::AtLeast(n) => write!(f, "≥{n} (not counted to the end)"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageSample {
+    pub label: String,
+    pub width: u32,
+    pub height: u32,
+    /// Row-major RGB bytes.
+    pub rgb: Vec<u8>,
+}
+
+/// An open dataset. Cheap to open: only headers, footers or folder listings are read.
+pub enum Dataset {
+    Text(text::TextTable),
+    Parquet(parquet_file::ParquetTable),
+    Idx(idx::IdxTable),
+    Images(image_folder::ImageFolder),
+    Tensors(tensors::TensorTable),
+    Memory(MemoryTable),
+}
+
+/// A table held in memory (built-in datasets).
+pub struct MemoryTable {
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Cell>>,
+    pub label: Option<String>,
+    pub images: Vec<ImageSample>,
+}
+
+/// What a file or folder holds, judged by its name and first bytes.
+pub fn open(path: &Path) -> Result<Dataset> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Ok(Dataset::Images(image_folder::ImageFolder::open(path)?));
+    }
+    if meta.len() == 0 {
+        return Err(Error::new(path, "", "the file is empty"));
+    }
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().to_lowercase());
+    let ext = name.rsplit('.').next().unwrap_or("");
+    if crate::safety::is_pickle(path) {
+        return Err(Error::new(path, "", crate::safety::PICKLE_REFUSAL));
+    }
+    Ok(match ext {
+        "csv" => Dataset::Text(text::TextTable::open(path, text::Kind::Delimited(b','))?),
+        "tsv" | "tab" => Dataset::Text(text::TextTable::open(path, text::Kind::Delimited(b'\t'))?),
+        "jsonl" | "ndjson" => Dataset::Text(text::TextTable::open(path, text::Kind::JsonLines)?),
+        "parquet" | "pq" => Dataset::Parquet(parquet_file::ParquetTable::open(path)?),
+        "safetensors" => Dataset::Tensors(tensors::TensorTable::open(path)?),
+        _ if name.contains("idx") || name.contains("-ubyte") => {
+            Dataset::Idx(idx::IdxTable::open(path)?)
+        }
+        _ => {
+            return Err(Error::new(
+                path,
+                "",
+                "unrecognised dataset format; descent reads .csv, .tsv, .jsonl, .parquet, \
+                 .safetensors, IDX (*-ubyte) files and image folders",
+            ));
+        }
+    })
+}
+
+impl Dataset {
+    pub fn format(&self) -> &'static str {
+        match self {
+            Dataset::Text(t) => t.format(),
+            Dataset::Parquet(_) => "Parquet",
+            Dataset::Idx(_) => "IDX",
+            Dataset::Images(_) => "image folder",
+            Dataset::Tensors(_) => "safetensors",
+            Dataset::Memory(_) => "built in",
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Dataset::Text(t) => Some(&t.path),
+            Dataset::Parquet(t) => Some(&t.path),
+            Dataset::Idx(t) => Some(&t.path),
+            Dataset::Images(t) => Some(&t.path),
+            Dataset::Tensors(t) => Some(&t.path),
+            Dataset::Memory(_) => None,
+        }
+    }
+
+    pub fn columns(&self) -> &[Column] {
+        match self {
+            Dataset::Text(t) => &t.columns,
+            Dataset::Parquet(t) => &t.columns,
+            Dataset::Idx(t) => &t.columns,
+            Dataset::Images(t) => &t.columns,
+            Dataset::Tensors(t) => &t.columns,
+            Dataset::Memory(t) => &t.columns,
+        }
+    }
+
+    pub fn rows(&self) -> RowCount {
+        match self {
+            Dataset::Text(t) => t.rows(),
+            Dataset::Parquet(t) => RowCount::Exact(t.rows),
+            Dataset::Idx(t) => RowCount::Exact(t.len()),
+            Dataset::Images(t) => RowCount::Exact(t.files.len() as u64),
+            Dataset::Tensors(t) => RowCount::Exact(t.rows),
+            Dataset::Memory(t) => RowCount::Exact(t.rows.len() as u64),
+        }
+    }
+
+    /// Up to `n` rows from row `start`.
+    pub fn page(&mut self, start: u64, n: usize) -> Result<Vec<Vec<Cell>>> {
+        let mut out = Vec::with_capacity(n);
+        self.for_each_row(start, n as u64, &mut |r| {
+            out.push(r);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with rows from `start`, at most `limit`, until it returns false.
+    pub fn for_each_row(
+        &mut self,
+        start: u64,
+        limit: u64,
+        f: &mut dyn FnMut(Vec<Cell>) -> bool,
+    ) -> Result<()> {
+        match self {
+            Dataset::Text(t) => t.for_each_row(start, limit, f),
+            Dataset::Parquet(t) => t.for_each_row(start, limit, f),
+            Dataset::Idx(t) => t.for_each_row(start, limit, f),
+            Dataset::Images(t) => t.for_each_row(start, limit, f),
+            Dataset::Tensors(t) => t.for_each_row(start, limit, f),
+            Dataset::Memory(t) => {
+                let rows = t.rows.iter().skip(start as usize).take(limit as usize);
+                for r in rows {
+                    if !f(r.clone()) {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The column holding class labels: `hint` when given, else a conventional name.
+    pub fn label_column(&self, hint: Option<&str>) -> Option<usize> {
+        let cols = self.columns();
+        if let Some(h) = hint {
+            return cols.iter().position(|c| c.name == h);
+        }
+        if let Dataset::Memory(m) = self {
+            return m
+                .label
+                .as_ref()
+                .and_then(|l| cols.iter().position(|c| &c.name == l));
+        }
+        const NAMES: [&str; 8] = [
+            "label",
+            "labels",
+            "class",
+            "target",
+            "y",
+            "category",
+            "species",
+            "diagnosis",
+        ];
+        NAMES
+            .iter()
+            .find_map(|n| cols.iter().position(|c| c.name.eq_ignore_ascii_case(n)))
+    }
+
+    /// A few decoded images (image folders, IDX images, built-ins with image inputs).
+    pub fn images(&mut self, max: usize) -> Result<(Vec<ImageSample>, Vec<String>)> {
+        match self {
+            Dataset::Images(t) => Ok(t.samples(max)),
+            Dataset::Idx(t) => Ok((t.samples(max), Vec::new())),
+            Dataset::Memory(t) => Ok((t.images.iter().take(max).cloned().collect(), Vec::new())),
+            _ => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// Files that are part of the dataset besides `path` (an IDX labels file).
+    pub fn companions(&self) -> Vec<PathBuf> {
+        match self {
+            Dataset::Idx(t) => t.labels_path.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The narrowest type that holds every value seen: int < float < text; bools stay bools.
+pub(crate) fn infer(values: impl Iterator<Item = Option<String>>) -> &'static str {
+    let mut kind = "";
+    for v in values.flatten() {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        let this = if v.parse::<i64>().is_ok() {
+            "int"
+        } else if v.parse::<f64>().is_ok() {
+            "float"
+        } else if v == "true" || v == "false" {
+            "bool"
+        } else {
+            "text"
+        };
+        kind = match (kind, this) {
+            ("", t) => t,
+            (a, b) if a == b => a,
+            ("int", "float") | ("float", "int") => "float",
+            _ => "text",
+        };
+    }
+    if kind.is_empty() { "text" } else { kind }
+}
+
+/// Parses one text field as the column's type (falls back to text).
+pub(crate) fn cell(field: &str, dtype: &str) -> Cell {
+    let f = field.trim();
+    if f.is_empty() {
+        return Cell::Null;
+    }
+    let parsed = match dtype {
+        "int" => f.parse().ok().map(Cell::Int),
+        "float" => f.parse().ok().map(Cell::Float),
+        "bool" => f.parse().ok().map(Cell::Bool),
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| Cell::Text(field.to_string()))
+}
