@@ -50,6 +50,12 @@ pub enum Command {
     /// Learning-rate schedules
     #[command(subcommand)]
     Schedule(crate::cli_runs::ScheduleCommand),
+    /// Look at datasets: builtin:NAME, hub:ORG/NAME or a path
+    #[command(subcommand)]
+    Data(crate::cli_inspect::DataCommand),
+    /// Look at checkpoints: safetensors, GGUF, model and pipeline folders, run checkpoints
+    #[command(subcommand)]
+    Ckpt(crate::cli_inspect::CkptCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -67,6 +73,8 @@ pub fn main() -> ExitCode {
         Some(Command::Ctl(args)) => crate::cli_runs::ctl(args),
         Some(Command::Schedule(c)) => crate::cli_runs::schedule(c),
         Some(Command::Export(args)) => crate::cli_runs::export(args),
+        Some(Command::Data(c)) => crate::cli_inspect::data(c),
+        Some(Command::Ckpt(c)) => crate::cli_inspect::ckpt(c),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

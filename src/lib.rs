@@ -4,12 +4,14 @@
 
 pub mod atomic;
 pub mod cli;
+pub mod cli_inspect;
 pub mod cli_runs;
 pub mod config;
 pub mod demo;
 pub mod inventory;
 pub mod logging;
 pub mod runs;
+pub mod sources;
 pub mod system;
 pub mod tui;
 pub mod watcher;

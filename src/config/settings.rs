@@ -68,10 +68,7 @@ impl Settings {
         if let Some(p) = &self.hub_cache {
             return Some(root.join(p));
         }
-        if let Some(home) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
-            return Some(PathBuf::from(home).join("hub"));
-        }
-        dirs::home_dir().map(|h| h.join(".cache/huggingface/hub"))
+        crate::sources::default_hub_cache()
     }
 }
 
