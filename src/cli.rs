@@ -56,6 +56,8 @@ pub enum Command {
     /// Look at checkpoints: safetensors, GGUF, model and pipeline folders, run checkpoints
     #[command(subcommand)]
     Ckpt(crate::cli_inspect::CkptCommand),
+    /// Download a model or dataset from the Hugging Face hub into the hub cache
+    Pull(crate::hub::PullArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -75,6 +77,7 @@ pub fn main() -> ExitCode {
         Some(Command::Export(args)) => crate::cli_runs::export(args),
         Some(Command::Data(c)) => crate::cli_inspect::data(c),
         Some(Command::Ckpt(c)) => crate::cli_inspect::ckpt(c),
+        Some(Command::Pull(args)) => crate::hub::pull(args),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

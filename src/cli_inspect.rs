@@ -82,13 +82,23 @@ fn print_summary(source: &str, s: &Summary) {
     if matches!(s.rows, descent_io::data::RowCount::AtLeast(_)) || s.scanned < rows_exact(s) {
         println!("statistics cover the first {} rows", s.scanned);
     }
-    println!("\n{:<24} {:<12} {:>7} {:>12} {:>12} {:>12} {:>12} {:>9}", "column", "type", "nulls", "min", "max", "mean", "std", "distinct");
+    println!(
+        "\n{:<24} {:<12} {:>7} {:>12} {:>12} {:>12} {:>12} {:>9}",
+        "column", "type", "nulls", "min", "max", "mean", "std", "distinct"
+    );
     let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
     for c in &s.columns {
         let distinct = format!("{}{}", if c.distinct_capped { "≥" } else { "" }, c.distinct);
         println!(
             "{:<24} {:<12} {:>7} {:>12} {:>12} {:>12} {:>12} {:>9}",
-            truncate(&c.name, 24), truncate(&c.dtype, 12), c.nulls, num(c.min), num(c.max), num(c.mean), num(c.std), distinct
+            truncate(&c.name, 24),
+            truncate(&c.dtype, 12),
+            c.nulls,
+            num(c.min),
+            num(c.max),
+            num(c.mean),
+            num(c.std),
+            distinct
         );
     }
     if let Some(label) = &s.label {
@@ -104,7 +114,12 @@ fn print_summary(source: &str, s: &Summary) {
         }
     }
     if let Some(first) = s.images.first() {
-        println!("\nimage samples: {} decoded ({}×{} the first); the TUI draws them", s.images.len(), first.width, first.height);
+        println!(
+            "\nimage samples: {} decoded ({}×{} the first); the TUI draws them",
+            s.images.len(),
+            first.width,
+            first.height
+        );
     }
     for n in &s.notes {
         println!("note: {n}");
@@ -118,7 +133,11 @@ fn rows_exact(s: &Summary) -> u64 {
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
 }
 
 pub fn open_checkpoint(spec: &str) -> anyhow::Result<Checkpoint> {
@@ -151,26 +170,56 @@ fn inspect(a: CkptInspectArgs) -> anyhow::Result<ExitCode> {
     println!("tensors:");
     if a.flat {
         for t in &ck.tensors {
-            println!("  {:<56} {:<8} {:<20} {}", t.name, t.dtype.name(), t.shape_text(), human_count(t.numel()));
+            println!(
+                "  {:<56} {:<8} {:<20} {}",
+                t.name,
+                t.dtype.name(),
+                t.shape_text(),
+                human_count(t.numel())
+            );
         }
     } else {
         let nodes = tree::build(&ck.tensors);
         for (path, n) in tree::visible(&nodes, &|p| p.len() < 3) {
             let indent = "  ".repeat(path.len());
             let what = match n.tensor {
-                Some(i) => format!("{} {}", ck.tensors[i].dtype.name(), ck.tensors[i].shape_text()),
+                Some(i) => format!(
+                    "{} {}",
+                    ck.tensors[i].dtype.name(),
+                    ck.tensors[i].shape_text()
+                ),
                 None => format!("{} tensors", n.tensors()),
             };
             let name = format!("{indent}{}", n.name);
-            println!("{:<48} {:<28} {:>9} {:>10}", name, what, human_count(n.params), human_bytes(n.bytes));
+            println!(
+                "{:<48} {:<28} {:>9} {:>10}",
+                name,
+                what,
+                human_count(n.params),
+                human_bytes(n.bytes)
+            );
         }
     }
     for name in &a.tensor {
-        let t = ck.tensor(name).ok_or_else(|| anyhow::anyhow!("{}: no tensor named {name:?}", ck.path.display()))?;
+        let t = ck
+            .tensor(name)
+            .ok_or_else(|| anyhow::anyhow!("{}: no tensor named {name:?}", ck.path.display()))?;
         let s = tensor_stats(t)?;
-        println!("\n{name}: {} {} ({} elements)", t.dtype.name(), t.shape_text(), s.count);
-        println!("  mean {:.6}  std {:.6}  min {:.6}  max {:.6}  L2 {:.6}", s.mean, s.std, s.min, s.max, s.l2);
-        println!("  zeros {:.2}%  NaN/Inf {:.2}%", 100.0 * s.zeros, 100.0 * s.nonfinite);
+        println!(
+            "\n{name}: {} {} ({} elements)",
+            t.dtype.name(),
+            t.shape_text(),
+            s.count
+        );
+        println!(
+            "  mean {:.6}  std {:.6}  min {:.6}  max {:.6}  L2 {:.6}",
+            s.mean, s.std, s.min, s.max, s.l2
+        );
+        println!(
+            "  zeros {:.2}%  NaN/Inf {:.2}%",
+            100.0 * s.zeros,
+            100.0 * s.nonfinite
+        );
         let top = *s.histogram.iter().max().unwrap_or(&1).max(&1);
         let w = (s.max - s.min) / s.histogram.len() as f64;
         for (i, c) in s.histogram.iter().enumerate() {
@@ -185,13 +234,27 @@ fn ckpt_diff(a: &str, b: &str) -> anyhow::Result<ExitCode> {
     let ca = open_checkpoint(a)?;
     let cb = open_checkpoint(b)?;
     let changes = diff(&ca, &cb)?;
-    println!("A: {} ({})\nB: {} ({})", ca.path.display(), ca.format, cb.path.display(), cb.format);
+    println!(
+        "A: {} ({})\nB: {} ({})",
+        ca.path.display(),
+        ca.format,
+        cb.path.display(),
+        cb.format
+    );
     println!("{:<56} {:>14} {:>12}", "tensor", "‖B−A‖/‖A‖", "‖A‖");
     let (mut changed, mut same, mut other) = (0, 0, 0);
     for c in &changes {
         match c {
-            Change::Changed { name, relative, norm_a } => {
-                if *relative > 0.0 { changed += 1 } else { same += 1 }
+            Change::Changed {
+                name,
+                relative,
+                norm_a,
+            } => {
+                if *relative > 0.0 {
+                    changed += 1
+                } else {
+                    same += 1
+                }
                 println!("{:<56} {:>14.6e} {:>12.4}", name, relative, norm_a);
             }
             Change::ShapeMismatch { name, a, b } => {
@@ -215,4 +278,3 @@ fn ckpt_diff(a: &str, b: &str) -> anyhow::Result<ExitCode> {
     println!("{changed} changed, {same} unchanged, {other} added/removed/reshaped/not compared");
     Ok(ExitCode::SUCCESS)
 }
-

@@ -8,6 +8,7 @@ pub mod cli_inspect;
 pub mod cli_runs;
 pub mod config;
 pub mod demo;
+pub mod hub;
 pub mod inventory;
 pub mod logging;
 pub mod runs;

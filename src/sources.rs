@@ -36,7 +36,11 @@ pub fn hub_snapshot(cache: &Path, repo: &str, kind: RepoKind) -> anyhow::Result<
         bail!(
             "{repo} is not in the hub cache {}; fetch it with `descent pull {repo}{}`",
             cache.display(),
-            if kind == RepoKind::Dataset { " --type dataset" } else { "" }
+            if kind == RepoKind::Dataset {
+                " --type dataset"
+            } else {
+                ""
+            }
         );
     }
     if let Ok(commit) = std::fs::read_to_string(dir.join("refs/main")) {
@@ -69,15 +73,20 @@ pub fn resolve(spec: &str, kind: RepoKind, hub_cache: Option<&Path>) -> anyhow::
         return Ok(PathBuf::from(spec));
     };
     let (repo, file) = split_hub(hub);
-    let cache = hub_cache.context("no hub cache folder (set HF_HOME or hub_cache in descent.toml)")?;
+    let cache =
+        hub_cache.context("no hub cache folder (set HF_HOME or hub_cache in descent.toml)")?;
     let snap = hub_snapshot(cache, &repo, kind)?;
     Ok(match file {
         Some(f) => {
             descent_io::safety::check_relative(&f).map_err(anyhow::Error::msg)?;
             snap.join(f)
         }
-        None if kind == RepoKind::Dataset => first_data_file(&snap)
-            .with_context(|| format!("{}: no dataset files (CSV, JSON Lines, Parquet …)", snap.display()))?,
+        None if kind == RepoKind::Dataset => first_data_file(&snap).with_context(|| {
+            format!(
+                "{}: no dataset files (CSV, JSON Lines, Parquet …)",
+                snap.display()
+            )
+        })?,
         None => snap,
     })
 }
@@ -116,27 +125,43 @@ pub fn open_dataset(spec: &str, hub_cache: Option<&Path>) -> anyhow::Result<Data
 /// A built-in dataset as a table: its features, its label, and images when its inputs are
 /// images (the 8×8 digits).
 pub fn builtin_table(name: &str) -> anyhow::Result<Dataset> {
-    let d = descent_models::data::load_builtin(name, &BTreeMap::new(), 0).map_err(anyhow::Error::msg)?;
+    let d = descent_models::data::load_builtin(name, &BTreeMap::new(), 0)
+        .map_err(anyhow::Error::msg)?;
     let mut columns: Vec<Column> = d
         .feature_names
         .iter()
-        .map(|n| Column { name: n.clone(), dtype: "float".into() })
+        .map(|n| Column {
+            name: n.clone(),
+            dtype: "float".into(),
+        })
         .collect();
     let f = d.features();
     use descent_models::data::Targets;
     let label: Vec<Cell> = match &d.targets {
         Targets::Classes { labels, names } => {
-            columns.push(Column { name: "label".into(), dtype: "text".into() });
-            labels.iter().map(|&l| Cell::Text(names[l as usize].clone())).collect()
+            columns.push(Column {
+                name: "label".into(),
+                dtype: "text".into(),
+            });
+            labels
+                .iter()
+                .map(|&l| Cell::Text(names[l as usize].clone()))
+                .collect()
         }
         Targets::Values(v) => {
-            columns.push(Column { name: "target".into(), dtype: "float".into() });
+            columns.push(Column {
+                name: "target".into(),
+                dtype: "float".into(),
+            });
             v.iter().map(|&x| Cell::Float(x as f64)).collect()
         }
     };
     let rows: Vec<Vec<Cell>> = (0..d.len())
         .map(|i| {
-            let mut r: Vec<Cell> = d.inputs[i * f..(i + 1) * f].iter().map(|&v| Cell::Float(v as f64)).collect();
+            let mut r: Vec<Cell> = d.inputs[i * f..(i + 1) * f]
+                .iter()
+                .map(|&v| Cell::Float(v as f64))
+                .collect();
             r.push(label[i].clone());
             r
         })
@@ -144,14 +169,20 @@ pub fn builtin_table(name: &str) -> anyhow::Result<Dataset> {
     let side = (f as f64).sqrt() as usize;
     let is_image = d.input_shape.len() == 3 || (name == "digits" && side * side == f);
     let images = if is_image {
-        let (lo, hi) = d.inputs.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = d
+            .inputs
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
         (0..d.len().min(24))
             .map(|i| ImageSample {
                 label: label[i].text(),
                 width: side as u32,
                 height: side as u32,
-                rgb: d.inputs[i * f..(i + 1) * f].iter().flat_map(|v| [((v - lo) * scale) as u8; 3]).collect(),
+                rgb: d.inputs[i * f..(i + 1) * f]
+                    .iter()
+                    .flat_map(|v| [((v - lo) * scale) as u8; 3])
+                    .collect(),
             })
             .collect()
     } else {
@@ -181,10 +212,17 @@ mod tests {
         std::fs::write(repo.join("snapshots/abc/data/train.parquet"), "x").unwrap();
         let p = resolve("hub:org/set", RepoKind::Dataset, Some(dir.path())).unwrap();
         assert!(p.ends_with("snapshots/abc/data/train.parquet"));
-        let p = resolve("hub:org/set/data/x.csv", RepoKind::Dataset, Some(dir.path())).unwrap();
+        let p = resolve(
+            "hub:org/set/data/x.csv",
+            RepoKind::Dataset,
+            Some(dir.path()),
+        )
+        .unwrap();
         assert!(p.ends_with("abc/data/x.csv"));
         assert!(resolve("hub:org/set/../../x", RepoKind::Dataset, Some(dir.path())).is_err());
-        let e = resolve("hub:org/none", RepoKind::Model, Some(dir.path())).unwrap_err().to_string();
+        let e = resolve("hub:org/none", RepoKind::Model, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("descent pull org/none"), "{e}");
     }
 
