@@ -28,8 +28,24 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// A real safetensors file of ~400 KB.
 fn weights() -> Vec<u8> {
-    (0..400_000u32).map(|i| (i % 251) as u8).collect()
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.safetensors");
+    let data: Vec<u8> = (0..100_000u32)
+        .flat_map(|i| (i as f32 / 7.0).to_le_bytes())
+        .collect();
+    descent_io::safetensors::write(
+        &p,
+        &[(
+            "layer.weight",
+            descent_io::dtype::DType::F32,
+            &[100, 1000],
+            &data,
+        )],
+    )
+    .unwrap();
+    std::fs::read(p).unwrap()
 }
 
 fn model_hub() -> Hub {
@@ -155,6 +171,7 @@ fn a_part_file_left_by_an_interrupted_pull_is_resumed_by_the_next() {
     let blobs = home.path().join("hub/models--org--tiny/blobs");
     std::fs::create_dir_all(&blobs).unwrap();
     std::fs::write(blobs.join(format!("{etag}.part")), &w[..300_000]).unwrap();
+    assert!(w.len() > 300_000);
     let o = pull(
         &hub,
         home.path(),
