@@ -75,7 +75,7 @@ impl DType {
     pub fn bytes_for(&self, n: u64) -> Option<u64> {
         match self {
             DType::Quant { block, bytes, .. } => {
-                (n % block == 0).then_some(())?;
+                n.is_multiple_of(*block).then_some(())?;
                 (n / block).checked_mul(*bytes)
             }
             _ => n.checked_mul(self.elem_bytes()),
@@ -110,7 +110,7 @@ pub fn for_each_value(dtype: DType, bytes: &[u8], mut f: impl FnMut(f64)) -> boo
         };
     }
     match dtype {
-        DType::F64 => each!(8, |a| f64::from_le_bytes(a)),
+        DType::F64 => each!(8, f64::from_le_bytes),
         DType::F32 => each!(4, |a| f32::from_le_bytes(a) as f64),
         DType::F16 => each!(2, |a| f16::from_le_bytes(a).to_f64()),
         DType::BF16 => each!(2, |a| bf16::from_le_bytes(a).to_f64()),

@@ -6,6 +6,7 @@
 //! `TestBackend`.
 
 pub mod chart;
+mod images;
 mod pane;
 mod panes;
 mod shell;
@@ -14,8 +15,13 @@ mod ui_state;
 pub mod view;
 mod widgets;
 
+pub use images::ImageCache;
 pub use pane::Pane;
-pub use panes::{list_len, selected_experiment, selected_run, selected_runs};
+pub use panes::{
+    list_len, selected_checkpoint, selected_dataset, selected_experiment, selected_run,
+    selected_runs,
+};
+pub use ratatui_image::picker::Picker;
 pub use shell::{MIN_HEIGHT, MIN_WIDTH, draw};
 pub use theme::Theme;
 pub use ui_state::UiState;

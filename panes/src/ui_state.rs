@@ -8,6 +8,8 @@ pub struct UiState {
     pub help_scroll: usize,
     /// The selected run among the selected experiment's runs.
     pub run_selected: usize,
+    /// Dataset image samples, encoded for the terminal.
+    pub images: crate::images::ImageCache,
 }
 
 impl UiState {

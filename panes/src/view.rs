@@ -123,13 +123,102 @@ pub struct DatasetsView {
     /// `None` when no hub cache location is known.
     pub hub_cache: Option<String>,
     pub hub_datasets: Vec<String>,
+    /// What the selected dataset holds, once read.
+    pub detail: Option<DatasetDetail>,
+    /// A hub download in progress or just ended.
+    pub pull: Option<PullView>,
+}
+
+/// One dataset, as read: statistics, classes, image samples and a page of rows.
+#[derive(Clone, Debug, Default)]
+pub struct DatasetDetail {
+    /// Which list row this belongs to (a stale detail is not drawn for another row).
+    pub key: String,
+    pub loading: bool,
+    pub error: Option<String>,
+    pub info: Vec<(String, String)>,
+    /// name, type, nulls, min, max, mean, std, distinct — already formatted.
+    pub columns: Vec<[String; 8]>,
+    pub label: Option<String>,
+    pub classes: Vec<(String, u64)>,
+    pub classes_more: Option<String>,
+    pub images: Vec<ImageView>,
+    pub notes: Vec<String>,
+    pub row_start: u64,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageView {
+    pub label: String,
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PullView {
+    pub repo: String,
+    pub file: String,
+    pub done: u64,
+    pub total: u64,
+    pub bytes_per_s: f64,
+    pub files_done: usize,
+    pub files: usize,
+    /// "downloading", "finished: PATH", "failed: WHY", "cancelled"
+    pub state: String,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckpointsView {
     pub runs_dir: String,
     pub hub_cache: Option<String>,
-    pub hub_models: Vec<String>,
+    /// Every checkpoint the pane lists: run checkpoints, opened paths, hub models.
+    pub entries: Vec<CheckpointEntry>,
+    pub detail: Option<CheckpointDetail>,
+    pub pull: Option<PullView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointEntry {
+    /// "run", "opened" or "hub".
+    pub origin: String,
+    pub label: String,
+    /// What to open: a path, or `hub:ORG/NAME`.
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointDetail {
+    pub key: String,
+    pub loading: bool,
+    pub error: Option<String>,
+    pub summary: Vec<(String, String)>,
+    pub tree: Vec<TreeRow>,
+    pub tree_selected: usize,
+    pub stats: Option<TensorStatsView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TreeRow {
+    pub depth: usize,
+    pub name: String,
+    /// dtype and shape for a tensor, "N tensors" for a group.
+    pub what: String,
+    pub params: String,
+    pub bytes: String,
+    /// `Some(expanded)` for groups.
+    pub expanded: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TensorStatsView {
+    pub name: String,
+    pub lines: Vec<(String, String)>,
+    pub histogram: Vec<u64>,
+    pub range: (f64, f64),
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -92,11 +92,26 @@ fn populated() -> AppView {
             }],
             hub_cache: Some("/home/me/.cache/huggingface/hub".into()),
             hub_datasets: vec!["org/tiny-set".into()],
+            detail: None,
+            pull: None,
         },
         checkpoints: CheckpointsView {
             runs_dir: "runs/".into(),
             hub_cache: Some("/home/me/.cache/huggingface/hub".into()),
-            hub_models: vec!["org/tiny-model".into()],
+            entries: vec![
+                CheckpointEntry {
+                    origin: "run".into(),
+                    label: "step 400 · digits-mlp/20261128-101500".into(),
+                    source: "/ws/runs/digits-mlp/20261128-101500/checkpoints/step-400".into(),
+                },
+                CheckpointEntry {
+                    origin: "hub".into(),
+                    label: "org/tiny-model".into(),
+                    source: "hub:org/tiny-model".into(),
+                },
+            ],
+            detail: None,
+            pull: None,
         },
         system: SystemView {
             host: "gpu-box".into(),
@@ -132,7 +147,7 @@ fn emptied() -> AppView {
     v.datasets.files.clear();
     v.datasets.builtins.clear();
     v.datasets.hub_datasets.clear();
-    v.checkpoints.hub_models.clear();
+    v.checkpoints.entries.clear();
     v.system.gpus = GpuView::Probing;
     v.log.clear();
     v
@@ -172,7 +187,7 @@ fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]
             &["No datasets in data/", "Parquet"],
         ),
         Pane::Checkpoints => (
-            &["org/tiny-model", "Hub models (1)"],
+            &["org/tiny-model", "Checkpoints (2)", "step 400", "reading"],
             &["No checkpoints yet"],
         ),
         Pane::Sampler => (
@@ -371,5 +386,102 @@ fn no_color_uses_no_colours() {
     for cell in buf.content() {
         assert_eq!(cell.fg, ratatui::style::Color::Reset, "{:?}", cell);
         assert_eq!(cell.bg, ratatui::style::Color::Reset, "{:?}", cell);
+    }
+}
+
+/// A loaded dataset: image samples (half-blocks), the class histogram, column stats and rows.
+#[test]
+fn a_read_dataset_shows_images_classes_columns_and_rows() {
+    let mut v = with_pane(populated(), Pane::Datasets);
+    v.datasets.detail = Some(DatasetDetail {
+        key: "builtin:digits".into(),
+        info: vec![
+            ("format".into(), "built in".into()),
+            ("rows".into(), "1797".into()),
+        ],
+        columns: vec![[
+            "pixel 0×1".into(),
+            "float".into(),
+            "0".into(),
+            "0.0".into(),
+            "8.0".into(),
+            "0.3".into(),
+            "0.9".into(),
+            "9".into(),
+        ]],
+        label: Some("label".into()),
+        classes: vec![("3".into(), 183), ("1".into(), 182)],
+        images: vec![ImageView {
+            label: "0".into(),
+            width: 2,
+            height: 2,
+            rgb: vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9],
+        }],
+        header: vec!["pixel 0×1".into(), "label".into()],
+        rows: vec![vec!["0".into(), "0".into()]],
+        ..Default::default()
+    });
+    let s = screen(&v, 120, 40);
+    for text in [
+        "Classes: label (2)",
+        "183",
+        "Columns (1)",
+        "pixel 0×1",
+        "Rows 0–0",
+        "1797",
+        "▀",
+    ] {
+        assert!(s.contains(text), "missing {text:?}\n{s}");
+    }
+}
+
+/// A loaded checkpoint: summary, tensor tree and a tensor's statistics.
+#[test]
+fn a_read_checkpoint_shows_its_tree_and_tensor_statistics() {
+    let mut v = with_pane(populated(), Pane::Checkpoints);
+    v.checkpoints.detail = Some(CheckpointDetail {
+        key: "/ws/runs/digits-mlp/20261128-101500/checkpoints/step-400".into(),
+        summary: vec![
+            ("format".into(), "descent run checkpoint".into()),
+            ("parameters".into(), "8.45K".into()),
+        ],
+        tree: vec![
+            TreeRow {
+                depth: 0,
+                name: "fc0".into(),
+                what: "2 tensors".into(),
+                params: "8.32K".into(),
+                bytes: "32.5 KiB".into(),
+                expanded: Some(true),
+            },
+            TreeRow {
+                depth: 1,
+                name: "weight".into(),
+                what: "F32 [64, 128]".into(),
+                params: "8.19K".into(),
+                bytes: "32.0 KiB".into(),
+                expanded: None,
+            },
+        ],
+        tree_selected: 1,
+        stats: Some(TensorStatsView {
+            name: "fc0.weight".into(),
+            lines: vec![("L2 norm".into(), "4.2".into())],
+            histogram: vec![1, 5, 9, 5, 1],
+            range: (-0.5, 0.5),
+            error: None,
+        }),
+        ..Default::default()
+    });
+    let s = screen(&v, 120, 40);
+    for text in [
+        "descent run checkpoint",
+        "▾ fc0",
+        "F32 [64, 128]",
+        "8.19K",
+        "L2 norm",
+        "histogram -0.5000",
+    ] {
+        assert!(s.contains(text), "missing {text:?}\n{s}");
     }
 }

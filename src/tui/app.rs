@@ -49,6 +49,17 @@ pub struct App {
     /// Runs marked for comparison (overlaid on the selected run's charts).
     marked: Vec<PathBuf>,
     charts: ChartSettings,
+    /// The Datasets and Checkpoints panes' background work.
+    browser: super::browse::Browser,
+    /// What the open prompt asks for.
+    prompt_for: PromptFor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PromptFor {
+    Lr,
+    OpenPath,
+    Pull { dataset: bool },
 }
 
 /// Rows a page key moves.
@@ -75,6 +86,8 @@ impl App {
             shown: Vec::new(),
             marked: Vec::new(),
             charts: ChartSettings::default(),
+            browser: Default::default(),
+            prompt_for: PromptFor::Lr,
         }
     }
 
@@ -122,8 +135,61 @@ impl App {
                 false
             }
             Pane::Runs => self.poll_tail(),
+            Pane::Datasets | Pane::Checkpoints => self.sync_browser(),
             _ => false,
         }
+    }
+
+    fn hub_cache(&self) -> Option<PathBuf> {
+        self.update
+            .as_ref()
+            .and_then(|u| u.inventory.hub_cache.clone())
+    }
+
+    /// Asks for the selected dataset or checkpoint, takes in finished work and copies it into
+    /// the view; true when the screen changed.
+    fn sync_browser(&mut self) -> bool {
+        match self.view.pane {
+            Pane::Datasets => {
+                if let Some(spec) = descent_panes::selected_dataset(&self.view, &self.ui) {
+                    let spec = match spec.strip_prefix("local:") {
+                        Some(name) => self
+                            .update
+                            .as_ref()
+                            .map(|u| u.inventory.data_dir.join(name).display().to_string())
+                            .unwrap_or_default(),
+                        None => spec,
+                    };
+                    self.browser.want_dataset(&spec, self.hub_cache());
+                }
+            }
+            Pane::Checkpoints => {
+                if let Some(e) = descent_panes::selected_checkpoint(&self.view, &self.ui) {
+                    let source = e.source.clone();
+                    self.browser.want_checkpoint(&source, self.hub_cache());
+                }
+            }
+            _ => {}
+        }
+        let changed = self.browser.poll();
+        let b = &self.browser;
+        let d = &mut self.view.datasets;
+        if changed || d.detail.as_ref().map(|x| &x.key) != b.dataset.as_ref().map(|x| &x.key) {
+            d.detail = b.dataset.clone();
+            d.pull = b.pull.clone();
+            let c = &mut self.view.checkpoints;
+            c.detail = b.checkpoint.clone();
+            c.pull = b.pull.clone();
+            return true;
+        }
+        let c = &mut self.view.checkpoints;
+        if c.detail.as_ref().map(|x| (&x.key, x.tree_selected))
+            != b.checkpoint.as_ref().map(|x| (&x.key, x.tree_selected))
+        {
+            c.detail = b.checkpoint.clone();
+            return true;
+        }
+        false
     }
 
     /// The folder of the run selected in the Runs pane.
@@ -262,6 +328,26 @@ impl App {
     }
 
     fn answer_prompt(&mut self, text: &str) {
+        match self.prompt_for {
+            PromptFor::Lr => {}
+            PromptFor::OpenPath => {
+                let path = PathBuf::from(text.trim());
+                let path = std::fs::canonicalize(&path).unwrap_or(path);
+                if !self.browser.opened.contains(&path) {
+                    self.browser.opened.insert(0, path);
+                }
+                self.refresh_checkpoint_entries();
+                self.ui.jump(Pane::Checkpoints, true, 1);
+                return;
+            }
+            PromptFor::Pull { dataset } => {
+                match self.browser.start_pull(text.trim(), dataset) {
+                    Ok(()) => self.notice(format!("pulling {}; x cancels", text.trim())),
+                    Err(e) => self.notice(e),
+                }
+                return;
+            }
+        }
         match text.trim().parse::<f64>() {
             Ok(v) => self.control(Command::Lr { value: v }),
             Err(_) => self.notice(format!(
@@ -285,8 +371,18 @@ impl App {
             .iter()
             .filter(|r| r.state.is_live())
             .count();
+        let (detail, pull) = (
+            self.view.datasets.detail.take(),
+            self.view.datasets.pull.take(),
+        );
         self.view.datasets = views::datasets_view(ws, &u.inventory);
-        self.view.checkpoints = views::checkpoints_view(ws, &u.inventory);
+        (self.view.datasets.detail, self.view.datasets.pull) = (detail, pull);
+        let (detail, pull) = (
+            self.view.checkpoints.detail.take(),
+            self.view.checkpoints.pull.take(),
+        );
+        self.view.checkpoints = views::checkpoints_view(ws, &u.inventory, &self.browser.opened);
+        (self.view.checkpoints.detail, self.view.checkpoints.pull) = (detail, pull);
         let s = &mut self.view.status;
         s.config_errors = self.view.workspace.errors.len();
         s.alert = ws
@@ -298,6 +394,18 @@ impl App {
         self.refresh_device_label();
         self.update = Some(u);
         self.poll_tail();
+    }
+
+    fn refresh_checkpoint_entries(&mut self) {
+        if let Some(u) = &self.update {
+            let (detail, pull) = (
+                self.view.checkpoints.detail.take(),
+                self.view.checkpoints.pull.take(),
+            );
+            self.view.checkpoints =
+                views::checkpoints_view(&u.workspace, &u.inventory, &self.browser.opened);
+            (self.view.checkpoints.detail, self.view.checkpoints.pull) = (detail, pull);
+        }
     }
 
     fn refresh_device_label(&mut self) {
@@ -376,6 +484,7 @@ impl App {
             return;
         }
         let runs_pane = pane == Pane::Runs;
+        let browse_pane = matches!(pane, Pane::Datasets | Pane::Checkpoints);
         match action {
             Action::Quit => self.quit = true,
             Action::ShowPane(p) => self.show(p),
@@ -420,6 +529,7 @@ impl App {
             Action::StopRun if runs_pane => self.control(Command::Stop),
             Action::CheckpointRun if runs_pane => self.control(Command::Checkpoint),
             Action::SetLr if runs_pane => {
+                self.prompt_for = PromptFor::Lr;
                 if let Some(r) = selected_run(&self.view, &self.ui) {
                     self.view.prompt = Some(PromptView {
                         label: format!("learning rate for {}/{}", r.experiment, r.id),
@@ -491,6 +601,40 @@ impl App {
             | Action::ToggleWallTime
             | Action::ToggleMark
             | Action::ToggleHeatmap => {}
+            Action::Open if browse_pane => self.browser.tree_enter(),
+            Action::DetailDown if pane == Pane::Datasets => self.browser.page(1),
+            Action::DetailUp if pane == Pane::Datasets => self.browser.page(-1),
+            Action::DetailDown if pane == Pane::Checkpoints => self.browser.tree_move(1),
+            Action::DetailUp if pane == Pane::Checkpoints => self.browser.tree_move(-1),
+            Action::OpenPath if pane == Pane::Checkpoints => {
+                self.prompt_for = PromptFor::OpenPath;
+                self.view.prompt = Some(PromptView {
+                    label: "open checkpoint (file or folder path)".into(),
+                    text: String::new(),
+                });
+            }
+            Action::Pull if browse_pane => {
+                let dataset = pane == Pane::Datasets;
+                self.prompt_for = PromptFor::Pull { dataset };
+                self.view.prompt = Some(PromptView {
+                    label: format!(
+                        "pull {} from the hub (ORG/NAME)",
+                        if dataset { "dataset" } else { "model" }
+                    ),
+                    text: String::new(),
+                });
+            }
+            Action::CancelPull if browse_pane => {
+                if !self.browser.cancel_pull() {
+                    self.notice("no pull is running".into());
+                }
+            }
+            Action::Open
+            | Action::DetailDown
+            | Action::DetailUp
+            | Action::OpenPath
+            | Action::Pull
+            | Action::CancelPull => {}
             Action::Up => self.ui.move_by(pane, -1, len),
             Action::Down => self.ui.move_by(pane, 1, len),
             Action::PageUp => self.ui.move_by(pane, -PAGE, len),

@@ -36,6 +36,16 @@ pub enum Action {
     ToggleMark,
     /// Heatmap of gradient norms or of update/weight ratios.
     ToggleHeatmap,
+    /// Datasets/Checkpoints: open the selected tree node, compute a tensor's statistics.
+    Open,
+    /// Datasets: next/previous page of rows; Checkpoints: move in the tensor tree.
+    DetailDown,
+    DetailUp,
+    /// Checkpoints: open a local path.
+    OpenPath,
+    /// Datasets/Checkpoints: download a repository from the hub.
+    Pull,
+    CancelPull,
     Up,
     Down,
     PageUp,
@@ -138,6 +148,12 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "runs pane", &[k('w')], ToggleWallTime, "x axis: step or seconds"),
     bind(Normal, "runs pane", &[k('m')], ToggleMark, "mark the run to overlay it on others"),
     bind(Normal, "runs pane", &[k('u')], ToggleHeatmap, "heatmap: gradient norms or update ratios"),
+    bind(Normal, "data and checkpoints", &[code(KeyCode::Enter)], Open, "tensor tree: open a group, statistics of a tensor"),
+    bind(Normal, "data and checkpoints", &[k('J')], DetailDown, "rows: next page; tree: next node"),
+    bind(Normal, "data and checkpoints", &[k('K')], DetailUp, "rows: previous page; tree: previous node"),
+    bind(Normal, "data and checkpoints", &[k('o')], OpenPath, "open a checkpoint file or folder by path"),
+    bind(Normal, "data and checkpoints", &[k('P')], Pull, "pull a repository from the Hugging Face hub"),
+    bind(Normal, "data and checkpoints", &[k('x')], CancelPull, "cancel the running pull (resumes next time)"),
     bind(Input, "text input", &[code(KeyCode::Enter)], AcceptInput, "keep the filter / send"),
     bind(Input, "text input", &[code(KeyCode::Esc)], Back, "clear the filter / cancel"),
     bind(Input, "text input", &[code(KeyCode::Backspace)], DeleteInputChar, "delete a character"),

@@ -3,6 +3,7 @@
 //! System pane), so an idle TUI costs nothing.
 
 mod app;
+mod browse;
 pub mod keymap;
 mod tail;
 mod views;
@@ -53,6 +54,15 @@ pub fn run(ws: Workspace, force_poll: bool) -> anyhow::Result<()> {
 
     // Installs a panic hook that restores the terminal before the panic message prints.
     let mut terminal = ratatui::try_init()?;
+    // Ask the terminal for a graphics protocol before the input thread reads stdin. Inside
+    // tmux the answer depends on passthrough settings, so half-blocks it is.
+    let picker = if std::env::var_os("TMUX").is_some() {
+        descent_panes::Picker::halfblocks()
+    } else {
+        descent_panes::Picker::from_query_stdio()
+            .unwrap_or_else(|_| descent_panes::Picker::halfblocks())
+    };
+    app.ui.images.set_picker(picker);
     spawn_input(tx);
     let result = (|| -> anyhow::Result<()> {
         let mut dirty = true;

@@ -4,8 +4,10 @@ use crate::config::{Arch, DataSource, Experiment, ScheduleName};
 use crate::inventory::Inventory;
 use crate::runs::{RunInfo, State};
 use crate::workspace::Workspace;
-use descent_panes::{CheckpointsView, DatasetsView, ExperimentRow, FileRow, RunRow, WorkspaceView};
-use std::path::Path;
+use descent_panes::{
+    CheckpointEntry, CheckpointsView, DatasetsView, ExperimentRow, FileRow, RunRow, WorkspaceView,
+};
+use std::path::{Path, PathBuf};
 
 pub fn workspace_view(ws: &Workspace, inv: &Inventory) -> WorkspaceView {
     let rel = |p: &Path| p.strip_prefix(&ws.root).unwrap_or(p).display().to_string();
@@ -219,14 +221,54 @@ pub fn datasets_view(ws: &Workspace, inv: &Inventory) -> DatasetsView {
             .collect(),
         hub_cache: inv.hub_cache.as_ref().map(|p| p.display().to_string()),
         hub_datasets: inv.hub_datasets.clone(),
+        detail: None,
+        pull: None,
     }
 }
 
-pub fn checkpoints_view(ws: &Workspace, inv: &Inventory) -> CheckpointsView {
+/// Run checkpoints (newest step first within each run), paths the user opened, hub models.
+pub fn checkpoints_view(ws: &Workspace, inv: &Inventory, opened: &[PathBuf]) -> CheckpointsView {
+    let mut entries: Vec<CheckpointEntry> = opened
+        .iter()
+        .map(|p| CheckpointEntry {
+            origin: "opened".into(),
+            label: p.display().to_string(),
+            source: p.display().to_string(),
+        })
+        .collect();
+    for run in &inv.runs {
+        let mut steps: Vec<(u64, PathBuf)> = std::fs::read_dir(run.dir.join("checkpoints"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e
+                    .file_name()
+                    .to_string_lossy()
+                    .strip_prefix("step-")?
+                    .parse()
+                    .ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        steps.sort_by_key(|s| std::cmp::Reverse(s.0));
+        entries.extend(steps.into_iter().map(|(n, p)| CheckpointEntry {
+            origin: "run".into(),
+            label: format!("step {n} · {}/{}", run.experiment, run.id),
+            source: p.display().to_string(),
+        }));
+    }
+    entries.extend(inv.hub_models.iter().map(|m| CheckpointEntry {
+        origin: "hub".into(),
+        label: m.clone(),
+        source: format!("hub:{m}"),
+    }));
     CheckpointsView {
         runs_dir: display_in(&ws.settings.runs_path(&ws.root), &ws.root),
         hub_cache: inv.hub_cache.as_ref().map(|p| p.display().to_string()),
-        hub_models: inv.hub_models.clone(),
+        entries,
+        detail: None,
+        pull: None,
     }
 }
 

@@ -208,11 +208,12 @@ fn serve(mut stream: TcpStream, state: &Mutex<Hub>) {
         ),
     ];
     let mut send = usize::MAX;
-    if range.as_deref() != Some("bytes=0-0") && start == 0 {
-        if let Some(i) = hub.cut_once.iter().position(|f| *f == file) {
-            hub.cut_once.remove(i);
-            send = body.len() / 2;
-        }
+    if range.as_deref() != Some("bytes=0-0")
+        && start == 0
+        && let Some(i) = hub.cut_once.iter().position(|f| *f == file)
+    {
+        hub.cut_once.remove(i);
+        send = body.len() / 2;
     }
     drop(hub);
     respond(&mut stream, "206 Partial Content", &headers, body, send);

@@ -148,7 +148,7 @@ impl TextTable {
         let mut src = Source::new(self.kind, file, line);
         let mut taken = 0;
         while taken < limit {
-            if row % STRIDE == 0 && (row / STRIDE) as usize == self.marks.len() {
+            if row.is_multiple_of(STRIDE) && (row / STRIDE) as usize == self.marks.len() {
                 self.marks.push((byte + src.consumed(), src.line()));
             }
             let Some((line_no, fields)) = src.next(&self.path)? else {

@@ -1,19 +1,21 @@
-//! The Checkpoints pane: models in the hub cache (run checkpoints join them with the engine).
+//! The Checkpoints pane: run checkpoints, opened paths and hub models; for the selected one,
+//! its summary, the tensor tree with parameter counts, and a tensor's statistics.
 
 use super::filter;
-use crate::AppView;
+use crate::view::{CheckpointDetail, CheckpointEntry};
 use crate::widgets::{block, empty_state, key_values, matches};
+use crate::{AppView, theme::Theme};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, List, ListItem, ListState, Paragraph, Row, Table, TableState, Wrap};
 
-pub fn rows(view: &AppView) -> Vec<&str> {
+pub fn rows(view: &AppView) -> Vec<&CheckpointEntry> {
     let f = filter(view);
     view.checkpoints
-        .hub_models
+        .entries
         .iter()
-        .filter(|m| matches(f, m))
-        .map(String::as_str)
+        .filter(|e| matches(f, &e.label))
         .collect()
 }
 
@@ -24,49 +26,165 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
         .hub_cache
         .as_deref()
         .unwrap_or("the Hugging Face hub cache");
-    if c.hub_models.is_empty() {
-        empty_state(
-            frame,
-            area,
-            t,
-            " Checkpoints ",
-            &[
-                "No checkpoints yet.".into(),
-                format!(
-                    "Checkpoints that runs write ({}/<experiment>/<run-id>/checkpoints/) and \
-                     models downloaded into {hub} appear here.",
-                    c.runs_dir
-                ),
-            ],
-        );
+    if c.entries.is_empty() {
+        let mut lines = vec![
+            "No checkpoints yet.".into(),
+            format!(
+                "Checkpoints that runs write ({}/<experiment>/<run-id>/checkpoints/) and models \
+                 downloaded into {hub} appear here. o opens a file or folder by path; P pulls a \
+                 model from the hub.",
+                c.runs_dir
+            ),
+        ];
+        if let Some(p) = &c.pull {
+            lines.push(super::dataset_detail::pull_text(p));
+        }
+        empty_state(frame, area, t, " Checkpoints ", &lines);
         return;
     }
     let rows = rows(view);
     let [list, detail] =
-        Layout::horizontal([Constraint::Percentage(40), Constraint::Min(20)]).areas(area);
-    let items: Vec<ListItem> = rows.iter().map(|m| ListItem::new(m.to_string())).collect();
+        Layout::horizontal([Constraint::Percentage(35), Constraint::Min(20)]).areas(area);
+    let items: Vec<ListItem> = rows
+        .iter()
+        .map(|e| {
+            ListItem::new(Line::from(vec![
+                Span::raw(e.label.clone()),
+                Span::styled(format!("  {}", e.origin), t.dim()),
+            ]))
+        })
+        .collect();
     let mut state = ListState::default().with_selected((!rows.is_empty()).then_some(selected));
     frame.render_stateful_widget(
         List::new(items)
-            .block(block(t, format!(" Hub models ({}) ", rows.len())))
+            .block(block(t, format!(" Checkpoints ({}) ", rows.len())))
             .highlight_style(t.selected()),
         list,
         &mut state,
     );
-    let details: Vec<(String, String)> = match rows.get(selected) {
-        None => vec![("".into(), "No model matches the filter.".into())],
-        Some(repo) => vec![
-            ("repository".into(), repo.to_string()),
-            (
-                "where".into(),
-                format!("{hub}/models--{}", repo.replacen('/', "--", 1)),
-            ),
-        ],
+    let pull = c.pull.as_ref().map(super::dataset_detail::pull_text);
+    match (&c.detail, rows.get(selected)) {
+        (Some(d), Some(e)) if d.key == e.source => draw_detail(frame, detail, t, d, pull),
+        (_, Some(e)) => {
+            let lines = vec![
+                ("source".to_string(), e.source.clone()),
+                ("".into(), "reading…".into()),
+            ];
+            frame.render_widget(
+                Paragraph::new(key_values(t, &lines, detail.width)).block(block(t, " Checkpoint ")),
+                detail,
+            );
+        }
+        _ => frame.render_widget(
+            Paragraph::new("No checkpoint matches the filter.").block(block(t, " Checkpoint ")),
+            detail,
+        ),
+    }
+}
+
+fn draw_detail(
+    frame: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    d: &CheckpointDetail,
+    pull: Option<String>,
+) {
+    let outer = block(t, format!(" {} ", d.key));
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let mut info = d.summary.clone();
+    if let Some(p) = pull {
+        info.insert(0, ("hub".into(), p));
+    }
+    if d.loading {
+        info.push(("".into(), "reading the header…".into()));
+    }
+    if let Some(e) = &d.error {
+        info.push(("error".into(), e.clone()));
+    }
+    let info_h = (info.len() as u16).min(inner.height / 3).max(1);
+    let stats_h = if d.stats.is_some() {
+        12.min(inner.height / 3)
+    } else {
+        0
     };
+    let [info_area, tree_area, stats_area] = Layout::vertical([
+        Constraint::Length(info_h),
+        Constraint::Fill(1),
+        Constraint::Length(stats_h),
+    ])
+    .areas(inner);
     frame.render_widget(
-        Paragraph::new(key_values(t, &details, detail.width.saturating_sub(2)))
-            .wrap(Wrap { trim: false })
-            .block(block(t, " Model ")),
-        detail,
+        Paragraph::new(key_values(t, &info, info_area.width)).wrap(Wrap { trim: false }),
+        info_area,
     );
+    if !d.tree.is_empty() {
+        let rows: Vec<Row> = d
+            .tree
+            .iter()
+            .map(|r| {
+                let mark = match r.expanded {
+                    Some(true) => "▾ ",
+                    Some(false) => "▸ ",
+                    None => "  ",
+                };
+                Row::new([
+                    Cell::from(format!("{}{mark}{}", "  ".repeat(r.depth), r.name)),
+                    Cell::from(r.what.clone()),
+                    Cell::from(r.params.clone()),
+                    Cell::from(r.bytes.clone()),
+                ])
+            })
+            .collect();
+        let header = Row::new([
+            "tensor (Enter: open / statistics, J/K: move)",
+            "type",
+            "params",
+            "bytes",
+        ])
+        .style(t.dim());
+        let widths = [
+            Constraint::Fill(2),
+            Constraint::Fill(1),
+            Constraint::Length(9),
+            Constraint::Length(10),
+        ];
+        let mut state = TableState::default().with_selected(Some(d.tree_selected));
+        frame.render_stateful_widget(
+            Table::new(rows, widths)
+                .header(header)
+                .row_highlight_style(t.selected())
+                .block(block(t, " Tensors ")),
+            tree_area,
+            &mut state,
+        );
+    }
+    if let Some(s) = &d.stats {
+        let b = block(t, format!(" {} ", s.name));
+        let inner = b.inner(stats_area);
+        frame.render_widget(b, stats_area);
+        let [kv, hist] =
+            Layout::horizontal([Constraint::Length(34), Constraint::Fill(1)]).areas(inner);
+        let mut lines = s.lines.clone();
+        if let Some(e) = &s.error {
+            lines.push(("error".into(), e.clone()));
+        } else if lines.is_empty() {
+            lines.push(("".into(), "computing…".into()));
+        }
+        frame.render_widget(
+            Paragraph::new(key_values(t, &lines, kv.width)).wrap(Wrap { trim: false }),
+            kv,
+        );
+        if !s.histogram.is_empty() && hist.height > 1 {
+            let data: Vec<u64> = s.histogram.clone();
+            let spark = ratatui::widgets::Sparkline::default()
+                .data(&data)
+                .style(t.key())
+                .block(ratatui::widgets::Block::default().title(Line::styled(
+                    format!("histogram {:.4} … {:.4}", s.range.0, s.range.1),
+                    t.dim(),
+                )));
+            frame.render_widget(spark, hist);
+        }
+    }
 }

@@ -58,7 +58,13 @@ pub fn format_of(name: &str, folder: bool) -> &'static str {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
+pub fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    view: &AppView,
+    selected: usize,
+    images: &mut crate::ImageCache,
+) {
     let t = &view.theme;
     let d = &view.datasets;
     let hub = d
@@ -85,7 +91,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
     }
     let rows = rows(view);
     let [list, detail] =
-        Layout::horizontal([Constraint::Percentage(40), Constraint::Min(20)]).areas(area);
+        Layout::horizontal([Constraint::Percentage(35), Constraint::Min(20)]).areas(area);
     let items: Vec<ListItem> = rows
         .iter()
         .map(|r| match r {
@@ -114,6 +120,19 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
         list,
         &mut state,
     );
+    if let Some(d) = &d.detail
+        && rows.get(selected).is_some()
+    {
+        super::dataset_detail::draw(
+            frame,
+            detail,
+            t,
+            d,
+            d.pull_line(&view.datasets.pull),
+            images,
+        );
+        return;
+    }
     let details: Vec<(String, String)> = match rows.get(selected) {
         None => vec![("".into(), "No dataset matches the filter.".into())],
         Some(Row::Builtin((name, description, params))) => vec![

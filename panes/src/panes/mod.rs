@@ -2,6 +2,7 @@
 //! filter), so selection logic and drawing agree on what the list holds.
 
 mod checkpoints;
+mod dataset_detail;
 mod datasets;
 mod experiments;
 mod log;
@@ -15,7 +16,7 @@ pub fn draw_body(frame: &mut Frame, area: Rect, view: &AppView, ui: &mut UiState
     let sel = ui.selected(view.pane);
     match view.pane {
         Pane::Runs => experiments::draw_runs(frame, area, view, sel, ui.run_selected),
-        Pane::Datasets => datasets::draw(frame, area, view, sel),
+        Pane::Datasets => datasets::draw(frame, area, view, sel, &mut ui.images),
         Pane::Checkpoints => checkpoints::draw(frame, area, view, sel),
         Pane::Sampler => experiments::draw_by_kind(frame, area, view, sel, experiments::SAMPLER),
         Pane::Rl => experiments::draw_by_kind(frame, area, view, sel, experiments::RL),
@@ -59,6 +60,28 @@ pub fn selected_runs<'a>(view: &'a AppView, ui: &UiState) -> Vec<&'a crate::RunR
 pub fn selected_run<'a>(view: &'a AppView, ui: &UiState) -> Option<&'a crate::RunRow> {
     let runs = selected_runs(view, ui);
     runs.get(ui.run_selected.min(runs.len().saturating_sub(1)))
+        .copied()
+}
+
+/// The dataset selected in the Datasets pane as a source: `builtin:NAME`, `local:FILE` (in the
+/// data folder) or `hub:ORG/NAME`.
+pub fn selected_dataset(view: &AppView, ui: &UiState) -> Option<String> {
+    datasets::rows(view)
+        .get(ui.selected(Pane::Datasets))
+        .map(|r| match r {
+            datasets::Row::Builtin((name, ..)) => format!("builtin:{name}"),
+            datasets::Row::Local { name, .. } => format!("local:{name}"),
+            datasets::Row::Hub(repo) => format!("hub:{repo}"),
+        })
+}
+
+/// The checkpoint selected in the Checkpoints pane.
+pub fn selected_checkpoint<'a>(
+    view: &'a AppView,
+    ui: &UiState,
+) -> Option<&'a crate::CheckpointEntry> {
+    checkpoints::rows(view)
+        .get(ui.selected(Pane::Checkpoints))
         .copied()
 }
 

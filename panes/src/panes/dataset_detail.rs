@@ -1,0 +1,221 @@
+//! The right side of the Datasets pane: what the selected dataset holds.
+
+use crate::theme::Theme;
+use crate::view::{DatasetDetail, PullView};
+use crate::widgets::{block, key_values};
+use crate::{ImageCache, human_bytes};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+
+/// Image cells: columns × rows of terminal cells per sample (plus a label line).
+const IMG_W: u16 = 10;
+const IMG_H: u16 = 5;
+
+impl DatasetDetail {
+    /// The pull line shown above the detail while a pull runs.
+    pub fn pull_line(&self, pull: &Option<PullView>) -> Option<String> {
+        pull.as_ref().map(pull_text)
+    }
+}
+
+pub fn pull_text(p: &PullView) -> String {
+    if p.state == "downloading" {
+        let pct = if p.total > 0 {
+            100.0 * p.done as f64 / p.total as f64
+        } else {
+            0.0
+        };
+        let eta = if p.bytes_per_s > 0.0 && p.total > p.done {
+            format!("{:.0}s", (p.total - p.done) as f64 / p.bytes_per_s)
+        } else {
+            "—".into()
+        };
+        format!(
+            "pull {}: file {}/{} {} {}/{} ({pct:.0}%) {}/s ETA {eta} — x cancels",
+            p.repo,
+            p.files_done + 1,
+            p.files.max(1),
+            p.file,
+            human_bytes(p.done),
+            human_bytes(p.total),
+            human_bytes(p.bytes_per_s as u64)
+        )
+    } else {
+        format!("pull {}: {}", p.repo, p.state)
+    }
+}
+
+pub fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    t: &Theme,
+    d: &DatasetDetail,
+    pull: Option<String>,
+    images: &mut ImageCache,
+) {
+    let outer = block(t, format!(" {} ", d.key));
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let mut info = d.info.clone();
+    if let Some(p) = pull {
+        info.insert(0, ("hub".into(), p));
+    }
+    if d.loading {
+        info.push(("".into(), "reading…".into()));
+    }
+    if let Some(e) = &d.error {
+        info.push(("error".into(), e.clone()));
+    }
+    for n in &d.notes {
+        info.push(("note".into(), n.clone()));
+    }
+    let info_h = (info.len() as u16).min(inner.height / 3).max(1);
+    let img_h = if d.images.is_empty() { 0 } else { IMG_H + 1 };
+    let [info_area, img_area, mid, rows_area] = Layout::vertical([
+        Constraint::Length(info_h),
+        Constraint::Length(img_h),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        Paragraph::new(key_values(t, &info, info_area.width)).wrap(Wrap { trim: false }),
+        info_area,
+    );
+    if !d.images.is_empty() {
+        let n = (img_area.width / (IMG_W + 1)) as usize;
+        for (i, img) in d.images.iter().take(n).enumerate() {
+            let x = img_area.x + i as u16 * (IMG_W + 1);
+            let pic = Rect::new(x, img_area.y, IMG_W, IMG_H);
+            images.draw(frame, pic, &d.key, i, img);
+            let label = Rect::new(x, img_area.y + IMG_H, IMG_W, 1);
+            frame.render_widget(
+                Paragraph::new(Span::styled(img.label.clone(), t.dim())),
+                label,
+            );
+        }
+    }
+    let has_classes = !d.classes.is_empty();
+    let [hist, stats] = Layout::horizontal([
+        Constraint::Percentage(if has_classes { 35 } else { 0 }),
+        Constraint::Fill(1),
+    ])
+    .areas(mid);
+    if has_classes {
+        draw_histogram(frame, hist, t, d);
+    }
+    let header = Row::new([
+        "column", "type", "nulls", "min", "max", "mean", "std", "distinct",
+    ])
+    .style(t.dim());
+    let rows: Vec<Row> = d
+        .columns
+        .iter()
+        .map(|c| Row::new(c.iter().map(|s| Cell::from(s.clone()))))
+        .collect();
+    let widths = [
+        Constraint::Min(10),
+        Constraint::Length(8),
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(8),
+    ];
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(header)
+            .block(block(t, format!(" Columns ({}) ", d.columns.len()))),
+        stats,
+    );
+    draw_rows(frame, rows_area, t, d);
+}
+
+fn draw_histogram(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
+    let title = format!(
+        " Classes: {} ({}) ",
+        d.label.as_deref().unwrap_or("label"),
+        d.classes.len()
+    );
+    let b = block(t, title);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    let top = d.classes.first().map_or(1, |c| c.1).max(1);
+    let name_w = d
+        .classes
+        .iter()
+        .map(|c| c.0.chars().count())
+        .max()
+        .unwrap_or(1)
+        .min(12);
+    let count_w = top.to_string().len();
+    let bar_w = inner.width.saturating_sub((name_w + count_w + 2) as u16) as f64;
+    let fit = inner.height as usize;
+    let more = d.classes.len().saturating_sub(fit);
+    let shown = if more > 0 { fit.saturating_sub(1) } else { fit };
+    let mut lines: Vec<Line> = d
+        .classes
+        .iter()
+        .take(shown)
+        .map(|(name, n)| {
+            let name: String = name.chars().take(name_w).collect();
+            let len = ((*n as f64 / top as f64) * bar_w).round().max(1.0) as usize;
+            Line::from(vec![
+                Span::raw(format!("{name:>name_w$} ")),
+                Span::styled("█".repeat(len), t.key()),
+                Span::styled(format!(" {n}"), t.dim()),
+            ])
+        })
+        .collect();
+    if more > 0 {
+        let text = d
+            .classes_more
+            .clone()
+            .unwrap_or_else(|| format!("… {} more classes", more + 1));
+        lines.push(Line::styled(text, t.dim()));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn draw_rows(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
+    let title = if d.rows.is_empty() {
+        " Rows ".to_string()
+    } else {
+        format!(
+            " Rows {}–{} (J/K: page) ",
+            d.row_start,
+            d.row_start + d.rows.len() as u64 - 1
+        )
+    };
+    let b = block(t, title);
+    let inner = b.inner(area);
+    frame.render_widget(b, area);
+    // As many columns as fit at a readable width.
+    let col_w = 10u16;
+    let ncols = ((inner.width.saturating_sub(6)) / (col_w + 1)).max(1) as usize;
+    let header = Row::new(
+        std::iter::once("#".to_string())
+            .chain(d.header.iter().take(ncols).cloned())
+            .map(Cell::from),
+    )
+    .style(t.dim());
+    let rows: Vec<Row> = d
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            Row::new(
+                std::iter::once((d.row_start + i as u64).to_string())
+                    .chain(r.iter().take(ncols).map(|c| c.replace('\n', "⏎")))
+                    .map(Cell::from),
+            )
+        })
+        .collect();
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Length(5))
+        .chain((0..ncols).map(|_| Constraint::Length(col_w)))
+        .collect();
+    frame.render_widget(Table::new(rows, widths).header(header), inner);
+}
