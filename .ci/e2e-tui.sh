@@ -156,4 +156,25 @@ run_dir=$(ls -d "$WS"/runs/digits-mlp/*/)
 "$BIN" ctl "$run_dir" stop | grep -q "acknowledged" || fail "ctl stop was not acknowledged"
 "$BIN" runs -w "$WS" | grep digits-mlp | grep -q stopped || fail "the run did not stop"
 
+step "Datasets pane: the digits show image samples, the class histogram and their rows"
+tmux send-keys -t "$SESSION" "clear; '$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
+wait_for "Experiments (7)" 20
+key 2
+wait_for "Classes: label (10)" 20
+wait_for "Columns (65)"
+wait_for "Rows 0–19"
+screen | grep -q "▀\|▄" || fail "no half-block image samples on the Datasets pane"
+key J; wait_for "Rows 20–39" 10
+
+step "Checkpoints pane: the stopped run's checkpoint opens as a tensor tree"
+key 3
+wait_for "descent run checkpoint" 20
+wait_for "▾ fc0"
+wait_for "F32 [64, 256]"
+key J; key J; key Enter
+wait_for "L2 norm" 20
+wait_for "histogram"
+key q
+wait_for "descent exited with 0"
+
 echo "e2e: all TUI checks passed"
