@@ -474,3 +474,101 @@ fn the_demo_digits_mlp_reaches_95_percent_validation_accuracy() {
     let acc = s.eval_accuracy.unwrap();
     assert!(acc >= 0.95, "validation accuracy {acc}");
 }
+
+/// `ckpt inspect` and `ckpt diff` on checkpoints a real run wrote; training on a Parquet file
+/// written by arrow's writer.
+#[test]
+fn checkpoints_of_a_real_run_inspect_and_diff() {
+    let ws = Ws::new(&[("m", experiment("m", 0.1, 100, ""))]);
+    ws.ok(&["run", "m"]);
+    let run = ws.only_run("m");
+    let a = run.join("checkpoints/step-50");
+    let b = run.join("checkpoints/step-100");
+    let out = ws.ok(&[
+        "ckpt",
+        "inspect",
+        a.to_str().unwrap(),
+        "--tensor",
+        "fc0.weight",
+    ]);
+    for text in [
+        "descent run checkpoint",
+        "fc0",
+        "weight",
+        "F32 [2, 16]",
+        "fc0.weight: F32 [2, 16] (32 elements)",
+        "L2",
+    ] {
+        assert!(out.contains(text), "missing {text:?} in\n{out}");
+    }
+    let out = ws.ok(&["ckpt", "diff", a.to_str().unwrap(), b.to_str().unwrap()]);
+    // Every parameter tensor moved between step 50 and step 100, none was added or removed.
+    assert!(
+        out.contains("4 changed, 0 unchanged, 0 added/removed/reshaped"),
+        "{out}"
+    );
+    let rel: f64 = out
+        .lines()
+        .find(|l| l.starts_with("fc0.weight"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(rel > 0.0 && rel < 1.0, "relative change {rel}");
+    let self_diff = ws.ok(&["ckpt", "diff", a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert!(self_diff.contains("0 changed, 4 unchanged"), "{self_diff}");
+}
+
+#[test]
+fn trains_on_a_parquet_file() {
+    use std::sync::Arc;
+    let exp = "name = \"pq\"\nkind = \"supervised\"\nseed = 1\n[data]\nsource = \"moons.parquet\"\n\
+               target = \"label\"\nbatch_size = 32\n[model]\narch = \"mlp\"\nhidden = [16]\n\
+               [optim]\nname = \"adamw\"\nlr = 0.01\n[train]\nsteps = 300\neval_every = 100\n\
+               checkpoint_every = 300\n";
+    let ws = Ws::new(&[("pq", exp.to_string())]);
+    std::fs::create_dir_all(ws.root.join("data")).unwrap();
+    let moons = descent_models::data::load_builtin("moons", &Default::default(), 3).unwrap();
+    let descent_models::data::Targets::Classes { labels, .. } = &moons.targets else {
+        panic!()
+    };
+    use arrow::array::{Float32Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x0", DataType::Float32, false),
+        Field::new("x1", DataType::Float32, false),
+        Field::new("label", DataType::Int64, false),
+    ]));
+    let col = |j: usize| {
+        Float32Array::from(
+            (0..moons.len())
+                .map(|i| moons.inputs[2 * i + j])
+                .collect::<Vec<_>>(),
+        )
+    };
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(col(0)),
+            Arc::new(col(1)),
+            Arc::new(Int64Array::from(
+                labels.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(300))
+        .build();
+    let f = std::fs::File::create(ws.root.join("data/moons.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let out = ws.ok(&["run", "pq"]);
+    assert!(out.contains("finished 300 steps"), "{out}");
+    let runs = ws.ok(&["runs"]);
+    let acc: f64 = runs
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix('%').and_then(|v| v.parse().ok()))
+        .unwrap_or_else(|| panic!("no accuracy in\n{runs}"));
+    assert!(acc > 80.0, "moons from Parquet trained to {acc}%\n{runs}");
+}

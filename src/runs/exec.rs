@@ -5,9 +5,10 @@ use super::control::{self, Command};
 use super::records::{Event, Metric, Num, ParamRecord, append};
 use super::{CONFIG, EVENTS, METRICS, State, Status, now};
 use crate::config::{self, DataSource, Experiment, Kind, OptimName, ScheduleName};
+use crate::sources::RepoKind;
 use crate::workspace::Workspace;
 use anyhow::{Context, bail};
-use descent_models::data::{Dataset, load_builtin, load_csv};
+use descent_models::data::{Dataset, load_builtin, load_source};
 use descent_models::device::{self, DeviceSpec};
 use descent_models::nn::ModelSpec;
 use descent_models::optim::Hyper;
@@ -41,22 +42,16 @@ pub fn load_data(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Dataset> {
         DataSource::Builtin(name) => {
             load_builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)
         }
-        DataSource::Path(p) if p.to_lowercase().ends_with(".csv") => {
+        DataSource::Path(p) => {
             let path = ws.settings.data_path(&ws.root).join(p);
-            let target = d
-                .target
-                .as_deref()
-                .context("a CSV source needs data.target")?;
-            load_csv(&path, target).map_err(anyhow::Error::msg)
+            load_source(&path, d.target.as_deref()).map_err(anyhow::Error::msg)
         }
-        DataSource::Path(p) => bail!(
-            "data source {p:?}: training reads builtin datasets and CSV files for now \
-             (Parquet, IDX and image folders arrive with the dataset browser)"
-        ),
-        DataSource::Hub(r) => bail!(
-            "data source hub:{r}: training on hub datasets is not supported yet; \
-             download the files into data/ and name them instead"
-        ),
+        DataSource::Hub(r) => {
+            let cache = ws.settings.hub_cache_path(&ws.root);
+            let path =
+                crate::sources::resolve(&format!("hub:{r}"), RepoKind::Dataset, cache.as_deref())?;
+            load_source(&path, d.target.as_deref()).map_err(anyhow::Error::msg)
+        }
     }
 }
 

@@ -5,12 +5,12 @@
 //! continue exactly where it stopped.
 
 mod builtin;
-mod csv_file;
+mod source;
 mod split;
 mod synthetic;
 
 pub use builtin::{BUILTINS, Builtin, load_builtin, validate_builtin};
-pub use csv_file::load_csv;
+pub use source::load_source;
 pub use split::{Batches, Split};
 
 /// What is predicted.

@@ -152,8 +152,8 @@ pub fn draw(
             (
                 "local files".into(),
                 format!(
-                    "CSV files in {} train too (with target = \"COLUMN\"); Parquet, JSON Lines, \
-                     IDX and image folders are listed here",
+                    "files in {} train too: source = \"FILE\" (CSV, TSV, JSON Lines, Parquet, \
+                     safetensors, IDX, image folders), target = \"COLUMN\"",
                     d.data_dir
                 ),
             ),
