@@ -82,7 +82,12 @@ impl Browser {
         });
         let (tx, key) = (self.tx.clone(), spec.to_string());
         std::thread::spawn(move || {
-            let (detail, table) = read_dataset(&key, hub_cache.as_deref());
+            // The first page goes out before the statistics scan, which reads up to
+            // 200,000 rows: a large file shows its rows at once.
+            let first = |d: DatasetDetail| {
+                let _ = tx.send(Msg::Dataset(d, None));
+            };
+            let (detail, table) = read_dataset(&key, hub_cache.as_deref(), &first);
             let _ = tx.send(Msg::Dataset(detail, table));
         });
     }
@@ -259,7 +264,9 @@ impl Browser {
                 Msg::Dataset(d, table) => {
                     if self.dataset.as_ref().is_some_and(|x| x.key == d.key) {
                         self.dataset = Some(d);
-                        self.table = table;
+                        if table.is_some() {
+                            self.table = table;
+                        }
                     }
                 }
                 Msg::Page { key, start, rows } => {
@@ -347,6 +354,7 @@ fn visible<'a>(nodes: &'a [Node], expanded: &BTreeSet<Vec<usize>>) -> Vec<(Vec<u
 fn read_dataset(
     spec: &str,
     hub_cache: Option<&std::path::Path>,
+    first_page: &dyn Fn(DatasetDetail),
 ) -> (DatasetDetail, Option<Arc<Mutex<Dataset>>>) {
     let mut d = DatasetDetail {
         key: spec.into(),
@@ -359,6 +367,24 @@ fn read_dataset(
             return (d, None);
         }
     };
+    d.header = table.columns().iter().map(|c| c.name.clone()).collect();
+    match table.page(0, PAGE_ROWS) {
+        Ok(rows) => {
+            d.rows = rows
+                .iter()
+                .map(|r| r.iter().map(|c| c.text()).collect())
+                .collect()
+        }
+        Err(e) => d.error = Some(e.to_string()),
+    }
+    first_page(DatasetDetail {
+        loading: true,
+        info: vec![
+            ("format".into(), table.format().into()),
+            ("rows".into(), table.rows().to_string()),
+        ],
+        ..d.clone()
+    });
     match summarize(&mut table, None, 24) {
         Ok(s) => {
             d.info = vec![
@@ -410,18 +436,6 @@ fn read_dataset(
             d.notes = s.notes;
         }
         Err(e) => d.error = Some(e.to_string()),
-    }
-    d.header = table.columns().iter().map(|c| c.name.clone()).collect();
-    match table.page(0, PAGE_ROWS) {
-        Ok(rows) => {
-            d.rows = rows
-                .iter()
-                .map(|r| r.iter().map(|c| c.text()).collect())
-                .collect()
-        }
-        Err(e) => {
-            d.error.get_or_insert(e.to_string());
-        }
     }
     (d, Some(Arc::new(Mutex::new(table))))
 }

@@ -54,6 +54,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
             ]))
         })
         .collect();
+    let list = super::dataset_detail::pull_box(frame, list, t, c.pull.as_ref());
     let mut state = ListState::default().with_selected((!rows.is_empty()).then_some(selected));
     frame.render_stateful_widget(
         List::new(items)
@@ -62,9 +63,8 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
         list,
         &mut state,
     );
-    let pull = c.pull.as_ref().map(super::dataset_detail::pull_text);
     match (&c.detail, rows.get(selected)) {
-        (Some(d), Some(e)) if d.key == e.source => draw_detail(frame, detail, t, d, pull),
+        (Some(d), Some(e)) if d.key == e.source => draw_detail(frame, detail, t, d),
         (_, Some(e)) => {
             let lines = vec![
                 ("source".to_string(), e.source.clone()),
@@ -82,27 +82,18 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
     }
 }
 
-fn draw_detail(
-    frame: &mut Frame,
-    area: Rect,
-    t: &Theme,
-    d: &CheckpointDetail,
-    pull: Option<String>,
-) {
+fn draw_detail(frame: &mut Frame, area: Rect, t: &Theme, d: &CheckpointDetail) {
     let outer = block(t, format!(" {} ", d.key));
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let mut info = d.summary.clone();
-    if let Some(p) = pull {
-        info.insert(0, ("hub".into(), p));
-    }
     if d.loading {
         info.push(("".into(), "reading the header…".into()));
     }
     if let Some(e) = &d.error {
         info.push(("error".into(), e.clone()));
     }
-    let info_h = (info.len() as u16).min(inner.height / 3).max(1);
+    let info_h = (info.len() as u16).min(inner.height / 2).max(1);
     let stats_h = if d.stats.is_some() {
         12.min(inner.height / 3)
     } else {

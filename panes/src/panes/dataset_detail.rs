@@ -13,11 +13,17 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 const IMG_W: u16 = 10;
 const IMG_H: u16 = 5;
 
-impl DatasetDetail {
-    /// The pull line shown above the detail while a pull runs.
-    pub fn pull_line(&self, pull: &Option<PullView>) -> Option<String> {
-        pull.as_ref().map(pull_text)
-    }
+/// The hub pull's progress under a pane's list; returns the list's remaining area.
+pub fn pull_box(frame: &mut Frame, area: Rect, t: &Theme, pull: Option<&PullView>) -> Rect {
+    let Some(p) = pull else { return area };
+    let [list, bx] = Layout::vertical([Constraint::Fill(1), Constraint::Length(5)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(pull_text(p))
+            .wrap(Wrap { trim: false })
+            .block(block(t, " Hub pull ")),
+        bx,
+    );
+    list
 }
 
 pub fn pull_text(p: &PullView) -> String {
@@ -33,7 +39,7 @@ pub fn pull_text(p: &PullView) -> String {
             "—".into()
         };
         format!(
-            "pull {}: file {}/{} {} {}/{} ({pct:.0}%) {}/s ETA {eta} — x cancels",
+            "{}: file {}/{} {}\n{}/{} ({pct:.0}%) {}/s ETA {eta}\nx cancels",
             p.repo,
             p.files_done + 1,
             p.files.max(1),
@@ -43,25 +49,15 @@ pub fn pull_text(p: &PullView) -> String {
             human_bytes(p.bytes_per_s as u64)
         )
     } else {
-        format!("pull {}: {}", p.repo, p.state)
+        format!("{}: {}", p.repo, p.state)
     }
 }
 
-pub fn draw(
-    frame: &mut Frame,
-    area: Rect,
-    t: &Theme,
-    d: &DatasetDetail,
-    pull: Option<String>,
-    images: &mut ImageCache,
-) {
+pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images: &mut ImageCache) {
     let outer = block(t, format!(" {} ", d.key));
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let mut info = d.info.clone();
-    if let Some(p) = pull {
-        info.insert(0, ("hub".into(), p));
-    }
     if d.loading {
         info.push(("".into(), "reading…".into()));
     }

@@ -112,6 +112,7 @@ pub fn draw(
             ])),
         })
         .collect();
+    let list = super::dataset_detail::pull_box(frame, list, t, d.pull.as_ref());
     let mut state = ListState::default().with_selected((!rows.is_empty()).then_some(selected));
     frame.render_stateful_widget(
         List::new(items)
@@ -123,14 +124,7 @@ pub fn draw(
     if let Some(d) = &d.detail
         && rows.get(selected).is_some()
     {
-        super::dataset_detail::draw(
-            frame,
-            detail,
-            t,
-            d,
-            d.pull_line(&view.datasets.pull),
-            images,
-        );
+        super::dataset_detail::draw(frame, detail, t, d, images);
         return;
     }
     let details: Vec<(String, String)> = match rows.get(selected) {
