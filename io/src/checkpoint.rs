@@ -199,7 +199,7 @@ fn open_folder(dir: &Path) -> Result<Checkpoint> {
 }
 
 fn descent_state(dir: &Path) -> Vec<(String, String)> {
-    let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
+    let Ok(text) = crate::safety::read_json_text(&dir.join("state.json")) else {
         return Vec::new();
     };
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::path::Path;
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::safety::read_json_text(path)?;
     serde_json::from_str(&text).map_err(|e| {
         Error::new(
             path,

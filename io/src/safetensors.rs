@@ -171,7 +171,7 @@ fn parse_header(path: &Path, header: &[u8], file_len: u64) -> Result<Header> {
 
 /// A sharded checkpoint: the index maps each tensor to a shard file beside it.
 pub fn read_sharded(index: &Path) -> Result<Header> {
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let text = crate::safety::read_json_text(index)?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::new(index, format!("line {}", e.line()), e.to_string()))?;
     let map = json

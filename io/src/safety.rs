@@ -57,3 +57,21 @@ mod tests {
         assert!(!is_pickle(Path::new("model.safetensors")));
     }
 }
+
+/// JSON side files (indexes, configs) larger than this are refused unread.
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Reads a JSON side file, refusing one larger than [`MAX_JSON_BYTES`].
+pub fn read_json_text(path: &Path) -> crate::Result<String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| crate::Error::io(path, e))?
+        .len();
+    if len > MAX_JSON_BYTES {
+        return Err(crate::Error::new(
+            path,
+            "",
+            format!("{len} bytes is over the {MAX_JSON_BYTES}-byte cap for a JSON file"),
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))
+}

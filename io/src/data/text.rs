@@ -3,10 +3,12 @@
 
 use super::{Cell, Column, RowCount, cell, infer};
 use crate::error::{Error, Result};
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 const STRIDE: u64 = 1024;
+/// JSON Lines longer than this are refused.
+const MAX_LINE: u64 = 64 << 20;
 /// Rows read at open to infer column types.
 const INFER_ROWS: u64 = 1000;
 
@@ -249,7 +251,19 @@ impl Source {
                 }
                 Source::Lines(r, buf, line, consumed) => {
                     buf.clear();
-                    let n = r.read_until(b'\n', buf).map_err(|e| Error::io(path, e))?;
+                    // A line longer than the cap is refused rather than read whole.
+                    let n = r
+                        .by_ref()
+                        .take(MAX_LINE)
+                        .read_until(b'\n', buf)
+                        .map_err(|e| Error::io(path, e))?;
+                    if n as u64 == MAX_LINE && buf.last() != Some(&b'\n') {
+                        return Err(Error::new(
+                            path,
+                            format!("line {line_no}"),
+                            format!("longer than {MAX_LINE} bytes"),
+                        ));
+                    }
                     if n == 0 {
                         return Ok(None);
                     }
