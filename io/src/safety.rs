@@ -41,23 +41,6 @@ pub fn check_relative(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaping_names_and_pickles_are_refused() {
-        assert!(check_relative("unet/diffusion_pytorch_model.safetensors").is_ok());
-        assert!(check_relative("../../etc/passwd").is_err());
-        assert!(check_relative("a/../../b").is_err());
-        assert!(check_relative("/etc/passwd").is_err());
-        assert!(check_relative("").is_err());
-        assert!(is_pickle(Path::new("pytorch_model.bin")));
-        assert!(is_pickle(Path::new("x/model.PT")));
-        assert!(!is_pickle(Path::new("model.safetensors")));
-    }
-}
-
 /// JSON side files (indexes, configs) larger than this are refused unread.
 pub const MAX_JSON_BYTES: u64 = 64 << 20;
 
@@ -74,4 +57,21 @@ pub fn read_json_text(path: &Path) -> crate::Result<String> {
         ));
     }
     std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_names_and_pickles_are_refused() {
+        assert!(check_relative("unet/diffusion_pytorch_model.safetensors").is_ok());
+        assert!(check_relative("../../etc/passwd").is_err());
+        assert!(check_relative("a/../../b").is_err());
+        assert!(check_relative("/etc/passwd").is_err());
+        assert!(check_relative("").is_err());
+        assert!(is_pickle(Path::new("pytorch_model.bin")));
+        assert!(is_pickle(Path::new("x/model.PT")));
+        assert!(!is_pickle(Path::new("model.safetensors")));
+    }
 }

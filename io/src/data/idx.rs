@@ -2,7 +2,7 @@
 //! then big-endian data. Gzipped files (`.gz`) are inflated in memory. An images file is paired
 //! with its labels file by name (`train-images-idx3-ubyte` ↔ `train-labels-idx1-ubyte`).
 
-use super::{Cell, Column, ImageSample};
+use super::{Cell, Column, ImageSample, RowCount, Table};
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -192,12 +192,26 @@ impl IdxTable {
             labels,
         })
     }
+}
 
-    pub fn len(&self) -> u64 {
-        self.data.len() as u64
+impl Table for IdxTable {
+    fn format(&self) -> &'static str {
+        "IDX"
     }
 
-    pub fn for_each_row(
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn rows(&self) -> RowCount {
+        RowCount::Exact(self.data.len() as u64)
+    }
+
+    fn for_each_row(
         &mut self,
         start: u64,
         limit: u64,
@@ -224,12 +238,12 @@ impl IdxTable {
     }
 
     /// Rank-3 data (N×H×W) as grey images, scaled to 0–255.
-    pub fn samples(&self, max: usize) -> Vec<ImageSample> {
+    fn images(&self, max: usize) -> (Vec<ImageSample>, Vec<String>) {
         if self.data.dims.len() != 3 {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let (h, w) = (self.data.dims[1], self.data.dims[2]);
-        (0..self.data.len().min(max))
+        let samples = (0..self.data.len().min(max))
             .map(|i| {
                 let vals: Vec<f64> = (0..h * w).map(|j| self.data.value(i * h * w + j)).collect();
                 let (lo, hi) = vals
@@ -251,7 +265,8 @@ impl IdxTable {
                     rgb,
                 }
             })
-            .collect()
+            .collect();
+        (samples, Vec::new())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Image folders: one subfolder per class holding PNG or JPEG files. Listing reads names only;
 //! images are decoded when samples are asked for.
 
-use super::{Cell, Column, ImageSample};
+use super::{Cell, Column, ImageSample, RowCount, Table};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -89,8 +89,26 @@ impl ImageFolder {
             skipped,
         })
     }
+}
 
-    pub fn for_each_row(
+impl Table for ImageFolder {
+    fn format(&self) -> &'static str {
+        "image folder"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn rows(&self) -> RowCount {
+        RowCount::Exact(self.files.len() as u64)
+    }
+
+    fn for_each_row(
         &mut self,
         start: u64,
         limit: u64,
@@ -111,7 +129,7 @@ impl ImageFolder {
     }
 
     /// Decodes the first images of each class in turn; undecodable files become notes.
-    pub fn samples(&self, max: usize) -> (Vec<ImageSample>, Vec<String>) {
+    fn images(&self, max: usize) -> (Vec<ImageSample>, Vec<String>) {
         let mut notes = Vec::new();
         if let Some(first) = self.skipped.first() {
             notes.push(format!(

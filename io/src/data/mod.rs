@@ -135,49 +135,98 @@ pub fn open(path: &Path) -> Result<Dataset> {
     })
 }
 
-impl Dataset {
-    pub fn format(&self) -> &'static str {
-        match self {
-            Dataset::Text(t) => t.format(),
-            Dataset::Parquet(_) => "Parquet",
-            Dataset::Idx(_) => "IDX",
-            Dataset::Images(_) => "image folder",
-            Dataset::Tensors(_) => "safetensors",
-            Dataset::Memory(_) => "built in",
+/// What every format provides; [`Dataset`] holds one of them.
+pub trait Table: Send {
+    fn format(&self) -> &'static str;
+    fn path(&self) -> Option<&Path>;
+    fn columns(&self) -> &[Column];
+    fn rows(&self) -> RowCount;
+    /// Calls `f` with rows from `start`, at most `limit`, until it returns false.
+    fn for_each_row(
+        &mut self,
+        start: u64,
+        limit: u64,
+        f: &mut dyn FnMut(Vec<Cell>) -> bool,
+    ) -> Result<()>;
+    /// Up to `max` decoded images, and notes on what could not be decoded.
+    fn images(&self, _max: usize) -> (Vec<ImageSample>, Vec<String>) {
+        (Vec::new(), Vec::new())
+    }
+}
+
+impl Table for MemoryTable {
+    fn format(&self) -> &'static str {
+        "built in"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn rows(&self) -> RowCount {
+        RowCount::Exact(self.rows.len() as u64)
+    }
+
+    fn for_each_row(
+        &mut self,
+        start: u64,
+        limit: u64,
+        f: &mut dyn FnMut(Vec<Cell>) -> bool,
+    ) -> Result<()> {
+        for r in self.rows.iter().skip(start as usize).take(limit as usize) {
+            if !f(r.clone()) {
+                break;
+            }
         }
+        Ok(())
+    }
+
+    fn images(&self, max: usize) -> (Vec<ImageSample>, Vec<String>) {
+        (self.images.iter().take(max).cloned().collect(), Vec::new())
+    }
+}
+
+impl Dataset {
+    pub fn table(&self) -> &dyn Table {
+        match self {
+            Dataset::Text(t) => t,
+            Dataset::Parquet(t) => t,
+            Dataset::Idx(t) => t,
+            Dataset::Images(t) => t,
+            Dataset::Tensors(t) => t,
+            Dataset::Memory(t) => t,
+        }
+    }
+
+    pub fn table_mut(&mut self) -> &mut dyn Table {
+        match self {
+            Dataset::Text(t) => t,
+            Dataset::Parquet(t) => t,
+            Dataset::Idx(t) => t,
+            Dataset::Images(t) => t,
+            Dataset::Tensors(t) => t,
+            Dataset::Memory(t) => t,
+        }
+    }
+
+    pub fn format(&self) -> &'static str {
+        self.table().format()
     }
 
     pub fn path(&self) -> Option<&Path> {
-        match self {
-            Dataset::Text(t) => Some(&t.path),
-            Dataset::Parquet(t) => Some(&t.path),
-            Dataset::Idx(t) => Some(&t.path),
-            Dataset::Images(t) => Some(&t.path),
-            Dataset::Tensors(t) => Some(&t.path),
-            Dataset::Memory(_) => None,
-        }
+        self.table().path()
     }
 
     pub fn columns(&self) -> &[Column] {
-        match self {
-            Dataset::Text(t) => &t.columns,
-            Dataset::Parquet(t) => &t.columns,
-            Dataset::Idx(t) => &t.columns,
-            Dataset::Images(t) => &t.columns,
-            Dataset::Tensors(t) => &t.columns,
-            Dataset::Memory(t) => &t.columns,
-        }
+        self.table().columns()
     }
 
     pub fn rows(&self) -> RowCount {
-        match self {
-            Dataset::Text(t) => t.rows(),
-            Dataset::Parquet(t) => RowCount::Exact(t.rows),
-            Dataset::Idx(t) => RowCount::Exact(t.len()),
-            Dataset::Images(t) => RowCount::Exact(t.files.len() as u64),
-            Dataset::Tensors(t) => RowCount::Exact(t.rows),
-            Dataset::Memory(t) => RowCount::Exact(t.rows.len() as u64),
-        }
+        self.table().rows()
     }
 
     /// Up to `n` rows from row `start`.
@@ -197,22 +246,7 @@ impl Dataset {
         limit: u64,
         f: &mut dyn FnMut(Vec<Cell>) -> bool,
     ) -> Result<()> {
-        match self {
-            Dataset::Text(t) => t.for_each_row(start, limit, f),
-            Dataset::Parquet(t) => t.for_each_row(start, limit, f),
-            Dataset::Idx(t) => t.for_each_row(start, limit, f),
-            Dataset::Images(t) => t.for_each_row(start, limit, f),
-            Dataset::Tensors(t) => t.for_each_row(start, limit, f),
-            Dataset::Memory(t) => {
-                let rows = t.rows.iter().skip(start as usize).take(limit as usize);
-                for r in rows {
-                    if !f(r.clone()) {
-                        break;
-                    }
-                }
-                Ok(())
-            }
-        }
+        self.table_mut().for_each_row(start, limit, f)
     }
 
     /// The column holding class labels: `hint` when given, else a conventional name.
@@ -243,13 +277,8 @@ impl Dataset {
     }
 
     /// A few decoded images (image folders, IDX images, built-ins with image inputs).
-    pub fn images(&mut self, max: usize) -> Result<(Vec<ImageSample>, Vec<String>)> {
-        match self {
-            Dataset::Images(t) => Ok(t.samples(max)),
-            Dataset::Idx(t) => Ok((t.samples(max), Vec::new())),
-            Dataset::Memory(t) => Ok((t.images.iter().take(max).cloned().collect(), Vec::new())),
-            _ => Ok((Vec::new(), Vec::new())),
-        }
+    pub fn images(&self, max: usize) -> (Vec<ImageSample>, Vec<String>) {
+        self.table().images(max)
     }
 
     /// Files that are part of the dataset besides `path` (an IDX labels file).

@@ -1,7 +1,7 @@
 //! Parquet through arrow-rs: the footer gives the schema and row count; a page reads only the
 //! row groups it overlaps.
 
-use super::{Cell, Column};
+use super::{Cell, Column, RowCount, Table};
 use crate::error::{Error, Result};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
@@ -42,8 +42,26 @@ impl ParquetTable {
             groups,
         })
     }
+}
 
-    pub fn for_each_row(
+impl Table for ParquetTable {
+    fn format(&self) -> &'static str {
+        "Parquet"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn rows(&self) -> RowCount {
+        RowCount::Exact(self.rows)
+    }
+
+    fn for_each_row(
         &mut self,
         start: u64,
         limit: u64,

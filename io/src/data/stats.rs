@@ -98,7 +98,7 @@ pub fn summarize(ds: &mut Dataset, label: Option<&str>, images: usize) -> Result
         }
         true
     })?;
-    let (images, notes) = ds.images(images)?;
+    let (images, notes) = ds.images(images);
     let mut classes = Vec::new();
     let mut classes_capped = false;
     if let Some(i) = label_col {

@@ -1,7 +1,7 @@
 //! A safetensors file as a table: tensors sharing their first dimension are columns, one row per
 //! index of that dimension (e.g. `x: [N, 64]`, `y: [N]`).
 
-use super::{Cell, Column};
+use super::{Cell, Column, RowCount, Table};
 use crate::dtype::for_each_value;
 use crate::error::{Error, Result};
 use crate::stats::with_bytes;
@@ -64,8 +64,26 @@ impl TensorTable {
             tensors,
         })
     }
+}
 
-    pub fn for_each_row(
+impl Table for TensorTable {
+    fn format(&self) -> &'static str {
+        "safetensors"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn rows(&self) -> RowCount {
+        RowCount::Exact(self.rows)
+    }
+
+    fn for_each_row(
         &mut self,
         start: u64,
         limit: u64,

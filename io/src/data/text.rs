@@ -1,7 +1,7 @@
 //! CSV, TSV and JSON Lines, paged: a sparse index of byte positions (one per [`STRIDE`] rows)
 //! is built as rows are read, so any page is a seek plus at most `STRIDE` rows of reading.
 
-use super::{Cell, Column, RowCount, cell, infer};
+use super::{Cell, Column, RowCount, Table, cell, infer};
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -95,43 +95,8 @@ impl TextTable {
         Ok(t)
     }
 
-    pub fn format(&self) -> &'static str {
-        match self.kind {
-            Kind::Delimited(b'\t') => "TSV",
-            Kind::Delimited(_) => "CSV",
-            Kind::JsonLines => "JSON Lines",
-        }
-    }
-
-    pub fn rows(&self) -> RowCount {
-        if self.complete {
-            RowCount::Exact(self.seen)
-        } else {
-            RowCount::AtLeast(self.seen)
-        }
-    }
-
     fn file(&self) -> Result<std::fs::File> {
         std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))
-    }
-
-    pub fn for_each_row(
-        &mut self,
-        start: u64,
-        limit: u64,
-        f: &mut dyn FnMut(Vec<Cell>) -> bool,
-    ) -> Result<()> {
-        let columns = self.columns.clone();
-        self.scan(start, limit, &mut |raw| {
-            let row = columns
-                .iter()
-                .map(|c| match raw.iter().find(|(k, _)| *k == c.name) {
-                    Some((_, Some(v))) => cell(v, &c.dtype),
-                    _ => Cell::Null,
-                })
-                .collect();
-            f(row)
-        })
     }
 
     /// Raw rows as (column, text) pairs from row `start`.
@@ -186,6 +151,51 @@ impl TextTable {
             }
         }
         Ok(())
+    }
+}
+
+impl Table for TextTable {
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    fn format(&self) -> &'static str {
+        match self.kind {
+            Kind::Delimited(b'\t') => "TSV",
+            Kind::Delimited(_) => "CSV",
+            Kind::JsonLines => "JSON Lines",
+        }
+    }
+
+    fn rows(&self) -> RowCount {
+        if self.complete {
+            RowCount::Exact(self.seen)
+        } else {
+            RowCount::AtLeast(self.seen)
+        }
+    }
+
+    fn for_each_row(
+        &mut self,
+        start: u64,
+        limit: u64,
+        f: &mut dyn FnMut(Vec<Cell>) -> bool,
+    ) -> Result<()> {
+        let columns = self.columns.clone();
+        self.scan(start, limit, &mut |raw| {
+            let row = columns
+                .iter()
+                .map(|c| match raw.iter().find(|(k, _)| *k == c.name) {
+                    Some((_, Some(v))) => cell(v, &c.dtype),
+                    _ => Cell::Null,
+                })
+                .collect();
+            f(row)
+        })
     }
 }
 
