@@ -165,6 +165,15 @@ wait_for "Columns (65)"
 wait_for "Rows 0–19"
 screen | grep -q "▀\|▄" || fail "no half-block image samples on the Datasets pane"
 key J; wait_for "Rows 20–39" 10
+key L; wait_for "from 5; H/L scroll" 10
+
+step "a ragged CSV in data/ gets a message naming the file and line; the pane keeps working"
+printf 'a,b\n1,2\n3,4,5\n' > "$WS/data/ragged.csv"
+key /; key r a g g e d; key Enter
+wait_for "Datasets (1)" 10
+wait_for "ragged.csv:" 20; wait_for "has 3 fields"
+key Escape
+wait_for "Datasets (9)" 10
 
 step "Checkpoints pane: the stopped run's checkpoint opens as a tensor tree"
 key 3

@@ -32,6 +32,9 @@ pub struct PullArgs {
     /// Progress as JSON lines on stdout (what the TUI reads)
     #[arg(long)]
     pub json: bool,
+    /// The hub cache folder (default: $HF_HOME/hub, else ~/.cache/huggingface/hub)
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +120,10 @@ pub fn pull(args: PullArgs) -> anyhow::Result<ExitCode> {
 
 fn run_pull(args: &PullArgs, emit: &dyn Fn(&Report)) -> anyhow::Result<PathBuf> {
     check_repo_id(&args.repo)?;
-    let cache_dir = default_hub_cache().context("no hub cache folder: set HF_HOME")?;
+    let cache_dir = match &args.cache {
+        Some(c) => c.clone(),
+        None => default_hub_cache().context("no hub cache folder: set HF_HOME")?,
+    };
     let cache = Cache::new(cache_dir.clone());
     let kind = match args.kind {
         Kind::Model => RepoType::Model,

@@ -145,6 +145,8 @@ pub struct DatasetDetail {
     pub images: Vec<ImageView>,
     pub notes: Vec<String>,
     pub row_start: u64,
+    /// The first column shown in the statistics and rows tables.
+    pub col_offset: usize,
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
 }

@@ -10,8 +10,8 @@ use crate::runs::{self, RunInfo, spawn};
 use crate::watcher::Update;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use descent_panes::{
-    AppView, FilterView, Pane, PromptView, SystemView, Theme, UiState, list_len, selected_run,
-    selected_runs,
+    AppView, DatasetDetail, FilterView, Pane, PromptView, SystemView, Theme, UiState, list_len,
+    selected_run, selected_runs,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -174,7 +174,8 @@ impl App {
         let changed = self.browser.poll();
         let b = &self.browser;
         let d = &mut self.view.datasets;
-        if changed || d.detail.as_ref().map(|x| &x.key) != b.dataset.as_ref().map(|x| &x.key) {
+        let shown = |x: &DatasetDetail| (x.key.clone(), x.col_offset);
+        if changed || d.detail.as_ref().map(shown) != b.dataset.as_ref().map(shown) {
             d.detail = b.dataset.clone();
             d.pull = b.pull.clone();
             let c = &mut self.view.checkpoints;
@@ -341,7 +342,10 @@ impl App {
                 return;
             }
             PromptFor::Pull { dataset } => {
-                match self.browser.start_pull(text.trim(), dataset) {
+                match self
+                    .browser
+                    .start_pull(text.trim(), dataset, self.hub_cache())
+                {
                     Ok(()) => self.notice(format!("pulling {}; x cancels", text.trim())),
                     Err(e) => self.notice(e),
                 }
@@ -602,6 +606,8 @@ impl App {
             | Action::ToggleMark
             | Action::ToggleHeatmap => {}
             Action::Open if browse_pane => self.browser.tree_enter(),
+            Action::ColumnsLeft if pane == Pane::Datasets => self.browser.scroll_columns(-4),
+            Action::ColumnsRight if pane == Pane::Datasets => self.browser.scroll_columns(4),
             Action::DetailDown if pane == Pane::Datasets => self.browser.page(1),
             Action::DetailUp if pane == Pane::Datasets => self.browser.page(-1),
             Action::DetailDown if pane == Pane::Checkpoints => self.browser.tree_move(1),
@@ -633,6 +639,8 @@ impl App {
             | Action::DetailDown
             | Action::DetailUp
             | Action::OpenPath
+            | Action::ColumnsLeft
+            | Action::ColumnsRight
             | Action::Pull
             | Action::CancelPull => {}
             Action::Up => self.ui.move_by(pane, -1, len),

@@ -92,6 +92,14 @@ impl Browser {
         });
     }
 
+    /// Scrolls the columns shown in the statistics and rows tables.
+    pub fn scroll_columns(&mut self, delta: isize) {
+        if let Some(d) = &mut self.dataset {
+            let max = d.header.len().saturating_sub(1) as isize;
+            d.col_offset = (d.col_offset as isize + delta).clamp(0, max.max(0)) as usize;
+        }
+    }
+
     /// Moves the rows table by `pages` pages.
     pub fn page(&mut self, pages: i64) {
         let (Some(d), Some(table)) = (&self.dataset, &self.table) else {
@@ -201,7 +209,12 @@ impl Browser {
     }
 
     /// Starts `descent pull` as a child process; its JSON lines feed the pull view.
-    pub fn start_pull(&mut self, repo: &str, dataset: bool) -> Result<(), String> {
+    pub fn start_pull(
+        &mut self,
+        repo: &str,
+        dataset: bool,
+        cache: Option<PathBuf>,
+    ) -> Result<(), String> {
         if self.child.is_some() {
             return Err("a pull is already running; x cancels it".into());
         }
@@ -214,6 +227,11 @@ impl Browser {
             "--type",
             if dataset { "dataset" } else { "model" },
         ])
+        .args(
+            cache
+                .iter()
+                .flat_map(|c| [std::ffi::OsStr::new("--cache"), c.as_os_str()]),
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
@@ -262,8 +280,9 @@ impl Browser {
             changed = true;
             match msg {
                 Msg::Dataset(d, table) => {
-                    if self.dataset.as_ref().is_some_and(|x| x.key == d.key) {
-                        self.dataset = Some(d);
+                    if let Some(old) = self.dataset.as_ref().filter(|x| x.key == d.key) {
+                        let col_offset = old.col_offset;
+                        self.dataset = Some(DatasetDetail { col_offset, ..d });
                         if table.is_some() {
                             self.table = table;
                         }

@@ -41,6 +41,9 @@ pub enum Action {
     /// Datasets: next/previous page of rows; Checkpoints: move in the tensor tree.
     DetailDown,
     DetailUp,
+    /// Datasets: scroll the columns of the statistics and rows tables.
+    ColumnsLeft,
+    ColumnsRight,
     /// Checkpoints: open a local path.
     OpenPath,
     /// Datasets/Checkpoints: download a repository from the hub.
@@ -151,6 +154,8 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "data and checkpoints", &[code(KeyCode::Enter)], Open, "tensor tree: open a group, statistics of a tensor"),
     bind(Normal, "data and checkpoints", &[k('J')], DetailDown, "rows: next page; tree: next node"),
     bind(Normal, "data and checkpoints", &[k('K')], DetailUp, "rows: previous page; tree: previous node"),
+    bind(Normal, "data and checkpoints", &[k('H')], ColumnsLeft, "rows and statistics: earlier columns"),
+    bind(Normal, "data and checkpoints", &[k('L')], ColumnsRight, "rows and statistics: later columns"),
     bind(Normal, "data and checkpoints", &[k('o')], OpenPath, "open a checkpoint file or folder by path"),
     bind(Normal, "data and checkpoints", &[k('P')], Pull, "pull a repository from the Hugging Face hub"),
     bind(Normal, "data and checkpoints", &[k('x')], CancelPull, "cancel the running pull (resumes next time)"),

@@ -109,6 +109,7 @@ pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images:
     let rows: Vec<Row> = d
         .columns
         .iter()
+        .skip(d.col_offset)
         .map(|c| Row::new(c.iter().map(|s| Cell::from(s.clone()))))
         .collect();
     let widths = [
@@ -124,7 +125,7 @@ pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images:
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)
-            .block(block(t, format!(" Columns ({}) ", d.columns.len()))),
+            .block(block(t, columns_title(d))),
         stats,
     );
     draw_rows(frame, rows_area, t, d);
@@ -194,7 +195,7 @@ fn draw_rows(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
     let ncols = ((inner.width.saturating_sub(6)) / (col_w + 1)).max(1) as usize;
     let header = Row::new(
         std::iter::once("#".to_string())
-            .chain(d.header.iter().take(ncols).cloned())
+            .chain(d.header.iter().skip(d.col_offset).take(ncols).cloned())
             .map(Cell::from),
     )
     .style(t.dim());
@@ -205,7 +206,12 @@ fn draw_rows(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
         .map(|(i, r)| {
             Row::new(
                 std::iter::once((d.row_start + i as u64).to_string())
-                    .chain(r.iter().take(ncols).map(|c| c.replace('\n', "⏎")))
+                    .chain(
+                        r.iter()
+                            .skip(d.col_offset)
+                            .take(ncols)
+                            .map(|c| c.replace('\n', "⏎")),
+                    )
                     .map(Cell::from),
             )
         })
@@ -214,4 +220,16 @@ fn draw_rows(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
         .chain((0..ncols).map(|_| Constraint::Length(col_w)))
         .collect();
     frame.render_widget(Table::new(rows, widths).header(header), inner);
+}
+
+fn columns_title(d: &DatasetDetail) -> String {
+    if d.col_offset == 0 {
+        format!(" Columns ({}) ", d.columns.len())
+    } else {
+        format!(
+            " Columns ({}, from {}; H/L scroll) ",
+            d.columns.len(),
+            d.col_offset + 1
+        )
+    }
 }
