@@ -485,3 +485,13 @@ fn a_read_checkpoint_shows_its_tree_and_tensor_statistics() {
         assert!(s.contains(text), "missing {text:?}\n{s}");
     }
 }
+
+/// Long runs keep their whole step counter on screen.
+#[test]
+fn a_long_run_shows_its_whole_step_counter() {
+    let mut v = with_pane(populated(), Pane::Runs);
+    v.workspace.runs[0].step = 123_456;
+    v.workspace.runs[0].total = 1_000_000;
+    let s = screen(&v, 120, 40);
+    assert!(s.contains("123456/1000000"), "{s}");
+}

@@ -100,10 +100,17 @@ fn draw_runs_table(
         })
         .collect();
     let mut header = vec!["run", "state", "step", "loss", "eval"];
+    // "123456/1000000" must not be cut: the column is as wide as its widest entry.
+    let step_w = runs
+        .iter()
+        .map(|r| format!("{}/{}", r.step, r.total).len() as u16)
+        .max()
+        .unwrap_or(0)
+        .max(11);
     let mut widths = vec![
         Constraint::Length(15),
         Constraint::Length(8),
-        Constraint::Length(11),
+        Constraint::Length(step_w),
         Constraint::Length(6),
         Constraint::Length(6),
     ];
