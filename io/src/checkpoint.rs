@@ -165,6 +165,25 @@ fn open_folder(dir: &Path) -> Result<Checkpoint> {
     }
     let weights = folder_weights(dir)?;
     let Some(h) = weights else {
+        // A GGUF repository: one or more quantisations of the same model side by side.
+        let mut ggufs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+            .collect();
+        ggufs.sort();
+        if let Some(first) = ggufs.first() {
+            let mut ck = open(first)?;
+            if ggufs.len() > 1 {
+                let others: Vec<String> = ggufs[1..]
+                    .iter()
+                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect();
+                ck.summary
+                    .insert(0, ("other GGUF files".into(), others.join(", ")));
+            }
+            return Ok(ck);
+        }
         let problem = if has_pickles(dir) {
             format!("only pickle weights here; {PICKLE_REFUSAL}")
         } else {
@@ -241,6 +260,22 @@ mod tests {
         assert!(e.contains("pickle") && e.contains("safetensors"), "{e}");
         let e = open(dir.path()).unwrap_err().to_string();
         assert!(e.contains("only pickle weights"), "{e}");
+    }
+
+    #[test]
+    fn a_folder_of_gguf_files_opens_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = 1f32.to_le_bytes();
+        for name in ["m-Q8_0.gguf", "m-F32.gguf"] {
+            gguf::write(&dir.path().join(name), &[], &[("t", DType::F32, &[1], &w)]).unwrap();
+        }
+        let ck = open(dir.path()).unwrap();
+        assert_eq!(ck.format, "GGUF");
+        assert!(ck.path.ends_with("m-F32.gguf"));
+        assert!(
+            ck.summary
+                .contains(&("other GGUF files".into(), "m-Q8_0.gguf".into()))
+        );
     }
 
     #[test]

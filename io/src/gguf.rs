@@ -466,6 +466,9 @@ mod tests {
             b[i] ^= 0xff;
             let _ = parse(&p, &b);
         }
+        let mut v2 = bytes.clone();
+        v2[4] = 2; // v2 has the same layout (v3 added big-endian files)
+        assert_eq!(parse(&p, &v2).unwrap().version, 2);
         let mut v1 = bytes.clone();
         v1[4] = 1;
         assert!(
