@@ -224,15 +224,38 @@ fn descent_state(dir: &Path) -> Vec<(String, String)> {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) else {
         return vec![("state.json".into(), "unreadable".into())];
     };
+    // Bookkeeping for the control channel means nothing to a reader of the checkpoint.
     map.iter()
-        .filter(|(_, v)| !v.is_object() && !v.is_array())
+        .filter(|(k, v)| !v.is_object() && !v.is_array() && k.as_str() != "control_acked")
         .map(|(k, v)| {
-            (
-                k.clone(),
-                v.as_str().map_or_else(|| v.to_string(), str::to_string),
-            )
+            let text = match (k.as_str(), v.as_f64()) {
+                ("time", Some(t)) => utc(t),
+                _ => v.as_str().map_or_else(|| v.to_string(), str::to_string),
+            };
+            (k.clone(), text)
         })
         .collect()
+}
+
+/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS UTC` (days to civil date after H. Hinnant).
+fn utc(secs: f64) -> String {
+    let s = secs.floor() as i64;
+    let (days, rem) = (s.div_euclid(86_400), s.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// 1234567 → "1.23M".
@@ -276,6 +299,13 @@ mod tests {
             ck.summary
                 .contains(&("other GGUF files".into(), "m-Q8_0.gguf".into()))
         );
+    }
+
+    #[test]
+    fn unix_times_read_as_utc_dates() {
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_843_327.48), "2026-11-28 05:22:07 UTC");
+        assert_eq!(utc(951_782_400.0), "2000-02-29 00:00:00 UTC");
     }
 
     #[test]
