@@ -185,10 +185,19 @@ fn run_pull(args: &PullArgs, emit: &dyn Fn(&Report)) -> anyhow::Result<PathBuf> 
             }
         );
     }
+    // The cache answers only while its ref still names the commit the hub reports; after a
+    // new commit on the branch, files are fetched again.
+    let cached_ref = std::fs::read_to_string(
+        cache_dir
+            .join(repo.folder_name())
+            .join("refs")
+            .join(&args.revision),
+    );
+    let current = cached_ref.is_ok_and(|c| c.trim() == info.sha);
     let mut snapshot = None;
     for f in &files {
         let progress = Reporter::new(f, emit, args.json);
-        let path = match cache.repo(repo.clone()).get(f) {
+        let path = match cache.repo(repo.clone()).get(f).filter(|_| current) {
             Some(p) => p,
             None => api_repo
                 .download_with_progress(f, progress.clone())

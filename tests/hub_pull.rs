@@ -124,6 +124,30 @@ fn pulls_into_the_python_cache_layout_and_resumes_a_cut_transfer() {
         .count();
     assert_eq!(downloads, 0);
 
+    // When the branch has moved on (the cached ref names another commit), files are fetched.
+    std::fs::write(
+        repo.join("refs/main"),
+        "0000000000000000000000000000000000000000",
+    )
+    .unwrap();
+    let before = hub.requests().len();
+    let o = pull(
+        &hub,
+        home.path(),
+        &["org/tiny", "--include", "config.json"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let downloads = hub.requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with("/config.json"))
+        .count();
+    assert!(downloads > 0, "a stale cache was trusted");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        COMMIT
+    );
+
     // Offline: from the cache, with no request at all.
     let before = hub.requests().len();
     let o = pull(&hub, home.path(), &["org/tiny"], &[("HF_HUB_OFFLINE", "1")]);
