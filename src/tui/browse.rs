@@ -420,7 +420,7 @@ fn read_dataset(
                     format!("over the first {} rows", s.scanned),
                 ));
             }
-            let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
+            let num = |v: Option<f64>| v.map_or("—".to_string(), descent_panes::chart::fmt_tick);
             d.columns = s
                 .columns
                 .iter()

@@ -95,33 +95,41 @@ pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images:
     }
     let has_classes = !d.classes.is_empty();
     let [hist, stats] = Layout::horizontal([
-        Constraint::Percentage(if has_classes { 35 } else { 0 }),
+        Constraint::Percentage(if has_classes { 25 } else { 0 }),
         Constraint::Fill(1),
     ])
     .areas(mid);
     if has_classes {
         draw_histogram(frame, hist, t, d);
     }
-    let header = Row::new([
-        "column", "type", "nulls", "min", "max", "mean", "std", "distinct",
-    ])
-    .style(t.dim());
+    // Numbers come formatted to at most 7 characters (chart::fmt_tick). Narrow screens drop
+    // std and uniq before the column names get squeezed out.
+    const HEADER: [&str; 8] = [
+        "column", "type", "nulls", "min", "max", "mean", "std", "uniq",
+    ];
+    const WIDTH: [u16; 8] = [0, 5, 5, 7, 7, 7, 7, 6];
+    let keep: Vec<usize> = if stats.width >= 64 {
+        (0..8).collect()
+    } else {
+        (0..6).collect()
+    };
+    let header = Row::new(keep.iter().map(|&i| HEADER[i])).style(t.dim());
     let rows: Vec<Row> = d
         .columns
         .iter()
         .skip(d.col_offset)
-        .map(|c| Row::new(c.iter().map(|s| Cell::from(s.clone()))))
+        .map(|c| Row::new(keep.iter().map(|&i| Cell::from(c[i].clone()))))
         .collect();
-    let widths = [
-        Constraint::Min(10),
-        Constraint::Length(8),
-        Constraint::Length(6),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Length(8),
-    ];
+    let widths: Vec<Constraint> = keep
+        .iter()
+        .map(|&i| {
+            if i == 0 {
+                Constraint::Min(9)
+            } else {
+                Constraint::Length(WIDTH[i])
+            }
+        })
+        .collect();
     frame.render_widget(
         Table::new(rows, widths)
             .header(header)

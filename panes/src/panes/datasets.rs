@@ -38,6 +38,11 @@ pub fn rows(view: &AppView) -> Vec<Row<'_>> {
     builtin.chain(local).chain(hub).collect()
 }
 
+/// The list keeps to about a quarter of the screen: the detail needs the room.
+fn list_width(width: u16) -> u16 {
+    (width * 28 / 100).clamp(26, 40).min(width / 2)
+}
+
 /// What a file probably is, from its name; folders may hold images, one subfolder per class.
 pub fn format_of(name: &str, folder: bool) -> &'static str {
     if folder {
@@ -90,8 +95,11 @@ pub fn draw(
         return;
     }
     let rows = rows(view);
-    let [list, detail] =
-        Layout::horizontal([Constraint::Percentage(35), Constraint::Min(20)]).areas(area);
+    let [list, detail] = Layout::horizontal([
+        Constraint::Length(list_width(area.width)),
+        Constraint::Min(20),
+    ])
+    .areas(area);
     let items: Vec<ListItem> = rows
         .iter()
         .map(|r| match r {
