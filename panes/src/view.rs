@@ -123,6 +123,8 @@ pub struct DatasetsView {
     /// `None` when no hub cache location is known.
     pub hub_cache: Option<String>,
     pub hub_datasets: Vec<String>,
+    /// Files and folders the user opened by path, newest first.
+    pub opened: Vec<String>,
     /// What the selected dataset holds, once read.
     pub detail: Option<DatasetDetail>,
     /// A hub download in progress or just ended.

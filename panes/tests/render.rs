@@ -92,6 +92,7 @@ fn populated() -> AppView {
             }],
             hub_cache: Some("/home/me/.cache/huggingface/hub".into()),
             hub_datasets: vec!["org/tiny-set".into()],
+            opened: vec!["/data/mnist/train-images-idx3-ubyte".into()],
             detail: None,
             pull: None,
         },
@@ -147,6 +148,7 @@ fn emptied() -> AppView {
     v.datasets.files.clear();
     v.datasets.builtins.clear();
     v.datasets.hub_datasets.clear();
+    v.datasets.opened.clear();
     v.checkpoints.entries.clear();
     v.system.gpus = GpuView::Probing;
     v.log.clear();
@@ -179,10 +181,11 @@ fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]
             &[
                 "digits",
                 "built in",
-                "builtin:digits",
+                "/data/mnist/train-images-idx3-ubyte",
                 "train.parquet",
                 "2.0 KiB",
                 "org/tiny-set",
+                "train-images-idx3-ubyte",
             ],
             &["No datasets in data/", "Parquet"],
         ),

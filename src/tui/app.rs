@@ -26,6 +26,8 @@ pub enum AppEvent {
     System(Box<SystemView>),
     /// New lines in the log ring.
     Log,
+    /// A Datasets/Checkpoints worker has a result.
+    Browse,
     /// The input reader failed; the UI cannot go on.
     InputClosed(String),
 }
@@ -59,6 +61,7 @@ pub struct App {
 enum PromptFor {
     Lr,
     OpenPath,
+    OpenData,
     Pull { dataset: bool },
 }
 
@@ -117,6 +120,7 @@ impl App {
                     false
                 }
             }
+            AppEvent::Browse => self.sync_browser(),
             AppEvent::InputClosed(why) => {
                 tracing::error!("terminal input closed: {why}");
                 self.quit = true;
@@ -138,6 +142,11 @@ impl App {
             Pane::Datasets | Pane::Checkpoints => self.sync_browser(),
             _ => false,
         }
+    }
+
+    /// Lets background work wake the event loop (see [`AppEvent::Browse`]).
+    pub fn set_browse_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.browser.set_waker(wake);
     }
 
     fn hub_cache(&self) -> Option<PathBuf> {
@@ -341,6 +350,18 @@ impl App {
                 self.ui.jump(Pane::Checkpoints, true, 1);
                 return;
             }
+            PromptFor::OpenData => {
+                let path = PathBuf::from(text.trim());
+                let path = std::fs::canonicalize(&path)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string();
+                self.browser.opened_data.retain(|p| p != &path);
+                self.browser.opened_data.insert(0, path);
+                self.view.datasets.opened = self.browser.opened_data.clone();
+                self.ui.jump(Pane::Datasets, true, 1);
+                return;
+            }
             PromptFor::Pull { dataset } => {
                 match self
                     .browser
@@ -380,6 +401,7 @@ impl App {
             self.view.datasets.pull.take(),
         );
         self.view.datasets = views::datasets_view(ws, &u.inventory);
+        self.view.datasets.opened = self.browser.opened_data.clone();
         (self.view.datasets.detail, self.view.datasets.pull) = (detail, pull);
         let (detail, pull) = (
             self.view.checkpoints.detail.take(),
@@ -428,6 +450,14 @@ impl App {
     }
 
     pub fn on_key(&mut self, key: KeyEvent) {
+        self.on_key_inner(key);
+        // Keys move the selection or change the detail: show its (loading) state at once.
+        if matches!(self.view.pane, Pane::Datasets | Pane::Checkpoints) {
+            self.sync_browser();
+        }
+    }
+
+    fn on_key_inner(&mut self, key: KeyEvent) {
         self.view.notice = None;
         let mode = self.mode();
         match keymap::lookup(mode, key) {
@@ -612,6 +642,13 @@ impl App {
             Action::DetailUp if pane == Pane::Datasets => self.browser.page(-1),
             Action::DetailDown if pane == Pane::Checkpoints => self.browser.tree_move(1),
             Action::DetailUp if pane == Pane::Checkpoints => self.browser.tree_move(-1),
+            Action::OpenPath if pane == Pane::Datasets => {
+                self.prompt_for = PromptFor::OpenData;
+                self.view.prompt = Some(PromptView {
+                    label: "open dataset (file or image folder path)".into(),
+                    text: String::new(),
+                });
+            }
             Action::OpenPath if pane == Pane::Checkpoints => {
                 self.prompt_for = PromptFor::OpenPath;
                 self.view.prompt = Some(PromptView {

@@ -37,8 +37,38 @@ enum Msg {
     PullExited,
 }
 
-pub struct Browser {
+/// Sends a worker's result and wakes the UI loop, which otherwise sleeps up to a second.
+#[derive(Clone)]
+struct Outbox {
     tx: Sender<Msg>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Outbox {
+    fn send(&self, msg: Msg) -> bool {
+        let ok = self.tx.send(msg).is_ok();
+        (self.wake)();
+        ok
+    }
+}
+
+/// Datasets kept after moving away from them.
+const RECENT: usize = 8;
+
+/// When a dataset's file last changed (`None` for built-ins and unreadable paths).
+fn stamp(spec: &str) -> Option<std::time::SystemTime> {
+    std::fs::metadata(spec).and_then(|m| m.modified()).ok()
+}
+
+type Recent = (
+    DatasetDetail,
+    Arc<Mutex<Dataset>>,
+    Option<std::time::SystemTime>,
+);
+
+pub struct Browser {
+    out: Outbox,
+    recent: Vec<Recent>,
     rx: Receiver<Msg>,
     pub dataset: Option<DatasetDetail>,
     table: Option<Arc<Mutex<Dataset>>>,
@@ -48,14 +78,20 @@ pub struct Browser {
     pub pull: Option<PullView>,
     child: Option<std::process::Child>,
     pub opened: Vec<PathBuf>,
+    /// Dataset paths opened with `o`, newest first.
+    pub opened_data: Vec<String>,
 }
 
 impl Default for Browser {
     fn default() -> Self {
         let (tx, rx) = channel();
         Browser {
-            tx,
+            out: Outbox {
+                tx,
+                wake: Arc::new(|| {}),
+            },
             rx,
+            recent: Vec::new(),
             dataset: None,
             table: None,
             checkpoint: None,
@@ -64,14 +100,33 @@ impl Default for Browser {
             pull: None,
             child: None,
             opened: Vec::new(),
+            opened_data: Vec::new(),
         }
     }
 }
 
 impl Browser {
+    /// How workers wake the UI loop when a result is ready.
+    pub fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.out.wake = wake;
+    }
+
     /// Starts reading `spec` unless it is what is shown or being read.
     pub fn want_dataset(&mut self, spec: &str, hub_cache: Option<PathBuf>) {
         if self.dataset.as_ref().is_some_and(|d| d.key == spec) {
+            return;
+        }
+        self.remember_dataset();
+        // Coming back to a dataset read moments ago shows it at once, unless its file changed.
+        let stamp = stamp(spec);
+        if let Some(i) = self
+            .recent
+            .iter()
+            .position(|r| r.0.key == spec && r.2 == stamp)
+        {
+            let (d, table, _) = self.recent.remove(i);
+            self.dataset = Some(d);
+            self.table = Some(table);
             return;
         }
         self.table = None;
@@ -80,7 +135,7 @@ impl Browser {
             loading: true,
             ..Default::default()
         });
-        let (tx, key) = (self.tx.clone(), spec.to_string());
+        let (tx, key) = (self.out.clone(), spec.to_string());
         std::thread::spawn(move || {
             // The first page goes out before the statistics scan, which reads up to
             // 200,000 rows: a large file shows its rows at once.
@@ -90,6 +145,17 @@ impl Browser {
             let (detail, table) = read_dataset(&key, hub_cache.as_deref(), &first);
             let _ = tx.send(Msg::Dataset(detail, table));
         });
+    }
+
+    /// Keeps the dataset on screen among the recent ones, if it was read completely.
+    fn remember_dataset(&mut self) {
+        if let (Some(d), Some(table)) = (self.dataset.take(), self.table.take())
+            && !d.loading
+        {
+            let s = stamp(&d.key);
+            self.recent.insert(0, (d, table, s));
+            self.recent.truncate(RECENT);
+        }
     }
 
     /// Scrolls the columns shown in the statistics and rows tables.
@@ -106,7 +172,7 @@ impl Browser {
             return;
         };
         let start = (d.row_start as i64 + pages * PAGE_ROWS as i64).max(0) as u64;
-        let (tx, key, table) = (self.tx.clone(), d.key.clone(), table.clone());
+        let (tx, key, table) = (self.out.clone(), d.key.clone(), table.clone());
         std::thread::spawn(move || {
             let rows = table
                 .lock()
@@ -134,7 +200,7 @@ impl Browser {
             loading: true,
             ..Default::default()
         });
-        let (tx, key) = (self.tx.clone(), source.to_string());
+        let (tx, key) = (self.out.clone(), source.to_string());
         std::thread::spawn(move || {
             let result = sources::resolve(&key, sources::RepoKind::Model, hub_cache.as_deref())
                 .map_err(|e| format!("{e:#}"))
@@ -163,7 +229,7 @@ impl Browser {
         };
         if let Some(i) = node.tensor {
             let t = ck.tensors[i].clone();
-            let (tx, key) = (self.tx.clone(), c.key.clone());
+            let (tx, key) = (self.out.clone(), c.key.clone());
             if let Some(c) = &mut self.checkpoint {
                 c.stats = Some(TensorStatsView {
                     name: t.name.clone(),
@@ -239,7 +305,7 @@ impl Browser {
             .spawn()
             .map_err(|e| format!("cannot start descent pull: {e}"))?;
         let stdout = child.stdout.take().expect("piped");
-        let tx = self.tx.clone();
+        let tx = self.out.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout)
                 .lines()

@@ -44,7 +44,7 @@ pub enum Action {
     /// Datasets: scroll the columns of the statistics and rows tables.
     ColumnsLeft,
     ColumnsRight,
-    /// Checkpoints: open a local path.
+    /// Datasets/Checkpoints: open a local path.
     OpenPath,
     /// Datasets/Checkpoints: download a repository from the hub.
     Pull,
@@ -156,7 +156,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "data and checkpoints", &[k('K')], DetailUp, "rows: previous page; tree: previous node"),
     bind(Normal, "data and checkpoints", &[k('H')], ColumnsLeft, "rows and statistics: earlier columns"),
     bind(Normal, "data and checkpoints", &[k('L')], ColumnsRight, "rows and statistics: later columns"),
-    bind(Normal, "data and checkpoints", &[k('o')], OpenPath, "open a checkpoint file or folder by path"),
+    bind(Normal, "data and checkpoints", &[k('o')], OpenPath, "open a dataset or checkpoint by path"),
     bind(Normal, "data and checkpoints", &[k('P')], Pull, "pull a repository from the Hugging Face hub"),
     bind(Normal, "data and checkpoints", &[k('x')], CancelPull, "cancel the running pull (resumes next time)"),
     bind(Input, "text input", &[code(KeyCode::Enter)], AcceptInput, "keep the filter / send"),

@@ -47,6 +47,12 @@ pub fn run(ws: Workspace, force_poll: bool) -> anyhow::Result<()> {
     let mut app = App::new(ws.root.display().to_string(), log.clone(), Some(sample));
     {
         let tx = tx.clone();
+        app.set_browse_waker(std::sync::Arc::new(move || {
+            let _ = tx.send(AppEvent::Browse);
+        }));
+    }
+    {
+        let tx = tx.clone();
         watcher::spawn(ws, force_poll, move |u| {
             tx.send(AppEvent::Workspace(Box::new(u))).is_ok()
         });

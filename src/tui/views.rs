@@ -221,6 +221,7 @@ pub fn datasets_view(ws: &Workspace, inv: &Inventory) -> DatasetsView {
             .collect(),
         hub_cache: inv.hub_cache.as_ref().map(|p| p.display().to_string()),
         hub_datasets: inv.hub_datasets.clone(),
+        opened: Vec::new(),
         detail: None,
         pull: None,
     }

@@ -9,14 +9,24 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 
 pub enum Row<'a> {
+    /// A file or folder the user opened by path (`o`).
+    Opened(&'a str),
     Builtin(&'a (String, String, String)),
-    Local { name: &'a str, bytes: Option<u64> },
+    Local {
+        name: &'a str,
+        bytes: Option<u64>,
+    },
     Hub(&'a str),
 }
 
 pub fn rows(view: &AppView) -> Vec<Row<'_>> {
     let d = &view.datasets;
     let f = filter(view);
+    let opened = d
+        .opened
+        .iter()
+        .filter(|p| matches(f, p))
+        .map(|p| Row::Opened(p));
     let builtin = d
         .builtins
         .iter()
@@ -35,7 +45,7 @@ pub fn rows(view: &AppView) -> Vec<Row<'_>> {
         .iter()
         .filter(|r| matches(f, r))
         .map(|r| Row::Hub(r));
-    builtin.chain(local).chain(hub).collect()
+    opened.chain(builtin).chain(local).chain(hub).collect()
 }
 
 /// The list keeps to about a quarter of the screen: the detail needs the room.
@@ -76,7 +86,11 @@ pub fn draw(
         .hub_cache
         .as_deref()
         .unwrap_or("the Hugging Face hub cache");
-    if d.builtins.is_empty() && d.files.is_empty() && d.hub_datasets.is_empty() {
+    if d.builtins.is_empty()
+        && d.files.is_empty()
+        && d.hub_datasets.is_empty()
+        && d.opened.is_empty()
+    {
         empty_state(
             frame,
             area,
@@ -103,6 +117,14 @@ pub fn draw(
     let items: Vec<ListItem> = rows
         .iter()
         .map(|r| match r {
+            Row::Opened(path) => ListItem::new(Line::from(vec![
+                Span::raw(
+                    std::path::Path::new(path)
+                        .file_name()
+                        .map_or(path.to_string(), |n| n.to_string_lossy().into_owned()),
+                ),
+                Span::styled("  opened", t.dim()),
+            ])),
             Row::Builtin((name, ..)) => ListItem::new(Line::from(vec![
                 Span::raw(name.to_string()),
                 Span::styled("  built in", t.dim()),
@@ -165,6 +187,7 @@ pub fn draw(
             ("size".into(), bytes.map_or("folder".into(), human_bytes)),
             ("format".into(), format_of(name, bytes.is_none()).into()),
         ],
+        Some(Row::Opened(path)) => vec![("path".into(), path.to_string())],
         Some(Row::Hub(repo)) => vec![
             ("repository".into(), repo.to_string()),
             (

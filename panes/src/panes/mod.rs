@@ -63,12 +63,13 @@ pub fn selected_run<'a>(view: &'a AppView, ui: &UiState) -> Option<&'a crate::Ru
         .copied()
 }
 
-/// The dataset selected in the Datasets pane as a source: `builtin:NAME`, `local:FILE` (in the
-/// data folder) or `hub:ORG/NAME`.
+/// The dataset selected in the Datasets pane as a source: a path the user opened,
+/// `builtin:NAME`, `local:FILE` (in the data folder) or `hub:ORG/NAME`.
 pub fn selected_dataset(view: &AppView, ui: &UiState) -> Option<String> {
     datasets::rows(view)
         .get(ui.selected(Pane::Datasets))
         .map(|r| match r {
+            datasets::Row::Opened(path) => path.to_string(),
             datasets::Row::Builtin((name, ..)) => format!("builtin:{name}"),
             datasets::Row::Local { name, .. } => format!("local:{name}"),
             datasets::Row::Hub(repo) => format!("hub:{repo}"),
