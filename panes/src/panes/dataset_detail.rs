@@ -95,7 +95,11 @@ pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images:
     }
     let has_classes = !d.classes.is_empty();
     let [hist, stats] = Layout::horizontal([
-        Constraint::Percentage(if has_classes { 25 } else { 0 }),
+        Constraint::Length(if has_classes {
+            (mid.width / 5).max(24)
+        } else {
+            0
+        }),
         Constraint::Fill(1),
     ])
     .areas(mid);
@@ -103,15 +107,15 @@ pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images:
         draw_histogram(frame, hist, t, d);
     }
     // Numbers come formatted to at most 7 characters (chart::fmt_tick). Narrow screens drop
-    // std and uniq before the column names get squeezed out.
+    // std and uniq, then type and nulls, before the column names get squeezed out.
     const HEADER: [&str; 8] = [
         "column", "type", "nulls", "min", "max", "mean", "std", "uniq",
     ];
     const WIDTH: [u16; 8] = [0, 5, 5, 7, 7, 7, 7, 6];
-    let keep: Vec<usize> = if stats.width >= 64 {
-        (0..8).collect()
-    } else {
-        (0..6).collect()
+    let keep: Vec<usize> = match stats.width {
+        60.. => (0..8).collect(),
+        44..60 => (0..6).collect(),
+        _ => vec![0, 3, 4, 5],
     };
     let header = Row::new(keep.iter().map(|&i| HEADER[i])).style(t.dim());
     let rows: Vec<Row> = d
