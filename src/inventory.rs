@@ -23,6 +23,16 @@ pub struct Inventory {
     /// `org/name` of each cached model repository.
     pub hub_models: Vec<String>,
     pub hub_datasets: Vec<String>,
+    /// Complete checkpoints of every run, newest step first within each run.
+    pub checkpoints: Vec<RunCheckpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCheckpoint {
+    pub experiment: String,
+    pub run_id: String,
+    pub step: u64,
+    pub dir: PathBuf,
 }
 
 impl Inventory {
@@ -32,13 +42,29 @@ impl Inventory {
             .as_deref()
             .map(|c| (hub_repos(c, "models--"), hub_repos(c, "datasets--")))
             .unwrap_or_default();
+        let runs = crate::runs::list_runs(runs_dir);
+        let checkpoints = runs
+            .iter()
+            .flat_map(|r| {
+                crate::runs::checkpoint::list(&r.dir)
+                    .into_iter()
+                    .rev()
+                    .map(|(step, dir)| RunCheckpoint {
+                        experiment: r.experiment.clone(),
+                        run_id: r.id.clone(),
+                        step,
+                        dir,
+                    })
+            })
+            .collect();
         Inventory {
-            runs: crate::runs::list_runs(runs_dir),
+            runs,
             data_dir,
             data_files,
             hub_cache,
             hub_models,
             hub_datasets,
+            checkpoints,
         }
     }
 }

@@ -237,28 +237,11 @@ pub fn checkpoints_view(ws: &Workspace, inv: &Inventory, opened: &[PathBuf]) -> 
             source: p.display().to_string(),
         })
         .collect();
-    for run in &inv.runs {
-        let mut steps: Vec<(u64, PathBuf)> = std::fs::read_dir(run.dir.join("checkpoints"))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let n = e
-                    .file_name()
-                    .to_string_lossy()
-                    .strip_prefix("step-")?
-                    .parse()
-                    .ok()?;
-                Some((n, e.path()))
-            })
-            .collect();
-        steps.sort_by_key(|s| std::cmp::Reverse(s.0));
-        entries.extend(steps.into_iter().map(|(n, p)| CheckpointEntry {
-            origin: "run".into(),
-            label: format!("step {n} · {}/{}", run.experiment, run.id),
-            source: p.display().to_string(),
-        }));
-    }
+    entries.extend(inv.checkpoints.iter().map(|c| CheckpointEntry {
+        origin: "run".into(),
+        label: format!("step {} · {}/{}", c.step, c.experiment, c.run_id),
+        source: c.dir.display().to_string(),
+    }));
     entries.extend(inv.hub_models.iter().map(|m| CheckpointEntry {
         origin: "hub".into(),
         label: m.clone(),
