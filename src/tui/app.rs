@@ -10,8 +10,8 @@ use crate::runs::{self, RunInfo, spawn};
 use crate::watcher::Update;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use descent_panes::{
-    AppView, DatasetDetail, FilterView, Pane, PromptView, SystemView, Theme, UiState, list_len,
-    selected_run, selected_runs,
+    AppView, FilterView, Pane, PromptView, SystemView, Theme, UiState, list_len, selected_run,
+    selected_runs,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -120,7 +120,7 @@ impl App {
                     false
                 }
             }
-            AppEvent::Browse => self.sync_browser(),
+            AppEvent::Browse => self.sync_browser(false),
             AppEvent::InputClosed(why) => {
                 tracing::error!("terminal input closed: {why}");
                 self.quit = true;
@@ -139,7 +139,7 @@ impl App {
                 false
             }
             Pane::Runs => self.poll_tail(),
-            Pane::Datasets | Pane::Checkpoints => self.sync_browser(),
+            Pane::Datasets | Pane::Checkpoints => self.sync_browser(false),
             _ => false,
         }
     }
@@ -155,9 +155,9 @@ impl App {
             .and_then(|u| u.inventory.hub_cache.clone())
     }
 
-    /// Asks for the selected dataset or checkpoint, takes in finished work and copies it into
-    /// the view; true when the screen changed.
-    fn sync_browser(&mut self) -> bool {
+    /// Asks for the selected dataset or checkpoint, takes in finished work and, when some came
+    /// (or `force`), copies it into the view; true when the screen changed.
+    fn sync_browser(&mut self, force: bool) -> bool {
         match self.view.pane {
             Pane::Datasets => {
                 if let Some(spec) = descent_panes::selected_dataset(&self.view, &self.ui) {
@@ -181,25 +181,32 @@ impl App {
             _ => {}
         }
         let changed = self.browser.poll();
+        if changed || force {
+            self.show_browser();
+        }
+        changed || force
+    }
+
+    /// Copies the browser's state into the view: the one place the two panes' details,
+    /// the pull and the opened paths reach the screen.
+    fn show_browser(&mut self) {
         let b = &self.browser;
-        let d = &mut self.view.datasets;
-        let shown = |x: &DatasetDetail| (x.key.clone(), x.col_offset);
-        if changed || d.detail.as_ref().map(shown) != b.dataset.as_ref().map(shown) {
-            d.detail = b.dataset.clone();
-            d.pull = b.pull.clone();
-            let c = &mut self.view.checkpoints;
-            c.detail = b.checkpoint.clone();
-            c.pull = b.pull.clone();
-            return true;
+        let (d, c) = (&mut self.view.datasets, &mut self.view.checkpoints);
+        d.detail = b.dataset.clone();
+        d.pull = b.pull.clone();
+        d.opened = b.opened_data.clone();
+        c.detail = b.checkpoint.clone();
+        c.pull = b.pull.clone();
+    }
+
+    /// Rebuilds the Datasets and Checkpoints lists from the latest inventory.
+    fn rebuild_browse_views(&mut self) {
+        if let Some(u) = &self.update {
+            self.view.datasets = views::datasets_view(&u.workspace, &u.inventory);
+            self.view.checkpoints =
+                views::checkpoints_view(&u.workspace, &u.inventory, &self.browser.opened);
         }
-        let c = &mut self.view.checkpoints;
-        if c.detail.as_ref().map(|x| (&x.key, x.tree_selected))
-            != b.checkpoint.as_ref().map(|x| (&x.key, x.tree_selected))
-        {
-            c.detail = b.checkpoint.clone();
-            return true;
-        }
-        false
+        self.show_browser();
     }
 
     /// The folder of the run selected in the Runs pane.
@@ -346,7 +353,7 @@ impl App {
                 if !self.browser.opened.contains(&path) {
                     self.browser.opened.insert(0, path);
                 }
-                self.refresh_checkpoint_entries();
+                self.rebuild_browse_views();
                 self.ui.jump(Pane::Checkpoints, true, 1);
                 return;
             }
@@ -358,7 +365,6 @@ impl App {
                     .to_string();
                 self.browser.opened_data.retain(|p| p != &path);
                 self.browser.opened_data.insert(0, path);
-                self.view.datasets.opened = self.browser.opened_data.clone();
                 self.ui.jump(Pane::Datasets, true, 1);
                 return;
             }
@@ -396,19 +402,6 @@ impl App {
             .iter()
             .filter(|r| r.state.is_live())
             .count();
-        let (detail, pull) = (
-            self.view.datasets.detail.take(),
-            self.view.datasets.pull.take(),
-        );
-        self.view.datasets = views::datasets_view(ws, &u.inventory);
-        self.view.datasets.opened = self.browser.opened_data.clone();
-        (self.view.datasets.detail, self.view.datasets.pull) = (detail, pull);
-        let (detail, pull) = (
-            self.view.checkpoints.detail.take(),
-            self.view.checkpoints.pull.take(),
-        );
-        self.view.checkpoints = views::checkpoints_view(ws, &u.inventory, &self.browser.opened);
-        (self.view.checkpoints.detail, self.view.checkpoints.pull) = (detail, pull);
         let s = &mut self.view.status;
         s.config_errors = self.view.workspace.errors.len();
         s.alert = ws
@@ -419,19 +412,8 @@ impl App {
         self.device_spec = ws.settings.device.to_string();
         self.refresh_device_label();
         self.update = Some(u);
+        self.rebuild_browse_views();
         self.poll_tail();
-    }
-
-    fn refresh_checkpoint_entries(&mut self) {
-        if let Some(u) = &self.update {
-            let (detail, pull) = (
-                self.view.checkpoints.detail.take(),
-                self.view.checkpoints.pull.take(),
-            );
-            self.view.checkpoints =
-                views::checkpoints_view(&u.workspace, &u.inventory, &self.browser.opened);
-            (self.view.checkpoints.detail, self.view.checkpoints.pull) = (detail, pull);
-        }
     }
 
     fn refresh_device_label(&mut self) {
@@ -453,7 +435,7 @@ impl App {
         self.on_key_inner(key);
         // Keys move the selection or change the detail: show its (loading) state at once.
         if matches!(self.view.pane, Pane::Datasets | Pane::Checkpoints) {
-            self.sync_browser();
+            self.sync_browser(true);
         }
     }
 
