@@ -2,9 +2,8 @@
 //! reshaped.
 
 use crate::checkpoint::Checkpoint;
-use crate::dtype::for_each_value;
 use crate::error::Result;
-use crate::stats::with_bytes;
+use crate::stats::values;
 use crate::tensor::TensorInfo;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -61,13 +60,6 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint) -> Result<Vec<Change>> {
         rx.cmp(&ry).then(vx.total_cmp(&vy))
     });
     Ok(out)
-}
-
-fn values(t: &TensorInfo) -> Result<Option<Vec<f64>>> {
-    with_bytes(t, |bytes| {
-        let mut v = Vec::with_capacity(t.numel() as usize);
-        for_each_value(t.dtype, bytes, |x| v.push(x)).then_some(v)
-    })
 }
 
 fn compare(ta: &TensorInfo, tb: &TensorInfo) -> Result<Change> {

@@ -45,6 +45,14 @@ pub fn with_bytes<R>(t: &TensorInfo, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
     Ok(f(&map[t.offset as usize..(t.offset + t.bytes) as usize]))
 }
 
+/// Every element as f64; `None` for types that cannot be decoded (see [`for_each_value`]).
+pub fn values(t: &TensorInfo) -> Result<Option<Vec<f64>>> {
+    with_bytes(t, |bytes| {
+        let mut v = Vec::with_capacity(t.numel() as usize);
+        for_each_value(t.dtype, bytes, |x| v.push(x)).then_some(v)
+    })
+}
+
 pub fn stats_of(t: &TensorInfo, bytes: &[u8]) -> Result<TensorStats> {
     let (mut n, mut mean, mut m2) = (0u64, 0f64, 0f64);
     let (mut min, mut max, mut sumsq) = (f64::INFINITY, f64::NEG_INFINITY, 0f64);

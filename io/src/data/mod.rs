@@ -12,7 +12,20 @@ pub use idx::{labels_for, read_idx, write_u8 as write_idx_u8};
 pub use stats::{ColumnStats, Summary, summarize};
 
 use crate::error::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+/// Column (or tensor) names taken as the class label when none is named, in this order.
+pub const LABEL_NAMES: [&str; 9] = [
+    "label",
+    "labels",
+    "class",
+    "target",
+    "targets",
+    "y",
+    "category",
+    "species",
+    "diagnosis",
+];
 
 /// Statistics cover at most this many rows; the summary says when it stopped early.
 pub const STATS_ROWS: u64 = 200_000;
@@ -261,17 +274,7 @@ impl Dataset {
                 .as_ref()
                 .and_then(|l| cols.iter().position(|c| &c.name == l));
         }
-        const NAMES: [&str; 8] = [
-            "label",
-            "labels",
-            "class",
-            "target",
-            "y",
-            "category",
-            "species",
-            "diagnosis",
-        ];
-        NAMES
+        LABEL_NAMES
             .iter()
             .find_map(|n| cols.iter().position(|c| c.name.eq_ignore_ascii_case(n)))
     }
@@ -279,14 +282,6 @@ impl Dataset {
     /// A few decoded images (image folders, IDX images, built-ins with image inputs).
     pub fn images(&self, max: usize) -> (Vec<ImageSample>, Vec<String>) {
         self.table().images(max)
-    }
-
-    /// Files that are part of the dataset besides `path` (an IDX labels file).
-    pub fn companions(&self) -> Vec<PathBuf> {
-        match self {
-            Dataset::Idx(t) => t.labels_path.iter().cloned().collect(),
-            _ => Vec::new(),
-        }
     }
 }
 

@@ -185,13 +185,14 @@ fn images(dir: &Path, files: &[(String, std::path::PathBuf)]) -> Result<Dataset,
 /// dimension, flattened per row, as features.
 fn tensors(path: &Path, target: Option<&str>) -> Result<Dataset, String> {
     let h = descent_io::safetensors::read_header(path).map_err(|e| e.to_string())?;
-    const NAMES: [&str; 5] = ["y", "label", "labels", "target", "targets"];
     let t = h
         .tensors
         .iter()
         .find(|t| match target {
             Some(n) => t.name == n,
-            None => NAMES.contains(&t.name.as_str()),
+            None => io::LABEL_NAMES
+                .iter()
+                .any(|n| t.name.eq_ignore_ascii_case(n)),
         })
         .ok_or_else(|| {
             let names: Vec<&str> = h.tensors.iter().map(|t| t.name.as_str()).collect();
@@ -206,19 +207,16 @@ fn tensors(path: &Path, target: Option<&str>) -> Result<Dataset, String> {
         .first()
         .ok_or_else(|| format!("{}: tensor {:?} is a scalar", path.display(), t.name))?;
     let values = |t: &descent_io::tensor::TensorInfo| -> Result<Vec<f64>, String> {
-        descent_io::stats::with_bytes(t, |b| {
-            let mut v = Vec::with_capacity(t.numel() as usize);
-            descent_io::dtype::for_each_value(t.dtype, b, |x| v.push(x)).then_some(v)
-        })
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "{}: tensor {:?} ({}) cannot be decoded",
-                path.display(),
-                t.name,
-                t.dtype.name()
-            )
-        })
+        descent_io::stats::values(t)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "{}: tensor {:?} ({}) cannot be decoded",
+                    path.display(),
+                    t.name,
+                    t.dtype.name()
+                )
+            })
     };
     let raw: Vec<String> = values(t)?.iter().map(|v| v.to_string()).collect();
     let features: Vec<_> = h
