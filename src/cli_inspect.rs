@@ -1,6 +1,7 @@
 //! `descent data inspect`, `descent ckpt inspect` and `descent ckpt diff`: the Datasets and
 //! Checkpoints panes as text.
 
+use crate::present;
 use crate::sources::{self, RepoKind, default_hub_cache};
 use clap::{Args, Subcommand};
 use descent_io::checkpoint::{self, Checkpoint, human_count};
@@ -86,18 +87,18 @@ fn print_summary(source: &str, s: &Summary) {
         "\n{:<24} {:<12} {:>7} {:>12} {:>12} {:>12} {:>12} {:>9}",
         "column", "type", "nulls", "min", "max", "mean", "std", "distinct"
     );
-    let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
     for c in &s.columns {
-        let distinct = format!("{}{}", if c.distinct_capped { "≥" } else { "" }, c.distinct);
+        let [name, dtype, nulls, min, max, mean, std, distinct] =
+            present::column_cells(c, |v| format!("{v:.4}"));
         println!(
             "{:<24} {:<12} {:>7} {:>12} {:>12} {:>12} {:>12} {:>9}",
-            truncate(&c.name, 24),
-            truncate(&c.dtype, 12),
-            c.nulls,
-            num(c.min),
-            num(c.max),
-            num(c.mean),
-            num(c.std),
+            truncate(&name, 24),
+            truncate(&dtype, 12),
+            nulls,
+            min,
+            max,
+            mean,
+            std,
             distinct
         );
     }
@@ -106,7 +107,7 @@ fn print_summary(source: &str, s: &Summary) {
         println!("\nclasses in {label:?} ({more}{}):", s.classes.len());
         let top = s.classes.first().map_or(1, |c| c.1).max(1);
         for (name, n) in s.classes.iter().take(20) {
-            let bar = "█".repeat(((*n as f64 / top as f64) * 40.0).ceil() as usize);
+            let bar = bar(*n, top);
             println!("  {:<16} {:>8} {bar}", truncate(name, 16), n);
         }
         if s.classes.len() > 20 {
@@ -130,6 +131,11 @@ fn rows_exact(s: &Summary) -> u64 {
     match s.rows {
         descent_io::data::RowCount::Exact(n) | descent_io::data::RowCount::AtLeast(n) => n,
     }
+}
+
+/// A bar of up to 40 blocks for `n` out of `top`.
+fn bar(n: u64, top: u64) -> String {
+    "█".repeat(((n as f64 / top.max(1) as f64) * 40.0).ceil() as usize)
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -211,19 +217,13 @@ fn inspect(a: CkptInspectArgs) -> anyhow::Result<ExitCode> {
             t.shape_text(),
             s.count
         );
-        println!(
-            "  mean {:.6}  std {:.6}  min {:.6}  max {:.6}  L2 {:.6}",
-            s.mean, s.std, s.min, s.max, s.l2
-        );
-        println!(
-            "  zeros {:.2}%  NaN/Inf {:.2}%",
-            100.0 * s.zeros,
-            100.0 * s.nonfinite
-        );
+        for (k, v) in present::tensor_lines(t, &s).iter().skip(2) {
+            println!("  {k:<10} {v}");
+        }
         let top = *s.histogram.iter().max().unwrap_or(&1).max(&1);
         let w = (s.max - s.min) / s.histogram.len() as f64;
         for (i, c) in s.histogram.iter().enumerate() {
-            let bar = "█".repeat(((*c as f64 / top as f64) * 40.0).ceil() as usize);
+            let bar = bar(*c, top);
             println!("  {:>12.5} {:>10} {bar}", s.min + w * i as f64, c);
         }
     }

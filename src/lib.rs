@@ -11,6 +11,7 @@ pub mod demo;
 pub mod hub;
 pub mod inventory;
 pub mod logging;
+pub mod present;
 pub mod runs;
 pub mod sources;
 pub mod system;

@@ -3,7 +3,7 @@
 //! `descent pull` child process. Results come back over a channel; stale ones are dropped.
 
 use crate::hub::Report;
-use crate::sources;
+use crate::{present, sources};
 use descent_io::checkpoint::{self, Checkpoint, human_count};
 use descent_io::data::{Dataset, RowCount, summarize};
 use descent_io::tree::{self, Node};
@@ -486,22 +486,10 @@ fn read_dataset(
                     format!("over the first {} rows", s.scanned),
                 ));
             }
-            let num = |v: Option<f64>| v.map_or("—".to_string(), descent_panes::chart::fmt_tick);
             d.columns = s
                 .columns
                 .iter()
-                .map(|c| {
-                    [
-                        c.name.clone(),
-                        c.dtype.clone(),
-                        c.nulls.to_string(),
-                        num(c.min),
-                        num(c.max),
-                        num(c.mean),
-                        num(c.std),
-                        format!("{}{}", if c.distinct_capped { "≥" } else { "" }, c.distinct),
-                    ]
-                })
+                .map(|c| present::column_cells(c, descent_panes::chart::fmt_tick))
                 .collect();
             d.label = s.label.clone();
             d.classes_more = s
@@ -532,19 +520,7 @@ fn stats_view(t: &descent_io::tensor::TensorInfo) -> TensorStatsView {
     };
     match descent_io::stats::tensor_stats(t) {
         Ok(s) => {
-            v.lines = vec![
-                (
-                    "shape".into(),
-                    format!("{} {}", t.dtype.name(), t.shape_text()),
-                ),
-                ("elements".into(), s.count.to_string()),
-                ("mean".into(), format!("{:.6}", s.mean)),
-                ("std".into(), format!("{:.6}", s.std)),
-                ("min / max".into(), format!("{:.6} / {:.6}", s.min, s.max)),
-                ("L2 norm".into(), format!("{:.6}", s.l2)),
-                ("zeros".into(), format!("{:.2}%", 100.0 * s.zeros)),
-                ("NaN/Inf".into(), format!("{:.2}%", 100.0 * s.nonfinite)),
-            ];
+            v.lines = present::tensor_lines(t, &s);
             v.range = (s.min, s.max);
             v.histogram = s.histogram;
         }
