@@ -232,41 +232,13 @@ fn from_cache(
 ) -> anyhow::Result<PathBuf> {
     let snap = crate::sources::hub_snapshot(cache, repo, kind)
         .map_err(|e| anyhow::anyhow!("HF_HUB_OFFLINE is set and {e}"))?;
-    let mut any = false;
-    for e in walk(&snap) {
-        let rel = e
-            .strip_prefix(&snap)
-            .unwrap_or(&e)
-            .to_string_lossy()
-            .into_owned();
-        if wanted(&rel) {
-            any = true;
-        }
-    }
+    let any = crate::sources::files_under(&snap)
+        .iter()
+        .any(|f| wanted(&f.strip_prefix(&snap).unwrap_or(f).to_string_lossy()));
     if !any {
         bail!("HF_HUB_OFFLINE is set and the cached {repo} holds no files matching --include");
     }
     Ok(snap)
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-        {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p)
-            } else {
-                out.push(p)
-            }
-        }
-    }
-    out
 }
 
 fn check_repo_id(repo: &str) -> anyhow::Result<()> {
@@ -289,31 +261,28 @@ fn check_repo_id(repo: &str) -> anyhow::Result<()> {
 /// Turns hf-hub's errors into what the user can act on. Never includes the token: ureq's
 /// errors name the URL and status, not the request headers.
 fn hub_error(repo: &str, e: ApiError) -> anyhow::Error {
-    let status = match &e {
-        ApiError::RequestError(r) => match r.as_ref() {
-            ureq::Error::StatusCode(s) => Some(*s),
-            _ => None,
-        },
-        ApiError::TooManyRetries(inner) => match inner.as_ref() {
-            ApiError::RequestError(r) => match r.as_ref() {
-                ureq::Error::StatusCode(s) => Some(*s),
-                _ => None,
-            },
-            _ => None,
-        },
-        _ => None,
-    };
-    match status {
-        Some(401) | Some(403) => anyhow::anyhow!(
-            "{repo}: the hub refused access ({}): the repository is private or gated, or HF_TOKEN \
-             is missing or wrong",
-            status.unwrap()
+    match http_status(&e) {
+        Some(s @ (401 | 403)) => anyhow::anyhow!(
+            "{repo}: the hub refused access ({s}): the repository is private or gated, or HF_TOKEN \
+             is missing or wrong"
         ),
         Some(404) => {
             anyhow::anyhow!("{repo}: not found on the hub (check the name, --type and --revision)")
         }
         Some(s) => anyhow::anyhow!("{repo}: the hub answered HTTP {s}; try again later"),
         None => anyhow::anyhow!("{repo}: {e}"),
+    }
+}
+
+/// The HTTP status behind an error, looking through hf-hub's retry wrapper.
+fn http_status(e: &ApiError) -> Option<u16> {
+    match e {
+        ApiError::RequestError(r) => match r.as_ref() {
+            ureq::Error::StatusCode(s) => Some(*s),
+            _ => None,
+        },
+        ApiError::TooManyRetries(inner) => http_status(inner),
+        _ => None,
     }
 }
 

@@ -93,24 +93,38 @@ pub fn resolve(spec: &str, kind: RepoKind, hub_cache: Option<&Path>) -> anyhow::
 
 /// The first table file in a dataset repository (sorted), searching subfolders.
 fn first_data_file(dir: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).ok()?.filter_map(|e| e.ok()) {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p
-                .extension()
+    let mut found: Vec<PathBuf> = files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            p.extension()
                 .and_then(|x| x.to_str())
                 .is_some_and(|x| matches!(x, "parquet" | "csv" | "tsv" | "jsonl" | "ndjson"))
-            {
-                found.push(p);
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// Every file below `dir`, subfolders included (symlinks to files count as files, as in a
+/// hub snapshot).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+        {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
             }
         }
     }
-    found.sort();
-    found.into_iter().next()
+    out
 }
 
 /// Opens a dataset source: builtin, hub or path.
