@@ -147,12 +147,14 @@ fn run_pull(args: &PullArgs, emit: &dyn Fn(&Report)) -> anyhow::Result<PathBuf> 
         .with_progress(false)
         .with_retries(3)
         .with_token(token(&cache));
-    if let Ok(ep) = std::env::var("HF_ENDPOINT") {
-        builder = builder.with_endpoint(ep.trim_end_matches('/').to_string());
-    }
-    let api = builder.build().map_err(|e| hub_error(&args.repo, e))?;
+    let endpoint = std::env::var("HF_ENDPOINT")
+        .map(|ep| ep.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "https://huggingface.co".into());
+    builder = builder.with_endpoint(endpoint.clone());
+    let to_error = |e| hub_error(&args.repo, &endpoint, e);
+    let api = builder.build().map_err(to_error)?;
     let api_repo = api.repo(repo.clone());
-    let info = api_repo.info().map_err(|e| hub_error(&args.repo, e))?;
+    let info = api_repo.info().map_err(to_error)?;
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     for s in info.siblings {
@@ -201,7 +203,7 @@ fn run_pull(args: &PullArgs, emit: &dyn Fn(&Report)) -> anyhow::Result<PathBuf> 
             Some(p) => p,
             None => api_repo
                 .download_with_progress(f, progress.clone())
-                .map_err(|e| hub_error(&args.repo, e))?,
+                .map_err(to_error)?,
         };
         let expected = progress.total();
         let got = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -260,7 +262,15 @@ fn check_repo_id(repo: &str) -> anyhow::Result<()> {
 
 /// Turns hf-hub's errors into what the user can act on. Never includes the token: ureq's
 /// errors name the URL and status, not the request headers.
-fn hub_error(repo: &str, e: ApiError) -> anyhow::Error {
+fn hub_error(repo: &str, endpoint: &str, e: ApiError) -> anyhow::Error {
+    if let ApiError::RequestError(r) = &e
+        && !matches!(r.as_ref(), ureq::Error::StatusCode(_))
+    {
+        return anyhow::anyhow!(
+            "{repo}: cannot reach the hub at {endpoint} ({r}); check the network or HF_ENDPOINT, \
+             or set HF_HUB_OFFLINE=1 to use the cache"
+        );
+    }
     match http_status(&e) {
         Some(s @ (401 | 403)) => anyhow::anyhow!(
             "{repo}: the hub refused access ({s}): the repository is private or gated, or HF_TOKEN \
