@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use descent_io::data::{self, Cell, Column, Dataset, ImageSample, MemoryTable};
+use descent_io::dtype::DType;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -167,14 +168,16 @@ pub fn builtin_table(name: &str) -> anyhow::Result<Dataset> {
                 name: "target".into(),
                 dtype: "float".into(),
             });
-            v.iter().map(|&x| Cell::Float(x as f64)).collect()
+            v.iter()
+                .map(|&x| Cell::Narrow(x as f64, DType::F32))
+                .collect()
         }
     };
     let rows: Vec<Vec<Cell>> = (0..d.len())
         .map(|i| {
             let mut r: Vec<Cell> = d.inputs[i * f..(i + 1) * f]
                 .iter()
-                .map(|&v| Cell::Float(v as f64))
+                .map(|&v| Cell::Narrow(v as f64, DType::F32))
                 .collect();
             r.push(label[i].clone());
             r

@@ -98,7 +98,6 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
         .push(("tensors".into(), ck.tensors.len().to_string()));
     ck.summary
         .push(("parameters".into(), human_count(ck.params())));
-    ck.summary.push(("bytes".into(), ck.bytes().to_string()));
     Ok(ck)
 }
 

@@ -115,7 +115,7 @@ pub fn for_each_value(dtype: DType, bytes: &[u8], mut f: impl FnMut(f64)) -> boo
         DType::F16 => each!(2, |a| f16::from_le_bytes(a).to_f64()),
         DType::BF16 => each!(2, |a| bf16::from_le_bytes(a).to_f64()),
         DType::F8E4M3 => each!(1, |a: [u8; 1]| f8_e4m3(a[0])),
-        DType::F8E5M2 => each!(1, |a: [u8; 1]| f16::from_bits((a[0] as u16) << 8).to_f64()),
+        DType::F8E5M2 => each!(1, |a: [u8; 1]| f8_e5m2(a[0])),
         DType::I64 => each!(8, |a| i64::from_le_bytes(a) as f64),
         DType::I32 => each!(4, |a| i32::from_le_bytes(a) as f64),
         DType::I16 => each!(2, |a| i16::from_le_bytes(a) as f64),
@@ -150,6 +150,45 @@ pub fn for_each_value(dtype: DType, bytes: &[u8], mut f: impl FnMut(f64)) -> boo
         DType::Quant { .. } => return false,
     }
     true
+}
+
+/// The shortest decimal text that reads back to the same value in `dtype`: `5.1` for the f32
+/// nearest to 5.1, which as an f64 prints `5.099999904632568`; `0.1` for the f16 nearest to
+/// 0.1 (0.0999755859375). `v` holds the element's value exactly. Integer types and f64 print
+/// as Rust prints an f64, which is already the shortest round trip.
+pub fn shortest(v: f64, dtype: DType) -> String {
+    let round: fn(f64) -> f64 = match dtype {
+        // Rust's Display for f32 is the shortest text that parses back to the same f32.
+        DType::F32 => return format!("{}", v as f32),
+        DType::F16 => |x| f16::from_f64(x).to_f64(),
+        DType::BF16 => |x| bf16::from_f64(x).to_f64(),
+        DType::F8E4M3 => |x| nearest_f8(x, f8_e4m3),
+        DType::F8E5M2 => |x| nearest_f8(x, f8_e5m2),
+        _ => return format!("{v}"),
+    };
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    (1..=17)
+        .find_map(|digits| {
+            let p: f64 = format!("{v:.*e}", digits - 1).parse().ok()?;
+            (round(p) == v).then(|| format!("{p}"))
+        })
+        .unwrap_or_else(|| format!("{v}"))
+}
+
+/// The FP8 value nearest to `x` (there are only 256 to try).
+fn nearest_f8(x: f64, decode: fn(u8) -> f64) -> f64 {
+    (0..=255u8)
+        .map(decode)
+        .filter(|v| v.is_finite())
+        .min_by(|a, b| (a - x).abs().total_cmp(&(b - x).abs()))
+        .unwrap_or(f64::NAN)
+}
+
+/// FP8 E5M2: the top byte of an IEEE half.
+fn f8_e5m2(b: u8) -> f64 {
+    f16::from_bits((b as u16) << 8).to_f64()
 }
 
 /// FP8 E4M3FN: 4 exponent bits (bias 7), 3 mantissa bits, no infinities, S.1111.111 is NaN.
@@ -190,6 +229,30 @@ mod tests {
         assert_eq!(f8_e4m3(0x38), 1.0); // exponent 7, mantissa 0
         assert_eq!(f8_e4m3(0xc0), -2.0);
         assert!(f8_e4m3(0x7f).is_nan());
+    }
+
+    #[test]
+    fn floats_print_as_the_shortest_text_of_their_own_type() {
+        assert_eq!(shortest(5.1f32 as f64, DType::F32), "5.1");
+        assert_eq!(shortest(1.4f32 as f64, DType::F32), "1.4");
+        assert_eq!(shortest(5.1, DType::F64), "5.1");
+        assert_eq!(shortest(0.1f32 as f64, DType::F64), "0.10000000149011612");
+        assert_eq!(shortest(f16::from_f32(0.1).to_f64(), DType::F16), "0.1");
+        assert_eq!(
+            shortest(bf16::from_f32(1234.5).to_f64(), DType::BF16),
+            "1230"
+        );
+        assert_eq!(
+            shortest(f16::from_f32(65504.0).to_f64(), DType::F16),
+            "65500"
+        );
+        assert_eq!(shortest(f8_e4m3(0x3a), DType::F8E4M3), "1.2");
+        assert_eq!(shortest(f64::NAN, DType::F16), "NaN");
+        assert_eq!(shortest(3.0, DType::I64), "3");
+        for v in [1e-7f32, 123456.79, -0.3, 7e30] {
+            let text = shortest(v as f64, DType::F32);
+            assert_eq!(text.parse::<f32>().unwrap(), v, "{text} reads back");
+        }
     }
 
     #[test]

@@ -438,6 +438,40 @@ fn a_read_dataset_shows_images_classes_columns_and_rows() {
     }
 }
 
+#[test]
+fn rows_give_column_names_the_width_they_need() {
+    let mut v = with_pane(populated(), Pane::Datasets);
+    let names = [
+        "sepal length",
+        "sepal width",
+        "petal length",
+        "petal width",
+        "species",
+    ];
+    v.datasets.detail = Some(DatasetDetail {
+        key: "builtin:iris".into(),
+        header: names.iter().map(|n| n.to_string()).collect(),
+        rows: vec![vec![
+            "5.1".into(),
+            "3.5".into(),
+            "1.4".into(),
+            "0.2".into(),
+            "setosa".into(),
+        ]],
+        ..Default::default()
+    });
+    let s = screen(&v, 120, 40);
+    for name in names {
+        assert!(s.contains(name), "{name:?} cut:\n{s}");
+    }
+    // On a narrow screen whole columns are left out rather than every name cut.
+    let s = screen(&v, 80, 30);
+    assert!(
+        s.contains("sepal length") && s.contains("sepal width"),
+        "{s}"
+    );
+}
+
 /// A loaded checkpoint: summary, tensor tree and a tensor's statistics.
 #[test]
 fn a_read_checkpoint_shows_its_tree_and_tensor_statistics() {

@@ -368,7 +368,7 @@ impl Browser {
                     match result {
                         Ok(ck) => {
                             c.summary = std::iter::once(("format".to_string(), ck.format.clone()))
-                                .chain(ck.summary.iter().cloned())
+                                .chain(crate::present::checkpoint_summary(&ck))
                                 .collect();
                             let nodes = tree::build(&ck.tensors);
                             // Open the first level so the tree shows its groups at once.

@@ -11,6 +11,7 @@ mod text;
 pub use idx::{labels_for, read_idx, write_u8 as write_idx_u8};
 pub use stats::{ColumnStats, Summary, summarize};
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -37,6 +38,9 @@ pub enum Cell {
     Null,
     Int(i64),
     Float(f64),
+    /// A float of a narrower type (f32, f16, bf16, f8), its value held exactly; shown as the
+    /// shortest text that reads back to the same value in that type.
+    Narrow(f64, DType),
     Bool(bool),
     Text(String),
 }
@@ -45,7 +49,7 @@ impl Cell {
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Cell::Int(v) => Some(*v as f64),
-            Cell::Float(v) => Some(*v),
+            Cell::Float(v) | Cell::Narrow(v, _) => Some(*v),
             Cell::Bool(v) => Some(*v as u8 as f64),
             _ => None,
         }
@@ -56,6 +60,7 @@ impl Cell {
             Cell::Null => String::new(),
             Cell::Int(v) => v.to_string(),
             Cell::Float(v) => format!("{v}"),
+            Cell::Narrow(v, t) => crate::dtype::shortest(*v, *t),
             Cell::Bool(v) => v.to_string(),
             Cell::Text(s) => s.clone(),
         }

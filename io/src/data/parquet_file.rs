@@ -2,6 +2,7 @@
 //! row groups it overlaps.
 
 use super::{Cell, Column, RowCount, Table};
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
@@ -138,15 +139,19 @@ fn cells(a: &dyn Array) -> Vec<Cell> {
             }
         }
         "float" => {
+            // Narrower floats keep their type, so 5.1 stored as f32 shows as 5.1.
+            let narrow = match a.data_type() {
+                DataType::Float32 => Some(DType::F32),
+                DataType::Float16 => Some(DType::F16),
+                _ => None,
+            };
             if let Some(c) = cast(&DataType::Float64) {
                 let v = c.as_primitive::<Float64Type>();
                 return (0..n)
-                    .map(|i| {
-                        if null(i) {
-                            Cell::Null
-                        } else {
-                            Cell::Float(v.value(i))
-                        }
+                    .map(|i| match (null(i), narrow) {
+                        (true, _) => Cell::Null,
+                        (false, Some(t)) => Cell::Narrow(v.value(i), t),
+                        (false, None) => Cell::Float(v.value(i)),
                     })
                     .collect();
             }

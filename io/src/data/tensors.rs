@@ -2,7 +2,7 @@
 //! index of that dimension (e.g. `x: [N, 64]`, `y: [N]`).
 
 use super::{Cell, Column, RowCount, Table};
-use crate::dtype::for_each_value;
+use crate::dtype::{DType, for_each_value};
 use crate::error::{Error, Result};
 use crate::stats::with_bytes;
 use crate::tensor::TensorInfo;
@@ -109,7 +109,8 @@ impl Table for TensorTable {
                 vals.chunks(per.max(1))
                     .map(|c| match c {
                         [v] if is_int => Cell::Int(*v as i64),
-                        [v] => Cell::Float(*v),
+                        [v] if t.dtype == DType::F64 => Cell::Float(*v),
+                        [v] => Cell::Narrow(*v, t.dtype),
                         _ => {
                             let head: Vec<String> =
                                 c.iter().take(4).map(|v| format!("{v:.3}")).collect();

@@ -202,12 +202,10 @@ fn draw_rows(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
     let b = block(t, title);
     let inner = b.inner(area);
     frame.render_widget(b, area);
-    // As many columns as fit at a readable width.
-    let col_w = 10u16;
-    let ncols = ((inner.width.saturating_sub(6)) / (col_w + 1)).max(1) as usize;
+    let (first, widths) = row_columns(d, inner.width);
     let header = Row::new(
         std::iter::once("#".to_string())
-            .chain(d.header.iter().skip(d.col_offset).take(ncols).cloned())
+            .chain(d.header.iter().skip(first).take(widths.len()).cloned())
             .map(Cell::from),
     )
     .style(t.dim());
@@ -220,18 +218,49 @@ fn draw_rows(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
                 std::iter::once((d.row_start + i as u64).to_string())
                     .chain(
                         r.iter()
-                            .skip(d.col_offset)
-                            .take(ncols)
+                            .skip(first)
+                            .take(widths.len())
                             .map(|c| c.replace('\n', "⏎")),
                     )
                     .map(Cell::from),
             )
         })
         .collect();
-    let widths: Vec<Constraint> = std::iter::once(Constraint::Length(5))
-        .chain((0..ncols).map(|_| Constraint::Length(col_w)))
+    let number_w = (d.row_start + d.rows.len() as u64).to_string().len().max(3) as u16;
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Length(number_w))
+        .chain(widths.iter().map(|&w| Constraint::Length(w)))
         .collect();
     frame.render_widget(Table::new(rows, widths).header(header), inner);
+}
+
+/// Widest a rows-table column gets; longer names and values are cut.
+const MAX_COL: usize = 24;
+
+/// From `d.col_offset` on, the columns of the rows table that fit in `width` cells, each as
+/// wide as its name or widest value on the page (at most [`MAX_COL`]).
+fn row_columns(d: &DatasetDetail, width: u16) -> (usize, Vec<u16>) {
+    let first = d.col_offset;
+    let number_w = (d.row_start + d.rows.len() as u64).to_string().len().max(3);
+    let mut left = (width as usize).saturating_sub(number_w + 1);
+    let mut widths = Vec::new();
+    for (i, name) in d.header.iter().enumerate().skip(first) {
+        let widest = d
+            .rows
+            .iter()
+            .filter_map(|r| r.get(i))
+            .map(|c| c.chars().count())
+            .chain([name.chars().count()])
+            .max()
+            .unwrap_or(1)
+            .clamp(1, MAX_COL);
+        // A column that does not fit whole is left out, unless none fits at all.
+        if widest + 1 > left && !widths.is_empty() {
+            break;
+        }
+        widths.push(widest.min(left.max(1)) as u16);
+        left = left.saturating_sub(widest + 1);
+    }
+    (first, widths)
 }
 
 fn columns_title(d: &DatasetDetail) -> String {
