@@ -138,7 +138,8 @@ fn bar(n: u64, top: u64) -> String {
     "█".repeat(((n as f64 / top.max(1) as f64) * 40.0).ceil() as usize)
 }
 
-fn truncate(s: &str, n: usize) -> String {
+/// `s` cut to `n` characters, the last an ellipsis when cut.
+pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -161,7 +162,7 @@ pub fn ckpt(c: CkptCommand) -> anyhow::Result<ExitCode> {
 fn inspect(a: CkptInspectArgs) -> anyhow::Result<ExitCode> {
     let ck = open_checkpoint(&a.source)?;
     println!("{}: {}", ck.path.display(), ck.format);
-    for (k, v) in &ck.summary {
+    for (k, v) in crate::present::checkpoint_summary(&ck) {
         println!("  {k:<20} {v}");
     }
     if !ck.metadata.is_empty() {

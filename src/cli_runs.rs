@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// The run folder to write into (used by --detach for the background process)
     #[arg(long, hide = true)]
     pub run_dir: Option<PathBuf>,
+    /// Train in this process (the supervising `descent run` starts its worker so)
+    #[arg(long, hide = true)]
+    pub worker: bool,
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +165,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, false) => bail!("name an experiment to run, or --resume RUN_DIR"),
     };
     let source = find_experiment(&ws, &name)?;
+    if args.worker {
+        return match exec::execute(&ws, source, &dir, args.device, resume)? {
+            State::Finished | State::Stopped => Ok(ExitCode::SUCCESS),
+            _ => Ok(ExitCode::from(1)),
+        };
+    }
     exec::runnable(&source.experiment).map_err(anyhow::Error::msg)?;
     if resume && let Ok(s) = Status::read(&dir) {
         let state = s.effective_state();
@@ -207,10 +216,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("run folder {}", dir.display());
-    match exec::execute(&ws, source, &dir, args.device, resume)? {
-        State::Finished | State::Stopped => Ok(ExitCode::SUCCESS),
-        _ => Ok(ExitCode::from(1)),
+    let mut worker: Vec<std::ffi::OsString> = vec![
+        "run".into(),
+        source.path.clone().into(),
+        "--workspace".into(),
+        ws.root.clone().into(),
+        "--worker".into(),
+    ];
+    worker.extend(if resume {
+        ["--resume".into(), dir.clone().into()]
+    } else {
+        ["--run-dir".into(), dir.clone().into()]
+    });
+    if let Some(d) = args.device {
+        worker.extend(["--device".into(), d.to_string().into()]);
     }
+    let code = runs::supervise::run(&worker, &dir)
+        .with_context(|| format!("cannot start the training process for {}", dir.display()))?;
+    Ok(ExitCode::from(code))
 }
 
 pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -231,7 +254,7 @@ pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
                 let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
                 println!(
                     "{name:<40} {:<9} {:>13} {:>10} {:>10} {:>7}  {}",
-                    s.effective_state().to_string(),
+                    r.state.to_string(),
                     format!("{}/{}", s.step, s.total_steps),
                     f(s.loss),
                     f(s.eval_loss),
@@ -239,6 +262,16 @@ pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
                         .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
                     s.device
                 );
+                // Why a run failed or paused, on a line of its own.
+                let why = match (r.state, &r.died) {
+                    (State::Failed, Some(died)) => Some(format!("the process died: {died}")),
+                    (State::Failed | State::Paused, _) => s.message.clone(),
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    let first = why.lines().next().unwrap_or("");
+                    println!("  └ {}", crate::cli_inspect::truncate(first, 110));
+                }
             }
             Err(e) => println!("{name:<40} unreadable: {e}"),
         }

@@ -47,6 +47,11 @@ fn check_passes_on_the_demo_and_fails_with_positions_on_errors() {
     let o = descent(&["check", "ws"], dir.path());
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(stdout(&o).contains("ok — descent.toml and 6 experiment(s) are valid"));
+    assert!(
+        !stdout(&o).contains("warning"),
+        "the demo's models fit easily: {}",
+        stdout(&o)
+    );
 
     std::fs::write(
         ws.join("experiments/bad.toml"),
@@ -66,6 +71,20 @@ fn check_passes_on_the_demo_and_fails_with_positions_on_errors() {
         out.contains("2 error(s); 6 of 7 experiment(s) valid"),
         "{out}"
     );
+}
+
+#[test]
+fn dataset_values_print_as_they_were_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = descent(
+        &["data", "inspect", "builtin:iris", "--rows", "2"],
+        dir.path(),
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    // iris is stored as f32: its 5.1 is 5.099999904632568 as an f64.
+    assert!(out.contains("5.1\t3.5\t1.4\t0.2\tsetosa"), "{out}");
+    assert!(!out.contains("5.0999"), "{out}");
 }
 
 #[test]

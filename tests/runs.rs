@@ -157,16 +157,24 @@ fn control_commands_round_trip() {
 }
 
 #[test]
-fn a_killed_run_resumes_from_its_last_checkpoint() {
+fn a_killed_run_is_failed_at_once_with_the_reason_and_resumes() {
     let ws = Ws::new(&[("k", experiment("k", 0.05, 10_000_000, ""))]);
     let dir = ws.detach("k");
     let s = wait_status(&dir, "a checkpoint", |s| s.step > 120);
     unsafe { libc::kill(s.pid as i32, libc::SIGKILL) };
-    wait_status(&dir, "death to be noticed", |s| {
-        !descent::runs::pid_alive(s.pid) && s.effective_state() != State::Running
+    // The supervising `descent run` sees its training process die and records why.
+    let failed = wait_status(&dir, "the failure to be recorded", |s| {
+        s.state == State::Failed
     });
+    let why = failed.message.unwrap();
+    assert!(why.contains("killed (SIGKILL"), "{why}");
+    assert!(
+        events(&dir)
+            .iter()
+            .any(|e| e.event == "fail" && e.message.contains("SIGKILL"))
+    );
     let out = ws.ok(&["runs"]);
-    assert!(out.contains("failed") || out.contains("running"), "{out}");
+    assert!(out.contains("failed"), "{out}");
 
     // The experiment file may change meanwhile; the resumed run keeps its own config.toml,
     // except for live-editable keys. Shorten it via the live key so the test finishes.
@@ -188,6 +196,79 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     assert!(
         (1..=last_ckpt + 40).all(|s| l.contains_key(&s)),
         "every step has a loss"
+    );
+}
+
+#[test]
+fn a_run_whose_processes_all_died_is_failed_whatever_its_heartbeat_says() {
+    let ws = Ws::new(&[("k", experiment("k", 0.05, 10_000_000, ""))]);
+    let dir = ws.detach("k");
+    let s = wait_status(&dir, "running", |s| {
+        s.state == State::Running && s.step > 10
+    });
+    // The detached run leads its own session: its process group holds the supervisor and
+    // the training process. Kill both, so nobody records anything.
+    let group = unsafe { libc::getpgid(s.pid as i32) };
+    assert!(group > 1);
+    unsafe { libc::kill(-group, libc::SIGKILL) };
+    wait_status(&dir, "the process to be gone", |s| {
+        descent::runs::process::check(s.pid, None) != descent::runs::process::Verdict::Alive
+    });
+    // A heartbeat that looks fresh (even one from the future) does not keep it alive: the
+    // pid is gone, so the run is dead, and it can be resumed at once.
+    let mut fresh = Status::read(&dir).unwrap();
+    assert_eq!(fresh.state, State::Running, "nobody recorded the end");
+    fresh.heartbeat = descent::runs::now() + 1000.0;
+    fresh.write(&dir).unwrap();
+    let (state, why) = Status::read(&dir).unwrap().liveness();
+    assert_eq!(state, State::Failed);
+    // Gone, or a zombie until its new parent (init) reaps it.
+    let why = why.unwrap();
+    assert!(why.contains("gone") || why.contains("zombie"), "{why}");
+    assert!(ws.ok(&["runs"]).contains("failed"));
+    let out = ws.descent(&["run", "--resume", dir.to_str().unwrap(), "--detach"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_status(&dir, "the resumed run", |s| {
+        s.state == State::Running && s.pid != fresh.pid
+    });
+    assert!(
+        ws.ok(&["ctl", dir.to_str().unwrap(), "stop"])
+            .contains("acknowledged")
+    );
+}
+
+#[test]
+fn a_model_too_big_for_memory_is_refused_before_it_is_built() {
+    let huge = experiment("huge", 0.05, 10, "").replace("hidden = [16]", "hidden = [1000000000]");
+    let ws = Ws::new(&[("huge", huge)]);
+    let o = ws.descent(&["run", "huge"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for part in [
+        "experiments/huge.toml: the run would need about",
+        "of RAM",
+        "available",
+        "fc0.weight (2 × 1000000000",
+        "model.hidden = [1000000000]",
+        "data.batch_size = 32",
+    ] {
+        assert!(err.contains(part), "no {part:?} in:\n{err}");
+    }
+    assert!(!err.contains("memory allocation"), "{err}");
+    let st = Status::read(&ws.only_run("huge")).unwrap();
+    assert_eq!(st.state, State::Failed);
+    assert!(st.message.unwrap().contains("model.hidden = [1000000000]"));
+    // `descent check` warns before anything is run.
+    let o = ws.descent(&["check"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("huge.toml: warning: the run would need")
+            && out.contains("the run would be refused"),
+        "{out}"
     );
 }
 
@@ -498,6 +579,8 @@ fn checkpoints_of_a_real_run_inspect_and_diff() {
         "F32 [2, 16]",
         "fc0.weight: F32 [2, 16] (32 elements)",
         "L2",
+        // (2·16 + 16 + 16·2 + 2) f32 parameters.
+        "bytes                328\n",
     ] {
         assert!(out.contains(text), "missing {text:?} in\n{out}");
     }

@@ -3,6 +3,7 @@
 mod conv_host;
 pub mod data;
 pub mod device;
+pub mod memory;
 pub mod nn;
 pub mod optim;
 pub mod train;

@@ -106,6 +106,95 @@ impl Init<'_> {
     }
 }
 
+/// One layer of a [`ModelSpec`], with its shapes: what [`Net::new`] builds and what the
+/// memory estimate ([`crate::memory`]) counts, from the one description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// A 3×3 convolution on `c_in × h × w` images, then ReLU-like activation and 2×2 pooling.
+    Conv {
+        c_in: usize,
+        c_out: usize,
+        h: usize,
+        w: usize,
+    },
+    /// `fan_in → out`, with a layer norm before the activation when `norm`.
+    Dense {
+        fan_in: usize,
+        out: usize,
+        norm: bool,
+    },
+}
+
+impl Layer {
+    /// Elements of the layer's weight, its largest tensor (saturating: sizes are checked
+    /// before anything is built, and an absurd config must not overflow the count).
+    pub fn weight_elems(&self) -> u64 {
+        match *self {
+            Layer::Conv { c_in, c_out, .. } => (c_out as u64).saturating_mul(c_in as u64 * 9),
+            Layer::Dense { fan_in, out, .. } => (fan_in as u64).saturating_mul(out as u64),
+        }
+    }
+
+    /// Elements of every parameter: weight, bias, and the layer norm's scale and shift.
+    pub fn param_elems(&self) -> u64 {
+        let per_output = match *self {
+            Layer::Conv { .. } => 1,
+            Layer::Dense { norm, .. } => 1 + 2 * norm as u64,
+        };
+        self.weight_elems()
+            .saturating_add(per_output.saturating_mul(self.outputs() as u64))
+    }
+
+    /// Output features (dense) or channels (conv).
+    pub fn outputs(&self) -> usize {
+        match *self {
+            Layer::Conv { c_out, .. } => c_out,
+            Layer::Dense { out, .. } => out,
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The layers this spec builds, in order (convolutions first), or why it cannot be built.
+    pub fn layers(&self) -> std::result::Result<Vec<Layer>, String> {
+        let mut layers = Vec::new();
+        let mut features = self.input_shape.iter().product::<usize>();
+        if self.arch == Arch::Cnn {
+            let [c, h, w] = self.input_shape[..] else {
+                return Err(format!(
+                    "a cnn needs image-shaped inputs (channels × height × width); this dataset's \
+                     examples have shape {:?}",
+                    self.input_shape
+                ));
+            };
+            let (mut c_in, mut h, mut w) = (c, h, w);
+            for &c_out in &self.channels {
+                if h < 2 || w < 2 {
+                    return Err(format!(
+                        "a cnn with {} conv layers pools {:?} below 1×1; use fewer channels entries",
+                        self.channels.len(),
+                        self.input_shape
+                    ));
+                }
+                layers.push(Layer::Conv { c_in, c_out, h, w });
+                (c_in, h, w) = (c_out, h / 2, w / 2);
+            }
+            features = c_in * h * w;
+        }
+        let widths: Vec<usize> = self.hidden.iter().copied().chain([self.outputs]).collect();
+        for (i, &out) in widths.iter().enumerate() {
+            let last = i + 1 == widths.len();
+            layers.push(Layer::Dense {
+                fan_in: features,
+                out,
+                norm: self.layer_norm && !last,
+            });
+            features = out;
+        }
+        Ok(layers)
+    }
+}
+
 impl Net {
     pub fn new(spec: ModelSpec, seed: u64, device: &Device) -> Result<Net> {
         let mut init = Init {
@@ -113,50 +202,31 @@ impl Net {
             device,
             params: Vec::new(),
         };
-        let mut convs = Vec::new();
-        let mut features = spec.input_shape.iter().product::<usize>();
-        if spec.arch == Arch::Cnn {
-            let [c, h, w] = spec.input_shape[..] else {
-                candle_core::bail!(
-                    "a cnn needs image-shaped inputs (channels × height × width); this dataset's \
-                     examples have shape {:?}",
-                    spec.input_shape
-                );
-            };
-            let (mut c_in, mut h, mut w) = (c, h, w);
-            for (i, &c_out) in spec.channels.iter().enumerate() {
-                if h < 2 || w < 2 {
-                    candle_core::bail!(
-                        "a cnn with {} conv layers pools {:?} below 1×1; use fewer channels entries",
-                        spec.channels.len(),
-                        spec.input_shape
-                    );
+        let (mut convs, mut dense) = (Vec::new(), Vec::new());
+        for layer in spec.layers().map_err(candle_core::Error::Msg)? {
+            match layer {
+                Layer::Conv { c_in, c_out, .. } => {
+                    let (i, fan_in) = (convs.len(), c_in * 9);
+                    convs.push(Conv {
+                        w: init.uniform(format!("conv{i}.weight"), &[c_out, c_in, 3, 3], fan_in)?,
+                        b: init.uniform(format!("conv{i}.bias"), &[c_out], fan_in)?,
+                    });
                 }
-                let fan_in = c_in * 9;
-                convs.push(Conv {
-                    w: init.uniform(format!("conv{i}.weight"), &[c_out, c_in, 3, 3], fan_in)?,
-                    b: init.uniform(format!("conv{i}.bias"), &[c_out], fan_in)?,
-                });
-                (c_in, h, w) = (c_out, h / 2, w / 2);
+                Layer::Dense { fan_in, out, norm } => {
+                    let i = dense.len();
+                    let w = init.uniform(format!("fc{i}.weight"), &[fan_in, out], fan_in)?;
+                    let b = init.uniform(format!("fc{i}.bias"), &[out], fan_in)?;
+                    let norm = if norm {
+                        Some((
+                            init.constant(format!("fc{i}.norm.gamma"), &[out], 1.0)?,
+                            init.constant(format!("fc{i}.norm.beta"), &[out], 0.0)?,
+                        ))
+                    } else {
+                        None
+                    };
+                    dense.push(Dense { w, b, norm });
+                }
             }
-            features = c_in * h * w;
-        }
-        let mut dense = Vec::new();
-        let widths: Vec<usize> = spec.hidden.iter().copied().chain([spec.outputs]).collect();
-        for (i, &out) in widths.iter().enumerate() {
-            let last = i + 1 == widths.len();
-            let w = init.uniform(format!("fc{i}.weight"), &[features, out], features)?;
-            let b = init.uniform(format!("fc{i}.bias"), &[out], features)?;
-            let norm = if spec.layer_norm && !last {
-                Some((
-                    init.constant(format!("fc{i}.norm.gamma"), &[out], 1.0)?,
-                    init.constant(format!("fc{i}.norm.beta"), &[out], 0.0)?,
-                ))
-            } else {
-                None
-            };
-            dense.push(Dense { w, b, norm });
-            features = out;
         }
         Ok(Net {
             spec,

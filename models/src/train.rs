@@ -2,6 +2,7 @@
 //! that produces every metric with a single device→host transfer.
 
 use crate::data::{Batches, Dataset, Split, Targets};
+use crate::memory::{self, Footprint};
 use crate::nn::{ModelSpec, Net, correct, cross_entropy, mse};
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer, clip_scale};
@@ -115,16 +116,41 @@ pub struct Trainer {
     clip: Option<f64>,
 }
 
+/// Validation rows evaluated at once (bounds the memory of an evaluation).
+const EVAL_CHUNK: usize = 1024;
+
+impl TrainSpec {
+    /// The network to build for `data`: its input shape and outputs come from the data.
+    fn model_for(&self, data: &Dataset) -> ModelSpec {
+        ModelSpec {
+            input_shape: data.input_shape.clone(),
+            outputs: data.targets.classes().unwrap_or(1),
+            ..self.model.clone()
+        }
+    }
+
+    /// The memory a [`Trainer`] of this spec on `data` will need, found before building it.
+    pub fn footprint(&self, data: &Dataset) -> std::result::Result<Footprint, String> {
+        let val = Split::new(data.len(), self.val_fraction, self.seed)
+            .val
+            .len();
+        memory::supervised(
+            &self.model_for(data),
+            self.hyper.name,
+            self.batch_size,
+            val.min(EVAL_CHUNK),
+            data,
+        )
+    }
+}
+
 impl Trainer {
     /// Splits and standardises `data` (with training-split statistics) and builds the network.
     pub fn new(mut data: Dataset, spec: TrainSpec, device: Device) -> Result<Trainer> {
         data.check().map_err(candle_core::Error::Msg)?;
         let split = Split::new(data.len(), spec.val_fraction, spec.seed);
         data.standardize(&split.train);
-        let mut model = spec.model.clone();
-        model.input_shape = data.input_shape.clone();
-        model.outputs = data.targets.classes().unwrap_or(1);
-        let net = Net::new(model, spec.seed, &device)?;
+        let net = Net::new(spec.model_for(&data), spec.seed, &device)?;
         let opt = Optimizer::new(spec.hyper, net.params());
         let batches = Batches::new(split.train.clone(), spec.batch_size, spec.seed);
         Ok(Trainer {
@@ -259,7 +285,7 @@ impl Trainer {
             return Ok(None);
         }
         let (mut loss_sum, mut hits) = (0.0, 0usize);
-        for rows in self.split.val.chunks(1024) {
+        for rows in self.split.val.chunks(EVAL_CHUNK) {
             let (x, y) = self.tensors(rows)?;
             let out = self.net.forward(&x)?;
             loss_sum += self.loss(&out, &y)?.to_scalar::<f32>()? as f64 * rows.len() as f64;

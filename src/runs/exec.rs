@@ -3,7 +3,7 @@
 use super::checkpoint::{self, CheckpointState};
 use super::control::{self, Command};
 use super::records::{Event, Metric, Num, ParamRecord, append};
-use super::{CONFIG, EVENTS, METRICS, State, Status, now};
+use super::{CONFIG, EVENTS, METRICS, State, Status, memory, now};
 use crate::config::{self, DataSource, Experiment, Kind, OptimName, ScheduleName};
 use crate::sources::RepoKind;
 use crate::workspace::Workspace;
@@ -143,6 +143,35 @@ pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec>
     })
 }
 
+/// For `descent check`: loads the experiment's data and says whether its estimated memory
+/// exceeds half of what its device has free now (`None`: it does not).
+pub fn memory_warning(
+    ws: &Workspace,
+    exp: &Experiment,
+    file: &Path,
+) -> anyhow::Result<Option<String>> {
+    let chosen =
+        device::resolve(exp.device.unwrap_or(ws.settings.device)).map_err(anyhow::Error::msg)?;
+    let data = load_data(ws, exp)?;
+    let fp = train_spec(ws, exp)?
+        .footprint(&data)
+        .map_err(anyhow::Error::msg)?;
+    let avail = memory::Available::now(&chosen.label).map_err(anyhow::Error::msg)?;
+    Ok(memory::warning(file, &fp, &avail, &size_settings(exp)))
+}
+
+/// The settings that set a supervised run's memory, as `key = value`, for messages.
+pub fn size_settings(exp: &Experiment) -> Vec<String> {
+    let m = &exp.model;
+    let mut keys = vec![format!("model.hidden = {:?}", m.hidden)];
+    if !m.channels.is_empty() {
+        keys.push(format!("model.channels = {:?}", m.channels));
+    }
+    keys.push(format!("data.batch_size = {}", exp.data.batch_size));
+    keys.push(format!("optim.name = \"{}\"", exp.optim.name));
+    keys
+}
+
 /// Where the experiment's file is, for live edits.
 pub struct Source {
     pub path: PathBuf,
@@ -194,7 +223,16 @@ pub fn execute(
         let spec = device_spec.or(exp.device).unwrap_or(ws.settings.device);
         let chosen = device::resolve(spec).map_err(anyhow::Error::msg)?;
         let data = load_data(ws, &exp)?;
-        let trainer = Trainer::new(data, train_spec(ws, &exp)?, chosen.device.clone())?;
+        let spec = train_spec(ws, &exp)?;
+        // Refuse a model that cannot fit before allocating it: an allocation that fails
+        // aborts the process.
+        let fp = spec.footprint(&data).map_err(anyhow::Error::msg)?;
+        match memory::Available::now(&chosen.label) {
+            Ok(avail) => memory::ensure_fits(&source.path, &fp, &avail, &size_settings(&exp))
+                .map_err(anyhow::Error::msg)?,
+            Err(why) => eprintln!("cannot tell the free memory of {}: {why}", chosen.label),
+        }
+        let trainer = Trainer::new(data, spec, chosen.device.clone())?;
         Ok((trainer, chosen))
     })();
     let (mut trainer, chosen) = match setup {
@@ -308,10 +346,16 @@ fn resume_from(
     )
 }
 
+/// A progress bar on standard output when it is a terminal. (Not on standard error, where
+/// indicatif draws by default: the supervisor reads the worker's standard error through a
+/// pipe, see `supervise`.)
 fn progress_bar() -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal().then(|| {
-        let p = indicatif::ProgressBar::new(0);
+        let p = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::stdout(),
+        );
         p.set_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",

@@ -19,8 +19,11 @@ pub mod checkpoint;
 pub mod control;
 pub mod exec;
 pub mod export;
+pub mod memory;
+pub mod process;
 pub mod records;
 pub mod spawn;
+pub mod supervise;
 
 use crate::atomic::write_atomically;
 use serde::{Deserialize, Serialize};
@@ -34,9 +37,8 @@ pub const CONFIG: &str = "config.toml";
 pub const CHECKPOINTS: &str = "checkpoints";
 pub const STDOUT: &str = "stdout.log";
 
-/// A run whose heartbeat is older than this, and whose process is gone, has died.
-pub const STALE_SECS: f64 = 10.0;
-/// The same for a run on another host, whose process cannot be checked from here.
+/// A run on another host, whose process cannot be checked from here, has died when its
+/// heartbeat (rewritten every 0.5 s, paused or not) is older than this.
 pub const REMOTE_STALE_SECS: f64 = 120.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +74,9 @@ pub struct Status {
     pub step: u64,
     pub total_steps: u64,
     pub pid: u32,
+    /// What tells the run's process apart from a later one with the same pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<process::Stamp>,
     pub host: String,
     pub device: String,
     /// Unix seconds.
@@ -113,6 +118,7 @@ impl Status {
             step: 0,
             total_steps,
             pid: std::process::id(),
+            process: process::own_stamp(),
             host: this_host().to_string(),
             device: String::new(),
             started_at: now(),
@@ -139,22 +145,38 @@ impl Status {
         write_atomically(&run_dir.join(STATUS), &json)
     }
 
-    /// The state a reader should believe: a live state whose process has vanished without a
-    /// recent heartbeat is `failed` (the process died: killed, crashed, machine rebooted).
-    /// The pid can only be checked on the run's own host; for a run on another machine (a
-    /// shared filesystem) a heartbeat silent for [`REMOTE_STALE_SECS`] is taken as death.
+    /// The state a reader should believe: a live state whose process is gone is `failed`
+    /// (killed, crashed, the machine rebooted), at once. On the run's own host the process
+    /// itself is checked ([`process::check`]: the pid exists, is no zombie, and is the same
+    /// process); for a run on another machine (a shared filesystem) a heartbeat silent for
+    /// [`REMOTE_STALE_SECS`] is taken as death.
     pub fn effective_state(&self) -> State {
-        let silent = now() - self.heartbeat;
-        let here = this_host() == self.host;
-        let dead = if here {
-            silent > STALE_SECS && !pid_alive(self.pid)
+        self.liveness().0
+    }
+
+    /// [`Status::effective_state`], with why a live-looking run is dead.
+    pub fn liveness(&self) -> (State, Option<String>) {
+        if !self.state.is_live() {
+            return (self.state, None);
+        }
+        let dead = if this_host() == self.host {
+            match process::check(self.pid, self.process.as_ref()) {
+                process::Verdict::Dead(why) => Some(why),
+                process::Verdict::Alive | process::Verdict::Unverified => None,
+            }
         } else {
-            silent > REMOTE_STALE_SECS
+            let silent = now() - self.heartbeat;
+            (silent > REMOTE_STALE_SECS).then(|| {
+                format!(
+                    "no heartbeat from {} for {:.0} s",
+                    self.host,
+                    silent.max(0.0)
+                )
+            })
         };
-        if self.state.is_live() && dead {
-            State::Failed
-        } else {
-            self.state
+        match dead {
+            Some(why) => (State::Failed, Some(why)),
+            None => (self.state, None),
         }
     }
 }
@@ -163,16 +185,6 @@ impl Status {
 pub fn this_host() -> &'static str {
     static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HOST.get_or_init(|| sysinfo::System::host_name().unwrap_or_default())
-}
-
-/// Whether a process with this pid exists (on this host).
-pub fn pid_alive(pid: u32) -> bool {
-    // Signal 0 checks existence and permission without sending anything. Pids that do not fit
-    // a positive pid_t would name process groups, so they are never "alive".
-    match libc::pid_t::try_from(pid) {
-        Ok(p) if p > 0 => (unsafe { libc::kill(p, 0) }) == 0,
-        _ => false,
-    }
 }
 
 /// One run folder found on disk.
@@ -184,6 +196,8 @@ pub struct RunInfo {
     pub status: Result<Status, String>,
     /// [`Status::effective_state`] when the folder was read (`Failed` when unreadable).
     pub state: State,
+    /// Why a run whose status says it is live is taken as dead.
+    pub died: Option<String>,
 }
 
 /// Every run under `runs_dir`, newest first within each experiment.
@@ -210,12 +224,14 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
         runs.reverse();
         for dir in runs {
             let status = Status::read(&dir);
+            let (state, died) = status
+                .as_ref()
+                .map_or((State::Failed, None), Status::liveness);
             out.push(RunInfo {
                 experiment: name_of(&exp_dir),
                 id: name_of(&dir),
-                state: status
-                    .as_ref()
-                    .map_or(State::Failed, Status::effective_state),
+                state,
+                died,
                 status,
                 dir,
             });
@@ -294,27 +310,41 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_run_is_dead_only_when_its_process_is_gone_or_it_is_remote_and_long_silent() {
+    fn a_local_run_is_judged_by_its_process_and_a_remote_one_by_its_heartbeat() {
         let here = this_host().to_string();
         let me = std::process::id();
-        // Our own pid exists: a quiet heartbeat alone does not make a local run dead.
+        // Our own process: a quiet heartbeat alone does not make a local run dead.
         assert_eq!(
             status(here.clone(), me, 60.0).effective_state(),
             State::Running
         );
-        // A pid that cannot exist.
-        assert_eq!(
-            status(here, i32::MAX as u32, 60.0).effective_state(),
-            State::Failed
-        );
+        // A pid that cannot exist is dead at once, however fresh the heartbeat.
+        let (state, why) = status(here.clone(), i32::MAX as u32, 0.0).liveness();
+        assert_eq!(state, State::Failed);
+        assert!(why.unwrap().contains("gone"));
+        // Our pid, but recorded with another start time: the pid was reused.
+        let mut reused = status(here, me, 0.0);
+        if let Some(p) = reused.process.as_mut() {
+            p.start_ticks += 1;
+            assert_eq!(reused.effective_state(), State::Failed);
+        }
         // On another host the pid means nothing: only a long silence does.
         assert_eq!(
             status("elsewhere".into(), 1, 60.0).effective_state(),
             State::Running
         );
-        assert_eq!(
-            status("elsewhere".into(), 1, 600.0).effective_state(),
-            State::Failed
-        );
+        let (state, why) = status("elsewhere".into(), 1, 600.0).liveness();
+        assert_eq!(state, State::Failed);
+        assert!(why.unwrap().contains("no heartbeat from elsewhere"));
+    }
+
+    #[test]
+    fn ended_runs_keep_their_state() {
+        let s = Status {
+            state: State::Finished,
+            pid: i32::MAX as u32,
+            ..Status::starting("e", "r", 10)
+        };
+        assert_eq!(s.liveness(), (State::Finished, None));
     }
 }

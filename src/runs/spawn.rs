@@ -38,6 +38,10 @@ pub fn spawn_detached(
             Ok(())
         });
     }
-    let child = cmd.spawn()?;
-    Ok(child.id())
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    // Reap it when it ends: an exited child nobody waits for stays a zombie for as long as
+    // this process lives (the TUI can live for days), and a zombie still has its pid.
+    std::thread::spawn(move || child.wait());
+    Ok(pid)
 }

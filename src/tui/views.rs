@@ -65,7 +65,10 @@ fn run_row(r: &RunInfo) -> RunRow {
             row.examples_per_s = s.examples_per_s;
             row.device = s.device.clone();
             row.message = match r.state {
-                State::Failed if s.state.is_live() => Some("the process died; r resumes it".into()),
+                State::Failed if s.state.is_live() => Some(format!(
+                    "the process died ({}); R resumes it",
+                    r.died.as_deref().unwrap_or("gone")
+                )),
                 _ => s.message.clone(),
             };
             if r.state == State::Running

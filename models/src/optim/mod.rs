@@ -21,6 +21,16 @@ pub enum OptimName {
     Adamw,
 }
 
+impl std::fmt::Display for OptimName {
+    /// The name configs use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimName::Sgd => "sgd",
+            OptimName::Adamw => "adamw",
+        })
+    }
+}
+
 /// Hyper-parameters. `lr` is not here: the schedule gives it per step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Hyper {
