@@ -9,6 +9,7 @@ pub mod chart;
 mod images;
 mod pane;
 mod panes;
+pub mod series;
 mod shell;
 pub mod theme;
 mod ui_state;

@@ -70,10 +70,10 @@ fn populated() -> AppView {
         },
         run_charts: vec![descent_panes::chart::ChartView {
             title: "loss".into(),
-            series: vec![descent_panes::chart::ChartSeries {
-                name: "train".into(),
-                points: vec![(1.0, 2.0), (2.0, 1.0), (3.0, f64::NAN), (4.0, 0.5)],
-            }],
+            series: vec![descent_panes::chart::ChartSeries::from_points(
+                "train",
+                &[(1.0, 2.0), (2.0, 1.0), (3.0, f64::NAN), (4.0, 0.5)],
+            )],
             log_y: false,
             smoothing: 0.6,
             x_label: "step".into(),

@@ -107,10 +107,39 @@ impl Stepped for Metric {
     }
 }
 
-/// A run's history as readers keep it. A resumed run logs the steps after its checkpoint
-/// again, and the later records win: a training record at step `s` drops everything recorded
-/// earlier for steps ≥ `s`, an evaluation at `s` drops earlier evaluations at steps ≥ `s`.
-/// Readers (the TUI's tail, `export`) choose what a record becomes (`T`, `E`); the rule is here.
+/// A step-ordered list of records that the resume rule acts on.
+pub trait StepLog {
+    /// Drops the records at steps ≥ `step` (all at the end, since the list is in step order).
+    fn truncate_from(&mut self, step: u64);
+}
+
+/// Amortised O(1) per record, since an ordinary append drops nothing.
+impl<R: Stepped> StepLog for Vec<R> {
+    fn truncate_from(&mut self, step: u64) {
+        while self.last().is_some_and(|r| r.step() >= step) {
+            self.pop();
+        }
+    }
+}
+
+/// The resume rule. A resumed run logs the steps after its checkpoint again, and the later
+/// records win: a training record at step `s` drops everything recorded earlier for steps
+/// ≥ `s` (training records and evaluations), an evaluation at `s` drops earlier evaluations
+/// at steps ≥ `s`. Readers call these before adding a record, whatever they keep.
+pub fn before_train(train: &mut dyn StepLog, evals: &mut [&mut dyn StepLog], step: u64) {
+    train.truncate_from(step);
+    for e in evals {
+        e.truncate_from(step);
+    }
+}
+
+pub fn before_eval(evals: &mut [&mut dyn StepLog], step: u64) {
+    for e in evals {
+        e.truncate_from(step);
+    }
+}
+
+/// A run's history as plain lists of records, under the resume rule.
 #[derive(Clone, Debug)]
 pub struct History<T, E> {
     pub train: Vec<T>,
@@ -128,23 +157,13 @@ impl<T, E> Default for History<T, E> {
 
 impl<T: Stepped, E: Stepped> History<T, E> {
     pub fn push_train(&mut self, t: T) {
-        let step = t.step();
-        drop_from(&mut self.train, step);
-        drop_from(&mut self.eval, step);
+        before_train(&mut self.train, &mut [&mut self.eval], t.step());
         self.train.push(t);
     }
 
     pub fn push_eval(&mut self, e: E) {
-        drop_from(&mut self.eval, e.step());
+        before_eval(&mut [&mut self.eval], e.step());
         self.eval.push(e);
-    }
-}
-
-/// Drops the records at steps ≥ `step` from the end of a step-ordered list: amortised O(1)
-/// per record, since an ordinary append drops nothing.
-fn drop_from<R: Stepped>(records: &mut Vec<R>, step: u64) {
-    while records.last().is_some_and(|r| r.step() >= step) {
-        records.pop();
     }
 }
 

@@ -222,6 +222,10 @@ impl App {
     /// Follows the metrics of the selected run and of the runs marked for comparison;
     /// returns whether the charts changed.
     fn poll_tail(&mut self) -> bool {
+        // The charts on screen share the tails' series; let go of them first, so appending
+        // to a series extends it in place instead of copying it.
+        self.view.run_charts.clear();
+        self.view.run_heatmap = None;
         let mut wanted: Vec<PathBuf> = self
             .selected_run_info()
             .map(|r| r.dir.clone())
@@ -235,16 +239,15 @@ impl App {
         self.tails.retain(|d, _| wanted.contains(d));
         let mut changed = wanted != self.shown;
         for d in &wanted {
-            changed |= self
+            let t = self
                 .tails
                 .entry(d.clone())
-                .or_insert_with(|| RunTail::new(d))
-                .poll();
+                .or_insert_with(|| RunTail::new(d));
+            changed |= t.poll();
+            t.smooth(self.charts);
         }
         self.shown = wanted;
-        if changed {
-            self.redraw_charts();
-        }
+        self.redraw_charts();
         changed
     }
 
@@ -565,21 +568,19 @@ impl App {
             }
             Action::ToggleLogY if runs_pane => {
                 self.charts.log_y = !self.charts.log_y;
-                self.redraw_charts();
+                // The smoothed averages are on the scale drawn: the tails redo them.
+                self.poll_tail();
             }
             Action::CycleSmoothing if runs_pane => {
                 // Off → 0.6 → 0.9 → 0.99 → off.
-                let s = self.charts.smoothing;
-                self.charts.smoothing = if s <= 0.0 {
-                    0.6
-                } else if s < 0.8 {
-                    0.9
-                } else if s < 0.95 {
-                    0.99
-                } else {
-                    0.0
-                };
-                self.redraw_charts();
+                let weights = tail::SMOOTHINGS;
+                self.charts.smoothing =
+                    match weights.iter().position(|&w| w == self.charts.smoothing) {
+                        None => weights[0],
+                        Some(i) if i + 1 < weights.len() => weights[i + 1],
+                        Some(_) => 0.0,
+                    };
+                self.poll_tail();
             }
             Action::ToggleMark if runs_pane => {
                 if let Some(r) = self.selected_run_info().cloned() {

@@ -1,42 +1,100 @@
-//! Follows one run's `metrics.jsonl` from the last offset read, and turns it into charts.
+//! Follows one run's `metrics.jsonl` (and the events marked on its charts) from the last
+//! offset read. Each series is kept as it arrives in a chart store with its summaries
+//! (`descent_panes::series`), so drawing a long run costs what the screen's width costs, and
+//! a view of the charts shares the store rather than copying it.
+//!
+//! Memory per training record: 16 bytes for its step and time, 22 for each smoothed series
+//! (loss, gradient norm), 11 for each other one (learning rate, and two per parameter tensor):
+//! 71 + 22·tensors bytes, e.g. 203 for the demo's 6-tensor MLP.
 
-use crate::runs::records::{Event, History, Metric, ParamRecord, Stepped, read_from};
+use crate::runs::records::{Event, Metric, StepLog, before_eval, before_train, read_from};
 use crate::runs::{EVENTS, METRICS};
 use descent_panes::chart::{ChartSeries, ChartView, HeatmapView};
+use descent_panes::series::Values;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Point {
-    step: u64,
-    time: f64,
-    loss: f64,
-    grad_l2: f64,
-    lr: f64,
-    /// Each parameter tensor's gradient norm, in the order of `RunTail::layers`.
-    layer_norms: Vec<f64>,
-    /// Each parameter tensor's update/weight ratio ‖Δw‖/‖w‖.
-    layer_updates: Vec<f64>,
+/// Records of one kind as columns: their steps and times, and one series per value.
+#[derive(Clone, Debug, Default)]
+struct Track {
+    steps: Arc<Vec<f64>>,
+    times: Arc<Vec<f64>>,
+    values: Vec<Arc<Values>>,
+    /// Which series the charts draw smoothed (they keep a smoothed column).
+    smoothed: Vec<bool>,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct EvalPoint {
-    step: u64,
-    time: f64,
-    loss: f64,
-    accuracy: Option<f64>,
-}
+impl Track {
+    /// A track of one series per entry of `smoothed`.
+    fn new(smoothed: &[bool]) -> Track {
+        Track {
+            values: vec![Arc::default(); smoothed.len()],
+            smoothed: smoothed.to_vec(),
+            ..Track::default()
+        }
+    }
 
-impl Stepped for Point {
-    fn step(&self) -> u64 {
-        self.step
+    /// Keeps the smoothed series' averages for the charts' smoothing and scale.
+    fn smooth(&mut self, s: ChartSettings) {
+        let want = (s.smoothing > 0.0).then_some((s.smoothing, s.log_y));
+        for (series, _) in self.values.iter_mut().zip(&self.smoothed).filter(|p| *p.1) {
+            if series.smoothing() != want {
+                Arc::make_mut(series).set_smoothing(s.smoothing, s.log_y);
+            }
+        }
+    }
+
+    fn push(&mut self, step: u64, time: f64, values: &[f64]) {
+        // Time only moves forward here: the charts search x in order, and a clock stepped
+        // back would scramble them.
+        let time = self.times.last().map_or(time, |&t| t.max(time));
+        // The views sharing these were dropped before polling, so nothing is copied.
+        Arc::make_mut(&mut self.steps).push(step as f64);
+        Arc::make_mut(&mut self.times).push(time);
+        for (series, &v) in self.values.iter_mut().zip(values) {
+            Arc::make_mut(series).push(v);
+        }
+    }
+
+    /// Series `column` over steps, or over seconds since `t0`.
+    fn series(&self, name: &str, column: usize, s: ChartSettings, t0: f64) -> ChartSeries {
+        let (x, x_origin) = if s.wall_time {
+            (self.times.clone(), t0)
+        } else {
+            (self.steps.clone(), 0.0)
+        };
+        ChartSeries {
+            name: name.into(),
+            x,
+            x_origin,
+            y: self.values.get(column).cloned().unwrap_or_default(),
+        }
     }
 }
 
-impl Stepped for EvalPoint {
-    fn step(&self) -> u64 {
-        self.step
+impl StepLog for Track {
+    fn truncate_from(&mut self, step: u64) {
+        let n = self.steps.partition_point(|&s| s < step as f64);
+        if n == self.steps.len() {
+            return;
+        }
+        Arc::make_mut(&mut self.steps).truncate(n);
+        Arc::make_mut(&mut self.times).truncate(n);
+        for series in &mut self.values {
+            Arc::make_mut(series).truncate(n);
+        }
     }
 }
+
+/// The training track's columns: loss, ‖g‖₂, learning rate, then each parameter tensor's
+/// gradient norm, then each one's update/weight ratio.
+const LOSS: usize = 0;
+const GRAD: usize = 1;
+const LR: usize = 2;
+const LAYERS: usize = 3;
+
+/// The smoothing weights `e` cycles through (then off).
+pub const SMOOTHINGS: [f64; 3] = [0.6, 0.9, 0.99];
 
 /// How the charts are drawn; the user toggles these.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,7 +111,7 @@ impl Default for ChartSettings {
     fn default() -> Self {
         ChartSettings {
             log_y: false,
-            smoothing: 0.6,
+            smoothing: SMOOTHINGS[0],
             wall_time: false,
             update_ratios: false,
         }
@@ -68,8 +126,10 @@ pub struct RunTail {
     events_offset: u64,
     /// (step, time) of learning-rate changes and live config edits.
     changes: Vec<(u64, f64)>,
-    history: History<Point, EvalPoint>,
-    /// Parameter tensor names, the columns of each point's per-layer values.
+    train: Track,
+    eval_loss: Track,
+    eval_accuracy: Track,
+    /// Parameter tensor names, in the order of the training track's per-tensor columns.
     layers: Vec<String>,
 }
 
@@ -90,12 +150,22 @@ impl RunTail {
             offset: 0,
             events_offset: 0,
             changes: Vec::new(),
-            history: History::default(),
+            train: Track::default(),
+            eval_loss: Track::new(&[true]),
+            eval_accuracy: Track::new(&[false]),
             layers: Vec::new(),
         }
     }
 
+    /// Keeps the averages the charts will draw (computed when the smoothing or scale
+    /// changes; new records extend them).
+    pub fn smooth(&mut self, s: ChartSettings) {
+        self.train.smooth(s);
+        self.eval_loss.smooth(s);
+    }
+
     /// Reads what was appended since the last call; returns whether anything new arrived.
+    /// Views made from this tail must be dropped first (they share its series).
     pub fn poll(&mut self) -> bool {
         let Ok((records, offset, _)) = read_from::<Metric>(&self.dir.join(METRICS), self.offset)
         else {
@@ -113,6 +183,7 @@ impl RunTail {
                 }
             }
         }
+        let mut row = Vec::new();
         for r in records {
             match r {
                 Metric::Train {
@@ -124,25 +195,27 @@ impl RunTail {
                     params,
                     ..
                 } => {
-                    if self.layers.is_empty() {
+                    if self.layers.is_empty() && self.train.values.is_empty() {
                         self.layers = params.keys().cloned().collect();
+                        let mut smoothed = vec![true, true, false];
+                        smoothed.resize(LAYERS + 2 * self.layers.len(), false);
+                        self.train = Track::new(&smoothed);
                     }
-                    let per_layer = |f: fn(&ParamRecord) -> f64| {
-                        self.layers
-                            .iter()
-                            .map(|n| params.get(n).map_or(f64::NAN, f))
-                            .collect()
-                    };
-                    let point = Point {
+                    before_train(
+                        &mut self.train,
+                        &mut [&mut self.eval_loss, &mut self.eval_accuracy],
                         step,
-                        time,
-                        loss: loss.0,
-                        grad_l2: grad_l2.0,
-                        lr: lr.0,
-                        layer_norms: per_layer(|p| p.grad_l2.0),
-                        layer_updates: per_layer(|p| p.update_ratio.0),
+                    );
+                    row.clear();
+                    row.extend([loss.0, grad_l2.0, lr.0]);
+                    let per_tensor = |n: &String, ratio: bool| {
+                        params.get(n).map_or(f64::NAN, |p| {
+                            if ratio { p.update_ratio.0 } else { p.grad_l2.0 }
+                        })
                     };
-                    self.history.push_train(point);
+                    row.extend(self.layers.iter().map(|n| per_tensor(n, false)));
+                    row.extend(self.layers.iter().map(|n| per_tensor(n, true)));
+                    self.train.push(step, time, &row);
                 }
                 Metric::Eval {
                     step,
@@ -150,12 +223,11 @@ impl RunTail {
                     loss,
                     accuracy,
                 } => {
-                    self.history.push_eval(EvalPoint {
-                        step,
-                        time,
-                        loss: loss.0,
-                        accuracy: accuracy.map(|a| a.0),
-                    });
+                    before_eval(&mut [&mut self.eval_loss, &mut self.eval_accuracy], step);
+                    self.eval_loss.push(step, time, &[loss.0]);
+                    if let Some(a) = accuracy {
+                        self.eval_accuracy.push(step, time, &[a.0]);
+                    }
                 }
             }
         }
@@ -164,14 +236,14 @@ impl RunTail {
 
     /// Each parameter tensor's gradient norm (or update/weight ratio) over the run.
     pub fn heatmap(&self, s: ChartSettings) -> HeatmapView {
-        let (values, title): (fn(&Point) -> &[f64], _) = if s.update_ratios {
+        let (first, title) = if s.update_ratios {
             (
-                |p| &p.layer_updates,
+                LAYERS + self.layers.len(),
                 "update/weight ratio per tensor (log colour scale; u: gradient norms)",
             )
         } else {
             (
-                |p| &p.layer_norms,
+                LAYERS,
                 "gradient norm per tensor (log colour scale; u: update ratios)",
             )
         };
@@ -179,15 +251,7 @@ impl RunTail {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, name)| {
-                let pts = self
-                    .history
-                    .train
-                    .iter()
-                    .map(|p| (self.x(s, p.step, p.time), values(p)[i]))
-                    .collect();
-                (name.clone(), pts)
-            })
+            .map(|(i, name)| self.train.series(name, first + i, s, self.t0()))
             .collect();
         HeatmapView {
             title: title.into(),
@@ -195,45 +259,35 @@ impl RunTail {
         }
     }
 
-    fn x(&self, s: ChartSettings, step: u64, time: f64) -> f64 {
-        let t0 = self.history.train.first().map_or(0.0, |p| p.time);
-        if s.wall_time { time - t0 } else { step as f64 }
+    /// When the run's first training record was written: wall-clock x counts from here.
+    fn t0(&self) -> f64 {
+        self.train.times.first().copied().unwrap_or(0.0)
     }
 
-    fn train_series(&self, s: ChartSettings, name: &str, f: fn(&Point) -> f64) -> ChartSeries {
-        let points = self
-            .history
-            .train
-            .iter()
-            .map(|p| (self.x(s, p.step, p.time), f(p)))
-            .collect();
-        ChartSeries {
-            name: name.into(),
-            points,
-        }
+    fn train_series(&self, s: ChartSettings, name: &str, column: usize) -> ChartSeries {
+        self.train.series(name, column, s, self.t0())
     }
 
     fn eval_series(&self, s: ChartSettings, name: &str, loss: bool) -> ChartSeries {
-        let points = self
-            .history
-            .eval
-            .iter()
-            .filter_map(|p| {
-                let v = if loss { Some(p.loss) } else { p.accuracy }?;
-                Some((self.x(s, p.step, p.time), v))
-            })
-            .collect();
-        ChartSeries {
-            name: name.into(),
-            points,
-        }
+        let track = if loss {
+            &self.eval_loss
+        } else {
+            &self.eval_accuracy
+        };
+        track.series(name, 0, s, self.t0())
     }
 
     /// Where the learning rate or the config changed while the run was going.
     fn markers(&self, s: ChartSettings) -> Vec<f64> {
         self.changes
             .iter()
-            .map(|&(step, time)| self.x(s, step, time))
+            .map(|&(step, time)| {
+                if s.wall_time {
+                    time - self.t0()
+                } else {
+                    step as f64
+                }
+            })
             .collect()
     }
 }
@@ -261,7 +315,7 @@ pub fn charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
             chart(
                 "loss",
                 vec![
-                    first.train_series(s, "train", |p| p.loss),
+                    first.train_series(s, "train", LOSS),
                     first.eval_series(s, "eval", true),
                 ],
                 s.log_y,
@@ -269,13 +323,13 @@ pub fn charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
             ),
             chart(
                 "gradient norm ‖g‖₂",
-                vec![first.train_series(s, "‖g‖₂", |p| p.grad_l2)],
+                vec![first.train_series(s, "‖g‖₂", GRAD)],
                 s.log_y,
                 s.smoothing,
             ),
             chart(
                 "learning rate",
-                vec![first.train_series(s, "lr", |p| p.lr)],
+                vec![first.train_series(s, "lr", LR)],
                 false,
                 0.0,
             ),
@@ -291,19 +345,19 @@ pub fn charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
     vec![
         chart(
             "train loss",
-            each(&|t| t.train_series(s, &t.label, |p| p.loss)),
+            each(&|t| t.train_series(s, &t.label, LOSS)),
             s.log_y,
             s.smoothing,
         ),
         chart(
             "gradient norm ‖g‖₂",
-            each(&|t| t.train_series(s, &t.label, |p| p.grad_l2)),
+            each(&|t| t.train_series(s, &t.label, GRAD)),
             s.log_y,
             s.smoothing,
         ),
         chart(
             "learning rate",
-            each(&|t| t.train_series(s, &t.label, |p| p.lr)),
+            each(&|t| t.train_series(s, &t.label, LR)),
             false,
             0.0,
         ),
@@ -353,8 +407,41 @@ mod tests {
         let mut t = RunTail::new(&dir);
         assert!(t.poll());
         let c = charts(&[&t], ChartSettings::default());
-        assert_eq!(c[0].series[0].points, [(1.0, 3.0), (2.0, 5.0)]);
+        assert_eq!(c[0].series[0].points(), [(1.0, 3.0), (2.0, 5.0)]);
         assert!(!t.poll(), "nothing new");
+    }
+
+    #[test]
+    fn the_average_on_screen_is_kept_and_extended_as_records_arrive() {
+        let root = tempfile::tempdir().unwrap();
+        let losses: Vec<f64> = (0..40).map(|i| 1.0 / (1.0 + i as f64)).collect();
+        let dir = run(root.path(), "20261128-101010", &losses[..25]);
+        let mut t = RunTail::new(&dir);
+        t.poll();
+        let s = ChartSettings {
+            log_y: true,
+            ..ChartSettings::default()
+        };
+        t.smooth(s);
+        for (i, &l) in losses.iter().enumerate().skip(25) {
+            append(&dir.join(METRICS), &train(i as u64 + 1, l)).unwrap();
+        }
+        assert!(t.poll());
+        let c = charts(&[&t], s);
+        let want = descent_panes::series::Ema::over(0.6, true, &losses).1;
+        assert_eq!(c[0].series[0].y.smoothed(0.6, true), Some(&want));
+        assert_eq!(
+            c[2].series[0].y.smoothing(),
+            None,
+            "the lr chart is never smoothed"
+        );
+        assert_eq!(c[0].series[0].len(), 40);
+        // The wall-clock x counts seconds from the first record (the test writes time = step).
+        let wall = ChartSettings {
+            wall_time: true,
+            ..s
+        };
+        assert_eq!(charts(&[&t], wall)[0].series[0].points()[3].0, 3.0);
     }
 
     #[test]
