@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Step time of descent against PyTorch, interleaved over ROUNDS rounds on the same machine;
 # prints each model's median step time for both and the ratio. Needs `pip install torch`.
+# PYTHON names the interpreter that has torch (default python3).
 # Usage: benches/step_time.sh [ROUNDS] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ BIN=${CARGO_TARGET_DIR:-target}/release/examples/step_time
 OUT=$(mktemp)
 for _ in $(seq "$ROUNDS"); do
   RAYON_NUM_THREADS=2 "$BIN" "$STEPS" | grep '^descent' >> "$OUT"
-  python3 benches/step_time.py "$STEPS" 2>/dev/null | grep '^pytorch' >> "$OUT"
+  "${PYTHON:-python3}" benches/step_time.py "$STEPS" 2>/dev/null | grep '^pytorch' >> "$OUT"
 done
 python3 - "$OUT" <<'PY'
 import re, statistics, sys

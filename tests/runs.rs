@@ -242,6 +242,44 @@ fn a_run_whose_processes_all_died_is_failed_whatever_its_heartbeat_says() {
 }
 
 #[test]
+fn an_allocation_that_fails_while_running_fails_the_run_with_the_reason() {
+    // The machine has the ~1.7 GiB this model needs, so the estimate lets it start, but the
+    // process may map only 512 MiB: an allocation fails mid-run and the process aborts,
+    // which it cannot record itself.
+    let wide = experiment("wide", 0.05, 50, "").replace("hidden = [16]", "hidden = [1000000]");
+    let ws = Ws::new(&[("wide", wide)]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_descent"));
+    cmd.args(["run", "wide"]).current_dir(&ws.root);
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 512 << 20,
+                rlim_max: 512 << 20,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert!(!o.status.success());
+    let st = Status::read(&ws.only_run("wide")).unwrap();
+    assert_eq!(st.state, State::Failed, "never a run that looks alive");
+    let why = st.message.unwrap();
+    assert!(
+        why.contains("the training process aborted: memory allocation of")
+            && why.contains("bytes failed"),
+        "{why}"
+    );
+    assert!(
+        events(&ws.only_run("wide"))
+            .iter()
+            .any(|e| e.event == "fail")
+    );
+}
+
+#[test]
 fn a_model_too_big_for_memory_is_refused_before_it_is_built() {
     let huge = experiment("huge", 0.05, 10, "").replace("hidden = [16]", "hidden = [1000000000]");
     let ws = Ws::new(&[("huge", huge)]);

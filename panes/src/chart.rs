@@ -252,6 +252,16 @@ struct Layer {
     name: String,
 }
 
+/// The first and last x of every series together (∞, −∞ when there are no points).
+fn x_span(series: &[ChartSeries]) -> (f64, f64) {
+    series
+        .iter()
+        .filter_map(ChartSeries::x_range)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (lo, hi)| {
+            (a.min(lo), b.max(hi))
+        })
+}
+
 /// The extent of every series' values together.
 fn extent_of(series: &[ChartSeries]) -> Extent {
     let mut e = Extent::EMPTY;
@@ -273,13 +283,7 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
             theme.error(),
         ));
     }
-    let (x0, x1) = view
-        .series
-        .iter()
-        .filter_map(ChartSeries::x_range)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (lo, hi)| {
-            (a.min(lo), b.max(hi))
-        });
+    let (x0, x1) = x_span(&view.series);
     if !x0.is_finite() || area.height < 4 || area.width < 12 {
         let msg = if !x0.is_finite() { "no data yet" } else { "" };
         frame.render_widget(
@@ -294,11 +298,15 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
     let (y0, y1) = extent_of(&view.series)
         .on_scale(view.log_y)
         .unwrap_or((0.0, 1.0));
-    let pad = ((y1 - y0) * 0.05).max(if y1 == y0 {
-        y0.abs().max(1.0) * 0.05
+    // A flat series (a constant learning rate) gets a band around its value, not one
+    // reaching zero, so a 1e-3 line sits mid-chart instead of on the floor of 0..0.05.
+    let pad = if y1 > y0 {
+        (y1 - y0) * 0.05
+    } else if y0 != 0.0 {
+        y0.abs() * 0.05
     } else {
-        0.0
-    });
+        0.05
+    };
     // Quantities that are never negative (loss, norms, rates) keep their axis at zero.
     let (y0, y1) = (
         if y0 >= 0.0 {
@@ -453,13 +461,7 @@ pub fn draw_heatmap(frame: &mut Frame, area: Rect, theme: &Theme, view: &Heatmap
         .unwrap_or(0)
         .min(inner.width as usize / 3);
     let cols = (inner.width as usize).saturating_sub(label_w + 1);
-    let (x0, x1) = view
-        .rows
-        .iter()
-        .filter_map(ChartSeries::x_range)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (lo, hi)| {
-            (a.min(lo), b.max(hi))
-        });
+    let (x0, x1) = x_span(&view.rows);
     if cols == 0 || !x0.is_finite() {
         frame.render_widget(
             Paragraph::new(Span::styled("no data yet", theme.dim())),

@@ -532,3 +532,21 @@ fn a_long_run_shows_its_whole_step_counter() {
     let s = screen(&v, 120, 40);
     assert!(s.contains("123456/1000000"), "{s}");
 }
+
+#[test]
+fn a_constant_series_is_drawn_mid_chart_with_its_value_on_the_axis() {
+    let mut v = populated();
+    v.run_charts = vec![descent_panes::chart::ChartView {
+        title: "learning rate".into(),
+        series: vec![descent_panes::chart::ChartSeries::from_points(
+            "lr",
+            &[(1.0, 1e-3), (2.0, 1e-3), (3.0, 1e-3)],
+        )],
+        x_label: "step".into(),
+        ..Default::default()
+    }];
+    let s = screen(&v, 120, 40);
+    // The axis spans 0.00095–0.00105 around the value, not 0–0.05.
+    assert!(s.contains("9.5e-4") && s.contains("0.001"), "{s}");
+    assert!(!s.contains("0.051"), "{s}");
+}

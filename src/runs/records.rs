@@ -29,20 +29,32 @@ impl Serialize for Num {
 
 impl<'de> Deserialize<'de> for Num {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Num, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(f64),
-            S(String),
+        // A visitor rather than an untagged enum: an untagged enum buffers every value before
+        // trying its variants, and a training record holds a dozen or more of these.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Num;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, or \"NaN\", \"inf\" or \"-inf\"")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Num, E> {
+                Ok(Num(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Num, E> {
+                Ok(Num(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Num, E> {
+                Ok(Num(v as f64))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Num, E> {
+                Ok(Num(match s {
+                    "inf" | "Infinity" => f64::INFINITY,
+                    "-inf" | "-Infinity" => f64::NEG_INFINITY,
+                    _ => f64::NAN,
+                }))
+            }
         }
-        Ok(Num(match Raw::deserialize(d)? {
-            Raw::N(v) => v,
-            Raw::S(s) => match s.as_str() {
-                "inf" | "Infinity" => f64::INFINITY,
-                "-inf" | "-Infinity" => f64::NEG_INFINITY,
-                _ => f64::NAN,
-            },
-        }))
+        d.deserialize_any(V)
     }
 }
 
@@ -52,8 +64,10 @@ pub struct ParamRecord {
     pub update_ratio: Num,
 }
 
-/// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One line of `metrics.jsonl`. (Read through [`FlatMetric`]: serde reads an internally
+/// tagged enum by first copying each record into a generic tree to find its tag, which made
+/// opening a million-step run several times slower.)
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Metric {
     Train {
@@ -75,6 +89,56 @@ pub enum Metric {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         accuracy: Option<Num>,
     },
+}
+
+/// Every field of either kind of record, read in one pass.
+#[derive(Deserialize)]
+struct FlatMetric {
+    kind: String,
+    step: u64,
+    time: f64,
+    loss: Num,
+    grad_l2: Option<Num>,
+    grad_l1: Option<Num>,
+    lr: Option<Num>,
+    clip_scale: Option<Num>,
+    examples_per_s: Option<Num>,
+    params: Option<BTreeMap<String, ParamRecord>>,
+    accuracy: Option<Num>,
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Metric, D::Error> {
+        use serde::de::Error;
+        let f = FlatMetric::deserialize(d)?;
+        let need = |v: Option<Num>, name: &str| {
+            v.ok_or_else(|| D::Error::custom(format!("a train record needs {name}")))
+        };
+        match f.kind.as_str() {
+            "train" => Ok(Metric::Train {
+                step: f.step,
+                time: f.time,
+                loss: f.loss,
+                grad_l2: need(f.grad_l2, "grad_l2")?,
+                grad_l1: need(f.grad_l1, "grad_l1")?,
+                lr: need(f.lr, "lr")?,
+                clip_scale: need(f.clip_scale, "clip_scale")?,
+                examples_per_s: need(f.examples_per_s, "examples_per_s")?,
+                params: f
+                    .params
+                    .ok_or_else(|| D::Error::custom("a train record needs params"))?,
+            }),
+            "eval" => Ok(Metric::Eval {
+                step: f.step,
+                time: f.time,
+                loss: f.loss,
+                accuracy: f.accuracy,
+            }),
+            other => Err(D::Error::custom(format!(
+                "unknown record kind {other:?}; expected train or eval"
+            ))),
+        }
+    }
 }
 
 impl Metric {
@@ -185,25 +249,45 @@ pub fn read_from<T: for<'de> Deserialize<'de>>(
     path: &Path,
     offset: u64,
 ) -> std::io::Result<(Vec<T>, u64, usize)> {
+    let (records, offset, bad, _) = read_chunk(path, offset, u64::MAX)?;
+    Ok((records, offset, bad))
+}
+
+/// [`read_from`], reading at most `max` bytes (whole lines), so a reader can take a long file
+/// a piece at a time; the last value says whether more complete lines may follow.
+pub fn read_chunk<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    offset: u64,
+    max: u64,
+) -> std::io::Result<(Vec<T>, u64, usize, bool)> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     if len < offset {
         // The file was replaced or truncated: start over.
-        return read_from(path, 0);
+        return read_chunk(path, 0, max);
     }
     f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity((len - offset) as usize);
-    f.read_to_end(&mut buf)?;
-    let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let want = (len - offset).min(max);
+    let mut buf = Vec::with_capacity(want as usize);
+    f.take(want).read_to_end(&mut buf)?;
+    let capped = want < len - offset;
     let (mut out, mut bad) = (Vec::new(), 0);
+    let end = match buf.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        // A whole chunk without a line end is no record: skip it as one bad line.
+        None if capped => {
+            return Ok((out, offset + buf.len() as u64, 1, true));
+        }
+        None => 0,
+    };
     for line in buf[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         match serde_json::from_slice(line) {
             Ok(r) => out.push(r),
             Err(_) => bad += 1,
         }
     }
-    Ok((out, offset + end as u64, bad))
+    Ok((out, offset + end as u64, bad, capped))
 }
 
 #[cfg(test)]
@@ -251,6 +335,30 @@ mod tests {
             h.eval.is_empty(),
             "the evaluation at step 3 belonged to the abandoned branch"
         );
+    }
+
+    #[test]
+    fn a_long_file_is_read_a_chunk_of_whole_lines_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.jsonl");
+        for step in 0..100 {
+            let e = Event {
+                time: 0.0,
+                step,
+                event: "x".into(),
+                message: String::new(),
+            };
+            append(&p, &e).unwrap();
+        }
+        let (mut steps, mut offset, mut more) = (Vec::new(), 0, true);
+        while more {
+            let (r, off, bad, m) = read_chunk::<Event>(&p, offset, 500).unwrap();
+            assert_eq!(bad, 0);
+            assert!(off - offset <= 500);
+            steps.extend(r.iter().map(|e| e.step));
+            (offset, more) = (off, m);
+        }
+        assert_eq!(steps, (0..100).collect::<Vec<_>>());
     }
 
     #[test]

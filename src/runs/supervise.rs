@@ -66,10 +66,13 @@ pub fn run(worker_args: &[OsString], dir: &Path) -> std::io::Result<u8> {
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
             let _ = std::io::stderr().write_all(&line);
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
+            let text = String::from_utf8_lossy(&line).trim_end().to_string();
+            if !is_backtrace(&text) {
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(text);
             }
-            tail.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
             line.clear();
         }
         tail
@@ -105,7 +108,21 @@ pub fn run(worker_args: &[OsString], dir: &Path) -> std::io::Result<u8> {
     })
 }
 
-/// Why the worker ended, from its exit status and the last lines it wrote to standard error.
+/// Whether a line of standard error belongs to a backtrace (its heading, frames, locations
+/// and closing note), which says where a process died but not why.
+fn is_backtrace(line: &str) -> bool {
+    let t = line.trim_start();
+    let frame = t
+        .split_once(':')
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    frame
+        || t.starts_with("at ")
+        || t == "stack backtrace:"
+        || t.starts_with("note: Some details are omitted")
+}
+
+/// Why the worker ended, from its exit status and the last lines (backtraces left out) it
+/// wrote to standard error.
 pub fn reason(status: ExitStatus, tail: &[String]) -> String {
     // A panic prints "thread 'main' (N) panicked at FILE:LINE:COL:" and its message below.
     let panic = tail
@@ -116,10 +133,16 @@ pub fn reason(status: ExitStatus, tail: &[String]) -> String {
             let msg = tail.get(i + 1).map_or("", String::as_str);
             format!("it panicked at {}: {msg}", at.trim_end_matches(':'))
         });
+    // A failed allocation says so in one line; otherwise the last thing said.
     let last = tail
         .iter()
         .rev()
-        .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
+        .find(|l| l.contains("memory allocation of"))
+        .or_else(|| {
+            tail.iter()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))
+        })
         .cloned();
     match (status.code(), status.signal()) {
         (Some(code), _) => match panic.or(last) {
@@ -153,11 +176,21 @@ mod tests {
 
     #[test]
     fn the_reason_names_the_signal_or_the_last_words() {
+        assert!(is_backtrace(
+            "  12: descent_models::train::Trainer::evaluate"
+        ));
+        assert!(is_backtrace(
+            "             at /work/main/models/src/train.rs:290:32"
+        ));
+        assert!(!is_backtrace("memory allocation of 800000000 bytes failed"));
+        assert!(!is_backtrace(
+            "thread 'main' (77) panicked at src/x.rs:3:5:"
+        ));
         let abort = ExitStatus::from_raw(libc::SIGABRT);
         assert_eq!(
             reason(
                 abort,
-                &lines("step 3: start\nmemory allocation of 25600000000 bytes failed")
+                &lines("memory allocation of 25600000000 bytes failed\nstep 3: eval loss 0.1")
             ),
             "the training process aborted: memory allocation of 25600000000 bytes failed"
         );

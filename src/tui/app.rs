@@ -144,6 +144,11 @@ impl App {
         }
     }
 
+    /// Whether a run's metrics are still being read in: the loop should tick again at once.
+    pub fn busy(&self) -> bool {
+        self.view.pane == Pane::Runs && self.tails.values().any(RunTail::behind)
+    }
+
     /// Lets background work wake the event loop (see [`AppEvent::Browse`]).
     pub fn set_browse_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
         self.browser.set_waker(wake);

@@ -76,7 +76,9 @@ pub fn run(ws: Workspace, force_poll: bool) -> anyhow::Result<()> {
             if dirty {
                 terminal.draw(|f| descent_panes::draw(f, &app.view, &mut app.ui))?;
             }
-            dirty = match rx.recv_timeout(TICK) {
+            // While a long run's metrics are read in, a piece per tick, tick again at once.
+            let wait = if app.busy() { Duration::ZERO } else { TICK };
+            dirty = match rx.recv_timeout(wait) {
                 Ok(ev) => app.handle(ev),
                 Err(RecvTimeoutError::Timeout) => app.tick(),
                 Err(RecvTimeoutError::Disconnected) => break,

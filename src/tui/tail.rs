@@ -7,7 +7,9 @@
 //! (loss, gradient norm), 11 for each other one (learning rate, and two per parameter tensor):
 //! 71 + 22·tensors bytes, e.g. 203 for the demo's 6-tensor MLP.
 
-use crate::runs::records::{Event, Metric, StepLog, before_eval, before_train, read_from};
+use crate::runs::records::{
+    Event, Metric, StepLog, before_eval, before_train, read_chunk, read_from,
+};
 use crate::runs::{EVENTS, METRICS};
 use descent_panes::chart::{ChartSeries, ChartView, HeatmapView};
 use descent_panes::series::Values;
@@ -86,6 +88,11 @@ impl StepLog for Track {
     }
 }
 
+/// At most this much of `metrics.jsonl` is read per poll (about 50,000 records, a fraction of
+/// a second), so opening a long run neither stalls the UI nor holds the whole file at once: the
+/// app polls again at once while a tail is behind, drawing between pieces.
+const POLL_BYTES: u64 = 32 << 20;
+
 /// The training track's columns: loss, ‖g‖₂, learning rate, then each parameter tensor's
 /// gradient norm, then each one's update/weight ratio.
 const LOSS: usize = 0;
@@ -123,6 +130,10 @@ pub struct RunTail {
     /// `experiment·HHMMSS`, the run's name in overlay legends.
     pub label: String,
     offset: u64,
+    /// Whether `metrics.jsonl` has more than the last poll read.
+    behind: bool,
+    /// Bytes read per poll ([`POLL_BYTES`]; smaller in tests).
+    chunk: u64,
     events_offset: u64,
     /// (step, time) of learning-rate changes and live config edits.
     changes: Vec<(u64, f64)>,
@@ -148,6 +159,8 @@ impl RunTail {
                 format!("{}·{tail}", name(dir.parent()))
             },
             offset: 0,
+            behind: false,
+            chunk: POLL_BYTES,
             events_offset: 0,
             changes: Vec::new(),
             train: Track::default(),
@@ -157,6 +170,11 @@ impl RunTail {
         }
     }
 
+    /// Whether the last poll left records unread (a long run being opened).
+    pub fn behind(&self) -> bool {
+        self.behind
+    }
+
     /// Keeps the averages the charts will draw (computed when the smoothing or scale
     /// changes; new records extend them).
     pub fn smooth(&mut self, s: ChartSettings) {
@@ -164,14 +182,17 @@ impl RunTail {
         self.eval_loss.smooth(s);
     }
 
-    /// Reads what was appended since the last call; returns whether anything new arrived.
-    /// Views made from this tail must be dropped first (they share its series).
+    /// Reads what was appended since the last call, up to [`POLL_BYTES`]; returns whether
+    /// anything new arrived. Views made from this tail must be dropped first (they share its
+    /// series).
     pub fn poll(&mut self) -> bool {
-        let Ok((records, offset, _)) = read_from::<Metric>(&self.dir.join(METRICS), self.offset)
+        let Ok((records, offset, _, more)) =
+            read_chunk::<Metric>(&self.dir.join(METRICS), self.offset, self.chunk)
         else {
             return false;
         };
         self.offset = offset;
+        self.behind = more;
         let mut any = !records.is_empty();
         if let Ok((events, off, _)) = read_from::<Event>(&self.dir.join(EVENTS), self.events_offset)
         {
@@ -442,6 +463,26 @@ mod tests {
             ..s
         };
         assert_eq!(charts(&[&t], wall)[0].series[0].points()[3].0, 3.0);
+    }
+
+    #[test]
+    fn a_long_file_is_read_in_pieces_to_the_same_charts() {
+        let root = tempfile::tempdir().unwrap();
+        let losses: Vec<f64> = (0..300).map(|i| (i % 17) as f64).collect();
+        let dir = run(root.path(), "20261128-101010", &losses);
+        let mut whole = RunTail::new(&dir);
+        assert!(whole.poll());
+        assert!(!whole.behind());
+        let mut pieces = RunTail::new(&dir);
+        pieces.chunk = 2000;
+        let mut polls = 0;
+        while pieces.poll() {
+            polls += 1;
+        }
+        assert!(polls > 5, "{polls} polls");
+        assert!(!pieces.behind());
+        let s = ChartSettings::default();
+        assert_eq!(charts(&[&pieces], s), charts(&[&whole], s));
     }
 
     #[test]
