@@ -6,6 +6,7 @@ pub mod device;
 pub mod memory;
 pub mod nn;
 pub mod optim;
+mod simd;
 pub mod train;
 
 /// candle's elementwise thread pool spins 25,000 times between jobs before parking; on a few

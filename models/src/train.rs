@@ -55,15 +55,29 @@ fn cpu_sums(g: &Tensor) -> Result<(f64, f64)> {
     else {
         candle_core::bail!("gradients must be contiguous f32");
     };
+    use crate::simd::{LANES, total, widest};
     use rayon::prelude::*;
-    // Partial sums per chunk, added in order: the result does not depend on thread timing,
-    // which keeps clipping (and so training) reproducible.
+    // Partial sums per chunk (in lanes within it), added in order: the result does not
+    // depend on thread timing, which keeps clipping (and so training) reproducible.
     let parts: Vec<(f64, f64)> = data[a..b]
         .par_chunks(1 << 14)
         .map(|c| {
-            c.iter().fold((0.0f64, 0.0f64), |(s, l), &v| {
-                let v = v as f64;
-                (s + v * v, l + v.abs())
+            widest(|| {
+                let (mut sq, mut l1) = ([0.0f64; LANES], [0.0f64; LANES]);
+                let (chunks, rest) = c.as_chunks::<LANES>();
+                for c in chunks {
+                    for k in 0..LANES {
+                        let v = c[k] as f64;
+                        sq[k] += v * v;
+                        l1[k] += v.abs();
+                    }
+                }
+                for (k, &v) in rest.iter().enumerate() {
+                    let v = v as f64;
+                    sq[k] += v * v;
+                    l1[k] += v.abs();
+                }
+                (total(&sq), total(&l1))
             })
         })
         .collect();

@@ -274,6 +274,61 @@ mod tests {
         }
     }
 
+    /// Every rule over whole blocks, parallel chunks and a short last block gives, bit for bit,
+    /// the f32 arithmetic of the equations applied one element at a time.
+    #[test]
+    fn vectorised_updates_equal_the_element_by_element_equations() {
+        let n = 40_003;
+        let start: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
+        let grads: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 500.0 - 1.0).collect();
+        for (name, momentum, nesterov) in [
+            (OptimName::Adamw, 0.0, false),
+            (OptimName::Sgd, 0.9, false),
+            (OptimName::Sgd, 0.9, true),
+            (OptimName::Sgd, 0.0, false),
+        ] {
+            let h = Hyper {
+                name,
+                momentum,
+                nesterov,
+                ..hyper(name)
+            };
+            let p = param(&start);
+            let mut opt = Optimizer::new(h, &p);
+            let (lr, scale) = (0.01f32, 0.5f32);
+            let (mut want, mut m, mut v) = (start.clone(), vec![0f32; n], vec![0f32; n]);
+            for t in 1..=3 {
+                let g = Tensor::from_slice(&grads, n, &Device::Cpu).unwrap();
+                opt.step(&p, &[g], lr as f64, scale as f64).unwrap();
+                let (wd, mu) = (0.1f32, momentum as f32);
+                for i in 0..n {
+                    let gi = grads[i] * scale;
+                    want[i] = match name {
+                        OptimName::Adamw => {
+                            let (b1, b2) = (0.9f32, 0.999f32);
+                            m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                            let m_hat = m[i] / (1.0 - b1.powi(t));
+                            let v_hat = v[i] / (1.0 - b2.powi(t));
+                            want[i] * (1.0 - lr * wd) - lr * m_hat / (v_hat.sqrt() + 1e-8)
+                        }
+                        OptimName::Sgd => {
+                            let mut d = gi + wd * want[i];
+                            if mu != 0.0 {
+                                m[i] = mu * m[i] + d;
+                                d = if nesterov { d + mu * m[i] } else { m[i] };
+                            }
+                            want[i] + -lr * d
+                        }
+                    };
+                }
+            }
+            let got = values(&p);
+            let differ = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(differ.count(), 0, "{name} momentum {momentum} nesterov {nesterov}");
+        }
+    }
+
     #[test]
     fn update_stats_measure_the_change() {
         let p = param(&[3.0, 4.0]);
