@@ -279,8 +279,12 @@ mod tests {
     #[test]
     fn vectorised_updates_equal_the_element_by_element_equations() {
         let n = 40_003;
-        let start: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
-        let grads: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 500.0 - 1.0).collect();
+        let start: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+            .collect();
+        let grads: Vec<f32> = (0..n)
+            .map(|i| ((i * 104729) % 997) as f32 / 500.0 - 1.0)
+            .collect();
         for (name, momentum, nesterov) in [
             (OptimName::Adamw, 0.0, false),
             (OptimName::Sgd, 0.9, false),
@@ -324,8 +328,15 @@ mod tests {
                 }
             }
             let got = values(&p);
-            let differ = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits());
-            assert_eq!(differ.count(), 0, "{name} momentum {momentum} nesterov {nesterov}");
+            let differ = got
+                .iter()
+                .zip(&want)
+                .filter(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(
+                differ.count(),
+                0,
+                "{name} momentum {momentum} nesterov {nesterov}"
+            );
         }
     }
 
