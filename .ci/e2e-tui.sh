@@ -175,6 +175,15 @@ wait_for "ragged.csv:" 20; wait_for "has 3 fields"
 key Escape
 wait_for "Datasets (9)" 10
 
+step "iris shows its numbers as written and its column names whole"
+key /; key i r i s; key Enter
+wait_for "Datasets (1)" 10
+wait_for "sepal length (cm)" 20
+screen | grep -q "5\.1 " || fail "iris's 5.1 is not shown as 5.1"
+screen | grep -q "5\.0999" && fail "iris's 5.1 is shown as its f64 expansion"
+key Escape
+wait_for "Datasets (9)" 10
+
 step "Checkpoints pane: the stopped run's checkpoint opens as a tensor tree"
 key 3
 wait_for "descent run checkpoint" 20
@@ -183,6 +192,22 @@ wait_for "F32 [64, 256]"
 key J; key J; key Enter
 wait_for "L2 norm" 20
 wait_for "histogram"
+
+step "R resumes the stopped run; killed with kill -9 it is failed at once, with the reason, and R resumes it"
+key 1
+key /; key d i g i t s - m l p; key Enter
+wait_for "Experiments (1)" 10
+key R
+wait_for "resumed digits-mlp/" 5
+wait_for "running" 20
+pid=$(grep -oE '"pid": *[0-9]+' "$run_dir/status.json" | grep -oE '[0-9]+$')
+kill -9 "$pid"
+wait_for "killed (SIGKILL" 10
+wait_for "failed"
+key R
+wait_for "resumed digits-mlp/" 5
+wait_for "running" 20
+"$BIN" ctl "$run_dir" stop | grep -q "acknowledged" || fail "ctl stop was not acknowledged"
 key q
 wait_for "descent exited with 0"
 

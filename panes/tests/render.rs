@@ -550,3 +550,23 @@ fn a_constant_series_is_drawn_mid_chart_with_its_value_on_the_axis() {
     assert!(s.contains("9.5e-4") && s.contains("0.001"), "{s}");
     assert!(!s.contains("0.051"), "{s}");
 }
+
+#[test]
+fn a_failed_run_says_why_in_full_under_the_runs_table() {
+    let mut v = populated();
+    let why = "the training process was killed (SIGKILL: by a person, or by the kernel when \
+               memory ran out — see `dmesg`); `descent run --resume runs/digits-mlp/x` continues";
+    v.workspace.runs[0].state = "failed".into();
+    v.workspace.runs[0].live = false;
+    v.workspace.runs[0].message = Some(why.into());
+    let s = screen(&v, 120, 40);
+    // Wrapped over two lines beside the experiment list; every word is there.
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for words in [
+        "killed (SIGKILL: by a person",
+        "memory ran out",
+        "see `dmesg`",
+    ] {
+        assert!(flat.contains(words), "{words:?} missing:\n{s}");
+    }
+}

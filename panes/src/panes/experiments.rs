@@ -227,9 +227,29 @@ pub fn draw_runs(
             draw_details(frame, details, view, exp);
         } else {
             let table_rows = (runs.len() as u16 + 3).min(right.height / 3).max(4);
-            let [table, charts] =
-                Layout::vertical([Constraint::Length(table_rows), Constraint::Min(4)]).areas(right);
-            draw_runs_table(frame, table, view, &runs, run_selected.min(runs.len() - 1));
+            let chosen = run_selected.min(runs.len() - 1);
+            // Why the selected run failed or paused, whole: the table's column is too narrow.
+            let why = runs[chosen].message.as_deref().filter(|m| !m.is_empty());
+            let [table, note, charts] = Layout::vertical([
+                Constraint::Length(table_rows),
+                Constraint::Length(if why.is_some() { 2 } else { 0 }),
+                Constraint::Min(4),
+            ])
+            .areas(right);
+            draw_runs_table(frame, table, view, &runs, chosen);
+            if let Some(why) = why {
+                let t = &view.theme;
+                let style = if runs[chosen].state == "failed" {
+                    t.error()
+                } else {
+                    t.warn()
+                };
+                frame.render_widget(
+                    Paragraph::new(Line::styled(format!(" {why}"), style))
+                        .wrap(Wrap { trim: true }),
+                    note,
+                );
+            }
             draw_charts(frame, charts, view);
         }
     }
