@@ -570,3 +570,26 @@ fn a_failed_run_says_why_in_full_under_the_runs_table() {
         assert!(flat.contains(words), "{words:?} missing:\n{s}");
     }
 }
+
+#[test]
+fn statistics_give_column_names_the_width_they_need_beside_the_class_histogram() {
+    let mut v = with_pane(populated(), Pane::Datasets);
+    let names = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)"];
+    v.datasets.detail = Some(DatasetDetail {
+        key: "builtin:iris".into(),
+        columns: names
+            .iter()
+            .map(|n| [n, "float", "0", "4.30", "7.90", "5.84", "0.825", "35"].map(String::from))
+            .collect(),
+        label: Some("label".into()),
+        classes: vec![("setosa".into(), 50), ("virginica".into(), 50)],
+        ..Default::default()
+    });
+    for (w, h) in [(120, 40), (100, 30)] {
+        let s = screen(&v, w, h);
+        for name in names {
+            assert!(s.contains(name), "{name:?} cut at {w}×{h}:\n{s}");
+        }
+        assert!(s.contains("min") && s.contains("mean"), "{s}");
+    }
+}

@@ -106,18 +106,8 @@ pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images:
     if has_classes {
         draw_histogram(frame, hist, t, d);
     }
-    // Numbers come formatted to at most 7 characters (chart::fmt_tick). Narrow screens drop
-    // std and uniq, then type and nulls, before the column names get squeezed out.
-    const HEADER: [&str; 8] = [
-        "column", "type", "nulls", "min", "max", "mean", "std", "uniq",
-    ];
-    const WIDTH: [u16; 8] = [0, 5, 5, 7, 7, 7, 7, 6];
-    let keep: Vec<usize> = match stats.width {
-        60.. => (0..8).collect(),
-        44..60 => (0..6).collect(),
-        _ => vec![0, 3, 4, 5],
-    };
-    let header = Row::new(keep.iter().map(|&i| HEADER[i])).style(t.dim());
+    let (keep, name_w) = stats_columns(d, stats.width.saturating_sub(2));
+    let header = Row::new(keep.iter().map(|&i| STATS_HEADER[i])).style(t.dim());
     let rows: Vec<Row> = d
         .columns
         .iter()
@@ -126,13 +116,7 @@ pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images:
         .collect();
     let widths: Vec<Constraint> = keep
         .iter()
-        .map(|&i| {
-            if i == 0 {
-                Constraint::Min(9)
-            } else {
-                Constraint::Length(WIDTH[i])
-            }
-        })
+        .map(|&i| Constraint::Length(if i == 0 { name_w } else { STATS_WIDTH[i] }))
         .collect();
     frame.render_widget(
         Table::new(rows, widths)
@@ -233,8 +217,44 @@ fn draw_rows(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
     frame.render_widget(Table::new(rows, widths).header(header), inner);
 }
 
-/// Widest a rows-table column gets; longer names and values are cut.
+/// Widest a rows-table column or a statistics name gets; longer ones are cut.
 const MAX_COL: usize = 24;
+
+const STATS_HEADER: [&str; 8] = [
+    "column", "type", "nulls", "min", "max", "mean", "std", "uniq",
+];
+/// Numbers come formatted to at most 7 characters (chart::fmt_tick).
+const STATS_WIDTH: [u16; 8] = [0, 5, 5, 7, 7, 7, 7, 6];
+
+/// Which statistics columns to show in `width` cells, and the names' width: the names get
+/// the width they need (up to [`MAX_COL`]; at least 9), then min, max, mean, type, nulls,
+/// std and uniq join while they fit. A narrow screen shortens the names only as far as 9 to
+/// keep min, max and mean.
+fn stats_columns(d: &DatasetDetail, width: u16) -> (Vec<usize>, u16) {
+    let wanted = d
+        .columns
+        .iter()
+        .skip(d.col_offset)
+        .map(|c| c[0].chars().count())
+        .max()
+        .unwrap_or(6)
+        .clamp(9, MAX_COL) as u16;
+    // Each column after the name takes its width and a one-cell gap.
+    let cost = |i: usize| STATS_WIDTH[i] + 1;
+    let essential: u16 = [3, 4, 5].iter().map(|&i| cost(i)).sum();
+    let name_w = wanted.min(width.saturating_sub(essential).max(9));
+    let mut left = width.saturating_sub(name_w);
+    let mut keep = vec![0];
+    for i in [3, 4, 5, 1, 2, 6, 7] {
+        if cost(i) <= left {
+            keep.push(i);
+            left -= cost(i);
+        }
+    }
+    // The table's own order: name, type, nulls, min, max, mean, std, uniq.
+    keep.sort_unstable();
+    (keep, name_w)
+}
 
 /// From `d.col_offset` on, the columns of the rows table that fit in `width` cells, each as
 /// wide as its name or widest value on the page (at most [`MAX_COL`]).

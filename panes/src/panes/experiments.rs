@@ -230,9 +230,14 @@ pub fn draw_runs(
             let chosen = run_selected.min(runs.len() - 1);
             // Why the selected run failed or paused, whole: the table's column is too narrow.
             let why = runs[chosen].message.as_deref().filter(|m| !m.is_empty());
+            // As many lines as the words need, up to three.
+            let note_rows = why.map_or(0, |w| {
+                let per_line = right.width.saturating_sub(2).max(1) as usize;
+                (w.chars().count() + 1).div_ceil(per_line).clamp(1, 3) as u16 + 1
+            });
             let [table, note, charts] = Layout::vertical([
                 Constraint::Length(table_rows),
-                Constraint::Length(if why.is_some() { 2 } else { 0 }),
+                Constraint::Length(note_rows),
                 Constraint::Min(4),
             ])
             .areas(right);
