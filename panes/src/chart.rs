@@ -151,8 +151,8 @@ pub struct Columns {
 /// average (`smoothing` in [0, 1), 0 = off), for columns of equal width from `x0` to `x1`.
 /// Non-finite values do not disturb the average; they are reported per column in `bad`.
 ///
-/// Columns are found by binary search on x and summarised from the series' blocks, so the
-/// cost is about `buckets · log n`. They are exactly the columns of one pass over the points
+/// Column edges are found by searching x (see `first_not`) and each column is summarised from
+/// the series' blocks, so the cost is about `buckets · log n`. They are exactly the columns of one pass over the points
 /// that starts a new column at the first point at or past the current column's right edge
 /// (the test `summaries_draw_what_a_pass_over_the_points_draws` holds the two together).
 pub fn columns(
