@@ -249,7 +249,7 @@ pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
     );
     for r in all {
         let name = format!("{}/{}", r.experiment, r.id);
-        match r.status {
+        match &r.status {
             Ok(s) => {
                 let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
                 println!(
@@ -263,11 +263,9 @@ pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
                     s.device
                 );
                 // Why a run failed or paused, on a line of its own.
-                let why = match (r.state, &r.died) {
-                    (State::Failed, Some(died)) => Some(format!("the process died: {died}")),
-                    (State::Failed | State::Paused, _) => s.message.clone(),
-                    _ => None,
-                };
+                let why = matches!(r.state, State::Failed | State::Paused)
+                    .then(|| r.reason())
+                    .flatten();
                 if let Some(why) = why {
                     let first = why.lines().next().unwrap_or("");
                     println!("  └ {}", crate::cli_inspect::truncate(first, 110));

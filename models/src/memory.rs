@@ -125,7 +125,7 @@ fn activations(layers: &[Layer], inputs: usize, rows: usize, backward: bool) -> 
 }
 
 /// Bytes of a dataset in memory with its split and batch indices.
-pub fn dataset_bytes(data: &Dataset) -> u64 {
+fn dataset_bytes(data: &Dataset) -> u64 {
     let n = data.len() as u64;
     (data.inputs.len() as u64)
         .saturating_mul(F32)

@@ -72,13 +72,13 @@ fn gpu_free(ordinal: usize) -> Result<u64, String> {
 
 /// Need against what is there, per memory.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Fit {
+struct Fit {
     /// (memory in words, bytes needed, bytes available), RAM first.
-    pub memories: Vec<(String, u64, u64)>,
+    memories: Vec<(String, u64, u64)>,
 }
 
 impl Fit {
-    pub fn of(fp: &Footprint, avail: &Available) -> Fit {
+    fn of(fp: &Footprint, avail: &Available) -> Fit {
         let memories = match &avail.gpu {
             None => vec![("RAM".to_string(), fp.total(), avail.ram)],
             Some((label, free)) => vec![

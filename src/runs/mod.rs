@@ -200,6 +200,18 @@ pub struct RunInfo {
     pub died: Option<String>,
 }
 
+impl RunInfo {
+    /// Why the run failed or paused, in words: why its process is taken as dead, else what
+    /// its status says (a recorded failure, a NaN pause), else why the status is unreadable.
+    pub fn reason(&self) -> Option<String> {
+        match (&self.died, &self.status) {
+            (Some(why), _) => Some(format!("the process died: {why}")),
+            (None, Ok(s)) => s.message.clone(),
+            (None, Err(e)) => Some(e.clone()),
+        }
+    }
+}
+
 /// Every run under `runs_dir`, newest first within each experiment.
 pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
     let mut out = Vec::new();

@@ -64,13 +64,10 @@ fn run_row(r: &RunInfo) -> RunRow {
             row.accuracy = s.eval_accuracy;
             row.examples_per_s = s.examples_per_s;
             row.device = s.device.clone();
-            row.message = match r.state {
-                State::Failed if s.state.is_live() => Some(format!(
-                    "the process died ({}); R resumes it",
-                    r.died.as_deref().unwrap_or("gone")
-                )),
-                _ => s.message.clone(),
-            };
+            row.message = r.reason().map(|why| match r.died {
+                Some(_) => format!("{why}; R resumes it"),
+                None => why,
+            });
             if r.state == State::Running
                 && let Some(rate) = s.steps_per_s.filter(|v| *v > 0.0)
             {
