@@ -58,6 +58,8 @@ pub enum Command {
     Ckpt(crate::cli_inspect::CkptCommand),
     /// Download a model or dataset from the Hugging Face hub into the hub cache
     Pull(crate::hub::PullArgs),
+    /// Sample a diffusion model with CFG, Adaptive Guidance or LinearAG (--compare for all)
+    Sample(Box<crate::cli_sample::SampleArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -78,6 +80,7 @@ pub fn main() -> ExitCode {
         Some(Command::Data(c)) => crate::cli_inspect::data(c),
         Some(Command::Ckpt(c)) => crate::cli_inspect::ckpt(c),
         Some(Command::Pull(args)) => crate::hub::pull(args),
+        Some(Command::Sample(args)) => crate::cli_sample::sample(*args),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

@@ -130,13 +130,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let ws = open_workspace(ws_dir.as_deref())?;
-    // SAFETY (both): set before any thread pool exists; nothing else runs yet.
-    if ws.settings.threads > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", ws.settings.threads.to_string()) };
-    }
-    if std::env::var_os(descent_models::SPIN_LIMIT_VAR).is_none() {
-        unsafe { std::env::set_var(descent_models::SPIN_LIMIT_VAR, descent_models::SPIN_LIMIT) };
-    }
+    // SAFETY: before any thread pool exists; nothing else runs yet.
+    unsafe { descent_models::configure_cpu_threads(ws.settings.threads) };
     let runs_dir = ws.settings.runs_path(&ws.root);
     let (dir, resume) = match (&args.resume, &args.run_dir) {
         (Some(r), _) => (

@@ -3,6 +3,7 @@
 mod conv_host;
 pub mod data;
 pub mod device;
+pub mod diffusion;
 pub mod memory;
 pub mod nn;
 pub mod optim;
@@ -14,3 +15,27 @@ pub mod train;
 /// slower on 2 cores). Runs set this lower unless the user chose a value; see BENCHMARKS.md.
 pub const SPIN_LIMIT_VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
 pub const SPIN_LIMIT: &str = "1000";
+
+/// Sets the CPU thread settings of a training or sampling process: `threads` (0: candle's
+/// default, the physical cores) as `RAYON_NUM_THREADS`, and [`SPIN_LIMIT`], unless the user
+/// set either. candle asks for its thread count on every matmul and convolution, and on
+/// Linux its default reads `/proc/cpuinfo` each time (about a tenth of a digits UNet step);
+/// the variable makes that a lookup.
+///
+/// # Safety
+/// Must run before any other thread exists (it sets environment variables).
+pub unsafe fn configure_cpu_threads(threads: usize) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = if threads > 0 {
+            threads
+        } else {
+            candle_core::utils::get_num_threads()
+        };
+        // SAFETY: the caller guarantees no other thread runs.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+    if std::env::var_os(SPIN_LIMIT_VAR).is_none() {
+        // SAFETY: as above.
+        unsafe { std::env::set_var(SPIN_LIMIT_VAR, SPIN_LIMIT) };
+    }
+}

@@ -209,6 +209,55 @@ pub fn supervised(
     Ok(fp)
 }
 
+/// A run whose net is not a [`ModelSpec`] (a denoiser): `params` weights, `per_sample`
+/// activation elements per example in a training step (forward and backward), trained with
+/// `optimizer` on batches of `batch`, evaluated in chunks of `eval_rows`.
+pub fn trained(
+    params: u64,
+    optimizer: OptimName,
+    per_sample: u64,
+    batch: usize,
+    eval_rows: usize,
+    data: &Dataset,
+) -> Footprint {
+    let weights = params.saturating_mul(F32);
+    let mut fp = Footprint::default();
+    fp.add("weights", weights, Place::Device, Phase::Always);
+    let state = match optimizer {
+        OptimName::Adamw => weights.saturating_mul(2),
+        OptimName::Sgd => weights,
+    };
+    fp.add("optimizer state", state, Place::Host, Phase::Always);
+    fp.add(
+        format!("dataset ({} examples)", data.len()),
+        dataset_bytes(data),
+        Place::Host,
+        Phase::Always,
+    );
+    fp.add("gradients", weights, Place::Device, Phase::Step);
+    fp.add(
+        format!("step activations (batch of {batch})"),
+        per_sample.saturating_mul(batch as u64).saturating_mul(F32),
+        Place::Device,
+        Phase::Step,
+    );
+    fp.add(
+        format!("evaluation activations ({eval_rows} rows)"),
+        (per_sample / 2)
+            .saturating_mul(eval_rows.min(data.len()) as u64)
+            .saturating_mul(F32),
+        Place::Device,
+        Phase::Eval,
+    );
+    fp.add(
+        "checkpoint copy of the optimizer state",
+        state,
+        Place::Host,
+        Phase::Checkpoint,
+    );
+    fp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum Arch {
     Mlp,
     Cnn,
+    /// A diffusion denoiser (`kind = "diffusion"` only; see `diffusion::net`).
+    Unet,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,15 +78,20 @@ pub struct Net {
     params: Vec<Param>,
 }
 
-struct Init<'a> {
-    rng: ChaCha8Rng,
-    device: &'a Device,
-    params: Vec<Param>,
+pub(crate) struct Init<'a> {
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) device: &'a Device,
+    pub(crate) params: Vec<Param>,
 }
 
 impl Init<'_> {
     /// PyTorch's default: U(-1/√fan_in, 1/√fan_in) for weights and biases alike.
-    fn uniform(&mut self, name: String, shape: &[usize], fan_in: usize) -> Result<Tensor> {
+    pub(crate) fn uniform(
+        &mut self,
+        name: String,
+        shape: &[usize],
+        fan_in: usize,
+    ) -> Result<Tensor> {
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let n: usize = shape.iter().product();
         let data: Vec<f32> = (0..n)
@@ -93,12 +100,12 @@ impl Init<'_> {
         self.var(name, Tensor::from_vec(data, shape, self.device)?)
     }
 
-    fn constant(&mut self, name: String, shape: &[usize], value: f32) -> Result<Tensor> {
+    pub(crate) fn constant(&mut self, name: String, shape: &[usize], value: f32) -> Result<Tensor> {
         let t = (Tensor::ones(shape, DType::F32, self.device)? * value as f64)?;
         self.var(name, t)
     }
 
-    fn var(&mut self, name: String, t: Tensor) -> Result<Tensor> {
+    pub(crate) fn var(&mut self, name: String, t: Tensor) -> Result<Tensor> {
         let var = Var::from_tensor(&t)?;
         let tensor = var.as_tensor().clone();
         self.params.push(Param { name, var });
@@ -159,6 +166,9 @@ impl ModelSpec {
     pub fn layers(&self) -> std::result::Result<Vec<Layer>, String> {
         let mut layers = Vec::new();
         let mut features = self.input_shape.iter().product::<usize>();
+        if self.arch == Arch::Unet {
+            return Err("a unet is a diffusion denoiser; use it with kind = \"diffusion\"".into());
+        }
         if self.arch == Arch::Cnn {
             let [c, h, w] = self.input_shape[..] else {
                 return Err(format!(

@@ -84,6 +84,112 @@ fn cpu_sums(g: &Tensor) -> Result<(f64, f64)> {
     Ok(parts.iter().fold((0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1)))
 }
 
+/// The second half of every kind of training step: gradient norms, the non-finite check,
+/// clipping, the optimizer update (skipped on non-finite values) and per-tensor metrics.
+/// `done` is the steps completed before this one.
+pub fn apply_gradients(
+    opt: &mut Optimizer,
+    params: &[crate::nn::Param],
+    loss: &Tensor,
+    grads: &[Tensor],
+    lr: f64,
+    clip: Option<f64>,
+    done: u64,
+) -> Result<StepMetrics> {
+    let (loss_v, sq, l1) = grad_sums(loss, grads)?;
+    let grad_l2 = sq.iter().sum::<f64>().sqrt();
+    let grad_l1 = l1.iter().sum::<f64>();
+    let non_finite = if !loss_v.is_finite() {
+        Some(format!("loss is {loss_v} at step {}", done + 1))
+    } else {
+        params
+            .iter()
+            .zip(&sq)
+            .find(|(_, s)| !s.is_finite())
+            .map(|(p, _)| format!("gradient of {} is not finite at step {}", p.name, done + 1))
+    };
+    let scale = clip_scale(grad_l2, clip);
+    let updates = if non_finite.is_none() {
+        opt.step(params, grads, lr, scale)?
+    } else {
+        vec![Default::default(); params.len()]
+    };
+    Ok(StepMetrics {
+        step: done + 1,
+        loss: loss_v,
+        grad_l2,
+        grad_l1,
+        lr,
+        clip_scale: scale,
+        params: params
+            .iter()
+            .zip(&sq)
+            .zip(&updates)
+            .map(|((p, s), u)| ParamMetrics {
+                name: p.name.clone(),
+                grad_l2: s.sqrt(),
+                update_ratio: u.ratio(),
+            })
+            .collect(),
+        non_finite,
+    })
+}
+
+/// Gradients of `loss` for each parameter (zeros where none reached it).
+pub fn autograd(loss: &Tensor, params: &[crate::nn::Param]) -> Result<Vec<Tensor>> {
+    let store = loss.backward()?;
+    params
+        .iter()
+        .map(|p| match store.get(p.var.as_tensor()) {
+            Some(g) => Ok(g.clone()),
+            None => p.var.zeros_like(),
+        })
+        .collect()
+}
+
+/// What the run loop needs of any kind of training: one step, evaluation, checkpoints.
+pub trait Engine {
+    /// Steps completed.
+    fn step(&self) -> u64;
+    fn batch_size(&self) -> usize;
+    fn schedule_mut(&mut self) -> &mut Schedule;
+    fn train_step(&mut self, lr: f64) -> Result<StepMetrics>;
+    fn evaluate(&mut self) -> Result<Option<EvalMetrics>>;
+    /// Writes `model.safetensors` and `optimizer.safetensors` (plus anything the kind needs
+    /// to load the model again) into `dir`.
+    fn save(&self, dir: &Path) -> Result<()>;
+    fn load(&mut self, dir: &Path, step: u64) -> Result<()>;
+    /// Called once the run has finished: writes whatever the kind exports (a diffusers folder);
+    /// returns what to say about it.
+    fn export(&self, _run_dir: &Path) -> Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+impl Engine for Trainer {
+    fn step(&self) -> u64 {
+        self.step
+    }
+    fn batch_size(&self) -> usize {
+        Trainer::batch_size(self)
+    }
+    fn schedule_mut(&mut self) -> &mut Schedule {
+        &mut self.schedule
+    }
+    fn train_step(&mut self, lr: f64) -> Result<StepMetrics> {
+        Trainer::train_step(self, lr)
+    }
+    fn evaluate(&mut self) -> Result<Option<EvalMetrics>> {
+        Trainer::evaluate(self)
+    }
+    fn save(&self, dir: &Path) -> Result<()> {
+        Trainer::save(self, dir)
+    }
+    fn load(&mut self, dir: &Path, step: u64) -> Result<()> {
+        Trainer::load(self, dir, step)
+    }
+}
+
 /// Per-parameter-tensor numbers of one step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamMetrics {
@@ -233,64 +339,21 @@ impl Trainer {
             Some(v) => v,
             None => {
                 let loss = self.loss(&self.net.forward(&x)?, &y)?;
-                let store = loss.backward()?;
-                let grads = self
-                    .net
-                    .params()
-                    .iter()
-                    .map(|p| match store.get(p.var.as_tensor()) {
-                        Some(g) => Ok(g.clone()),
-                        None => p.var.zeros_like(),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let grads = autograd(&loss, self.net.params())?;
                 (loss, grads)
             }
         };
-        let params = self.net.params();
-        let (loss_v, sq, l1) = grad_sums(&loss, &grads)?;
-        let grad_l2 = sq.iter().sum::<f64>().sqrt();
-        let grad_l1 = l1.iter().sum::<f64>();
-        let non_finite = if !loss_v.is_finite() {
-            Some(format!("loss is {loss_v} at step {}", self.step + 1))
-        } else {
-            params
-                .iter()
-                .zip(&sq)
-                .find(|(_, s)| !s.is_finite())
-                .map(|(p, _)| {
-                    format!(
-                        "gradient of {} is not finite at step {}",
-                        p.name,
-                        self.step + 1
-                    )
-                })
-        };
-        let scale = clip_scale(grad_l2, self.clip);
-        let updates = if non_finite.is_none() {
-            self.opt.step(params, &grads, lr, scale)?
-        } else {
-            vec![Default::default(); params.len()]
-        };
-        self.step += 1;
-        Ok(StepMetrics {
-            step: self.step,
-            loss: loss_v,
-            grad_l2,
-            grad_l1,
+        let m = apply_gradients(
+            &mut self.opt,
+            self.net.params(),
+            &loss,
+            &grads,
             lr,
-            clip_scale: scale,
-            params: params
-                .iter()
-                .zip(&sq)
-                .zip(&updates)
-                .map(|((p, s), u)| ParamMetrics {
-                    name: p.name.clone(),
-                    grad_l2: s.sqrt(),
-                    update_ratio: u.ratio(),
-                })
-                .collect(),
-            non_finite,
-        })
+            self.clip,
+            self.step,
+        )?;
+        self.step = m.step;
+        Ok(m)
     }
 
     /// Loss (and accuracy) on the validation split, in chunks to bound memory.

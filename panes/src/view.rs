@@ -12,6 +12,7 @@ pub struct AppView {
     pub datasets: DatasetsView,
     pub checkpoints: CheckpointsView,
     pub system: SystemView,
+    pub sampler: SamplerView,
     pub log: Vec<LogLine>,
     /// The list filter of the current pane; `Some` while one is set.
     pub filter: Option<FilterView>,
@@ -332,4 +333,79 @@ mod tests {
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
+}
+
+/// The Sampler pane: models to sample, the settings of the next job, past jobs and the
+/// selected job's results.
+#[derive(Clone, Debug, Default)]
+pub struct SamplerView {
+    pub models: Vec<SamplerModel>,
+    /// (name, value) of each setting, in the order J/K move through them.
+    pub settings: Vec<(String, String)>,
+    pub setting_selected: usize,
+    pub jobs: Vec<SampleJobRow>,
+    pub job_selected: usize,
+    pub job: Option<SampleJobView>,
+    pub samples_dir: String,
+    pub runs_dir: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SamplerModel {
+    pub label: String,
+    /// Where it comes from and what it is, e.g. `finished run · mlp 2-D · 2 classes`.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SampleJobRow {
+    pub id: String,
+    /// `running 40%`, `finished`, `failed`.
+    pub state: String,
+    pub failed: bool,
+}
+
+/// One guidance mode of a job, as a table row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SampleModeRow {
+    pub guidance: String,
+    pub nfe_total: u64,
+    pub nfe_per_sample: f64,
+    pub nfe_vs_cfg: Option<f64>,
+    pub seconds: f64,
+    pub distance_to_cfg: Option<f64>,
+    pub judged_accuracy: Option<f64>,
+    /// Mean step at which guidance stopped, over the samples where it did (and how many).
+    pub stopped: Option<(f64, usize)>,
+    pub estimate_error: Option<f64>,
+}
+
+/// 2-D samples of one mode, for a scatter plot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PointsView {
+    pub label: String,
+    /// (x, y, class).
+    pub points: Vec<(f64, f64, u32)>,
+    pub bounds: ((f64, f64), (f64, f64)),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SampleJobView {
+    /// The job folder's name, and the key its images are cached under.
+    pub id: String,
+    pub state: String,
+    pub failed: bool,
+    /// (key, value) lines: model, sampler, steps, scale, threshold …
+    pub facts: Vec<(String, String)>,
+    pub message: Option<String>,
+    /// Steps done of steps to do, while running.
+    pub progress: Option<(usize, usize)>,
+    pub modes: Vec<SampleModeRow>,
+    /// Each mode's grid of image samples.
+    pub images: Vec<ImageView>,
+    /// Each mode's 2-D samples.
+    pub points: Vec<PointsView>,
+    /// Per-step cosine of the conditional and unconditional predictions, with the γ̄ line;
+    /// the markers are the steps at which AG stopped guiding.
+    pub cosine: Option<crate::chart::ChartView>,
 }

@@ -129,6 +129,57 @@ fn populated() -> AppView {
             gpus: GpuView::Unavailable("libnvidia-ml is not installed".into()),
             ..SystemView::default()
         },
+        sampler: SamplerView {
+            models: vec![SamplerModel {
+                label: "toy/20261201-101500".into(),
+                detail: "finished run · exported model/ · mlp 2 · 2 classes".into(),
+            }],
+            settings: vec![
+                ("guidance".into(), "cfg,ag".into()),
+                ("scale w".into(), "3".into()),
+            ],
+            setting_selected: 1,
+            jobs: vec![SampleJobRow {
+                id: "20261201-102000-toy".into(),
+                state: "finished".into(),
+                failed: false,
+            }],
+            job_selected: 0,
+            job: Some(SampleJobView {
+                id: "20261201-102000-toy".into(),
+                state: "finished".into(),
+                facts: vec![("sampling".into(), "ddim × 20 steps".into())],
+                modes: vec![
+                    SampleModeRow {
+                        guidance: "cfg".into(),
+                        nfe_total: 640,
+                        nfe_per_sample: 40.0,
+                        nfe_vs_cfg: Some(1.0),
+                        seconds: 0.5,
+                        distance_to_cfg: Some(0.0),
+                        ..Default::default()
+                    },
+                    SampleModeRow {
+                        guidance: "ag".into(),
+                        nfe_total: 480,
+                        nfe_per_sample: 30.0,
+                        nfe_vs_cfg: Some(0.75),
+                        seconds: 0.4,
+                        distance_to_cfg: Some(0.0123),
+                        stopped: Some((10.0, 16)),
+                        ..Default::default()
+                    },
+                ],
+                points: vec![PointsView {
+                    label: "cfg".into(),
+                    points: vec![(0.0, 0.0, 0), (1.0, 1.0, 1)],
+                    bounds: ((-1.0, 2.0), (-1.0, 2.0)),
+                }],
+                ..Default::default()
+            }),
+            samples_dir: "/home/me/ws/samples".into(),
+            runs_dir: "runs".into(),
+        },
         log: vec![LogLine {
             time: "12:00:00".into(),
             level: LogLevel::Warn,
@@ -150,6 +201,9 @@ fn emptied() -> AppView {
     v.datasets.hub_datasets.clear();
     v.datasets.opened.clear();
     v.checkpoints.entries.clear();
+    v.sampler.models.clear();
+    v.sampler.jobs.clear();
+    v.sampler.job = None;
     v.system.gpus = GpuView::Probing;
     v.log.clear();
     v
@@ -194,8 +248,15 @@ fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]
             &["No checkpoints yet"],
         ),
         Pane::Sampler => (
-            &["sd-tiny", "Diffusion experiments (1)"],
-            &["No diffusion experiments"],
+            &[
+                "toy/20261201-101500",
+                "480",
+                "-25%",
+                "0.0123",
+                "Jobs",
+                "scale w",
+            ],
+            &["No diffusion models to sample yet"],
         ),
         Pane::Rl => (
             &["qwen-grpo", "GRPO experiments (1)"],

@@ -4,6 +4,7 @@
 //! [`Experiment::HOT_KEYS`]; an edit to any other key needs a restart.
 
 use super::{ConfigError, DeviceSpec, Violation};
+pub use descent_models::diffusion::schedule::{BetaSchedule, Prediction, SamplerKind};
 pub use descent_models::nn::{Activation, Arch};
 pub use descent_models::optim::OptimName;
 pub use descent_models::optim::schedule::ScheduleName;
@@ -31,6 +32,45 @@ pub struct Experiment {
     #[serde(default)]
     pub schedule: ScheduleConfig,
     pub train: TrainConfig,
+    /// The noise process of a `kind = "diffusion"` experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diffusion: Option<DiffusionConfig>,
+}
+
+/// `[diffusion]`: the noise process a denoiser is trained on, with diffusers' names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffusionConfig {
+    pub timesteps: usize,
+    pub beta_schedule: BetaSchedule,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub prediction: Prediction,
+    /// Probability that a training example's class is replaced by the null class (what CFG
+    /// needs to have an unconditional prediction).
+    pub label_dropout: f64,
+    /// Width of the timestep and class embeddings.
+    pub embed_dim: usize,
+    /// The sampler saved in the scheduler config (the default for `descent sample`).
+    pub sampler: SamplerKind,
+    /// Clip predicted x0 to [−1, 1] while sampling; default: for images yes, for points no.
+    pub clip_sample: Option<bool>,
+}
+
+impl Default for DiffusionConfig {
+    fn default() -> Self {
+        DiffusionConfig {
+            timesteps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            prediction: Prediction::Epsilon,
+            label_dropout: 0.1,
+            embed_dim: 64,
+            sampler: SamplerKind::Ddim,
+            clip_sample: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,10 +341,53 @@ impl Experiment {
             "channel counts must be at least 1",
         );
         rule(
-            m.arch == Arch::Cnn || m.channels.is_empty(),
+            matches!(m.arch, Arch::Cnn | Arch::Unet) || m.channels.is_empty(),
             &["model", "channels"],
-            "only a cnn has convolution channels",
+            "only a cnn or a unet has convolution channels",
         );
+        let diffusion = self.kind == Kind::Diffusion;
+        rule(
+            m.arch != Arch::Unet || diffusion,
+            &["model", "arch"],
+            "a unet is a diffusion denoiser: it needs kind = \"diffusion\"",
+        );
+        rule(
+            m.arch != Arch::Cnn || !diffusion,
+            &["model", "arch"],
+            "a diffusion denoiser is arch = \"mlp\" (points) or \"unet\" (images)",
+        );
+        rule(
+            m.arch != Arch::Unet || !m.channels.is_empty(),
+            &["model", "channels"],
+            "a unet needs channels, one count per level, e.g. [32, 64]",
+        );
+        rule(
+            self.diffusion.is_none() || diffusion,
+            &["diffusion"],
+            "only kind = \"diffusion\" takes a [diffusion] table",
+        );
+        if let Some(df) = &self.diffusion {
+            rule(
+                df.timesteps >= 2,
+                &["diffusion", "timesteps"],
+                "must be at least 2",
+            );
+            rule(
+                df.beta_start > 0.0 && df.beta_start <= df.beta_end && df.beta_end < 1.0,
+                &["diffusion", "beta_end"],
+                "beta_start and beta_end must satisfy 0 < beta_start ≤ beta_end < 1",
+            );
+            rule(
+                (0.0..1.0).contains(&df.label_dropout),
+                &["diffusion", "label_dropout"],
+                "must be in [0, 1)",
+            );
+            rule(
+                df.embed_dim >= 2 && df.embed_dim.is_multiple_of(2),
+                &["diffusion", "embed_dim"],
+                "must be even and at least 2",
+            );
+        }
         let o = &self.optim;
         rule(
             o.lr.is_finite() && o.lr > 0.0,

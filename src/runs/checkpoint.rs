@@ -3,7 +3,7 @@
 //! previous checkpoints intact. Only the newest `keep` are kept.
 
 use super::CHECKPOINTS;
-use descent_models::train::Trainer;
+use descent_models::train::Engine;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -31,7 +31,7 @@ fn fsync(path: &Path) -> std::io::Result<()> {
 }
 
 pub fn write(
-    trainer: &Trainer,
+    trainer: &dyn Engine,
     run_dir: &Path,
     state: &CheckpointState,
     keep: usize,
@@ -49,8 +49,9 @@ pub fn write(
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
         let json = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
         std::fs::write(tmp.join("state.json"), json).map_err(io)?;
-        for f in ["model.safetensors", "optimizer.safetensors", "state.json"] {
-            fsync(&tmp.join(f)).map_err(io)?;
+        // Every file the engine wrote, not only the weights.
+        for f in std::fs::read_dir(&tmp).map_err(io)? {
+            fsync(&f.map_err(io)?.path()).map_err(io)?;
         }
         if final_dir.exists() {
             std::fs::remove_dir_all(&final_dir).map_err(io)?;

@@ -8,12 +8,18 @@ use crate::config::{self, DataSource, Experiment, Kind, OptimName, ScheduleName}
 use crate::sources::RepoKind;
 use crate::workspace::Workspace;
 use anyhow::{Context, bail};
+use candle_core::Device;
 use descent_models::data::{Dataset, load_builtin, load_source};
 use descent_models::device::{self, DeviceSpec};
+use descent_models::diffusion::net::DenoiserArch;
+use descent_models::diffusion::schedule::NoiseConfig;
+use descent_models::diffusion::train::{DiffusionSpec, DiffusionTrainer};
+use descent_models::memory::Footprint;
+use descent_models::nn::Arch;
 use descent_models::nn::ModelSpec;
 use descent_models::optim::Hyper;
 use descent_models::optim::schedule::{self, Family, Schedule};
-use descent_models::train::{StepMetrics, TrainSpec, Trainer};
+use descent_models::train::{Engine, StepMetrics, TrainSpec, Trainer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,10 +32,10 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// Whether this engine can run the experiment; other kinds get their engines later.
 pub fn runnable(exp: &Experiment) -> Result<(), String> {
     match exp.kind {
-        Kind::Supervised => Ok(()),
+        Kind::Supervised | Kind::Diffusion => Ok(()),
         other => Err(format!(
-            "experiment {} is kind = \"{other}\"; descent trains supervised experiments so far \
-             (the {other} engine is not built yet)",
+            "experiment {} is kind = \"{other}\"; descent trains supervised and diffusion \
+             experiments so far (the {other} engine is not built yet)",
             exp.name()
         )),
     }
@@ -143,6 +149,67 @@ pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec>
     })
 }
 
+/// The denoiser training an experiment of kind diffusion asks for.
+pub fn diffusion_spec(
+    ws: &Workspace,
+    exp: &Experiment,
+    data: &Dataset,
+) -> anyhow::Result<DiffusionSpec> {
+    let base = train_spec(ws, exp)?;
+    let d = exp.diffusion.clone().unwrap_or_default();
+    Ok(DiffusionSpec {
+        seed: exp.seed,
+        val_fraction: exp.data.val_fraction,
+        batch_size: exp.data.batch_size,
+        arch: match exp.model.arch {
+            Arch::Unet => DenoiserArch::Unet,
+            _ => DenoiserArch::Mlp,
+        },
+        hidden: exp.model.hidden.clone(),
+        channels: exp.model.channels.clone(),
+        embed_dim: d.embed_dim,
+        noise: NoiseConfig {
+            train_timesteps: d.timesteps,
+            beta_start: d.beta_start,
+            beta_end: d.beta_end,
+            beta_schedule: d.beta_schedule,
+            prediction: d.prediction,
+            clip_sample: d.clip_sample.unwrap_or(data.input_shape.len() == 3),
+            default_sampler: Some(d.sampler),
+            ..NoiseConfig::default()
+        },
+        label_dropout: d.label_dropout,
+        hyper: base.hyper,
+        clip_grad_norm: base.clip_grad_norm,
+        schedule: base.schedule,
+    })
+}
+
+/// The memory the experiment's run will need on `data`.
+fn footprint(ws: &Workspace, exp: &Experiment, data: &Dataset) -> anyhow::Result<Footprint> {
+    match exp.kind {
+        Kind::Diffusion => diffusion_spec(ws, exp, data)?.footprint(data),
+        _ => train_spec(ws, exp)?.footprint(data),
+    }
+    .map_err(anyhow::Error::msg)
+}
+
+/// The engine that trains the experiment: one per kind of run.
+fn engine(
+    ws: &Workspace,
+    exp: &Experiment,
+    data: Dataset,
+    device: Device,
+) -> anyhow::Result<Box<dyn Engine>> {
+    Ok(match exp.kind {
+        Kind::Diffusion => {
+            let spec = diffusion_spec(ws, exp, &data)?;
+            Box::new(DiffusionTrainer::new(data, spec, device)?)
+        }
+        _ => Box::new(Trainer::new(data, train_spec(ws, exp)?, device)?),
+    })
+}
+
 /// For `descent check`: loads the experiment's data and says whether its estimated memory
 /// exceeds half of what its device has free now (`None`: it does not).
 pub fn memory_warning(
@@ -153,9 +220,7 @@ pub fn memory_warning(
     let chosen =
         device::resolve(exp.device.unwrap_or(ws.settings.device)).map_err(anyhow::Error::msg)?;
     let data = load_data(ws, exp)?;
-    let fp = train_spec(ws, exp)?
-        .footprint(&data)
-        .map_err(anyhow::Error::msg)?;
+    let fp = footprint(ws, exp, &data)?;
     let avail = memory::Available::now(&chosen.label).map_err(anyhow::Error::msg)?;
     Ok(memory::warning(file, &fp, &avail, &size_settings(exp)))
 }
@@ -180,7 +245,7 @@ pub struct Source {
 
 struct Run<'a> {
     dir: &'a Path,
-    trainer: Trainer,
+    trainer: Box<dyn Engine>,
     status: Status,
     exp: Experiment,
     /// The experiment file, watched for live edits.
@@ -219,20 +284,19 @@ pub fn execute(
     // The status exists from the first moment, so a run that fails while loading its data
     // says why to whoever looks (the TUI, `descent runs`), not only to its stdout.
     status.write(dir)?;
-    let setup = (|| -> anyhow::Result<(Trainer, device::Chosen)> {
+    let setup = (|| -> anyhow::Result<(Box<dyn Engine>, device::Chosen)> {
         let spec = device_spec.or(exp.device).unwrap_or(ws.settings.device);
         let chosen = device::resolve(spec).map_err(anyhow::Error::msg)?;
         let data = load_data(ws, &exp)?;
-        let spec = train_spec(ws, &exp)?;
         // Refuse a model that cannot fit before allocating it: an allocation that fails
         // aborts the process.
-        let fp = spec.footprint(&data).map_err(anyhow::Error::msg)?;
+        let fp = footprint(ws, &exp, &data)?;
         match memory::Available::now(&chosen.label) {
             Ok(avail) => memory::ensure_fits(&source.path, &fp, &avail, &size_settings(&exp))
                 .map_err(anyhow::Error::msg)?,
             Err(why) => eprintln!("cannot tell the free memory of {}: {why}", chosen.label),
         }
-        let trainer = Trainer::new(data, spec, chosen.device.clone())?;
+        let trainer = engine(ws, &exp, data, chosen.device.clone())?;
         Ok((trainer, chosen))
     })();
     let (mut trainer, chosen) = match setup {
@@ -244,15 +308,15 @@ pub fn execute(
     if resume {
         let old = old_status;
         status.started_at = old.as_ref().map_or(status.started_at, |s| s.started_at);
-        let (step, ckpt) = match resume_from(&mut trainer, dir) {
+        let (step, ckpt) = match resume_from(trainer.as_mut(), dir) {
             Ok(v) => v,
             Err(e) => return Err(fail_early(dir, &mut status, e)),
         };
         status.step = step;
         status.total_steps = ckpt.as_ref().map_or(status.total_steps, |c| c.total_steps);
-        trainer.schedule.total_steps = status.total_steps;
+        trainer.schedule_mut().total_steps = status.total_steps;
         if let Some(c) = &ckpt {
-            trainer.schedule.peak_lr = c.peak_lr;
+            trainer.schedule_mut().peak_lr = c.peak_lr;
             status.control_acked = c.control_acked;
         }
         // Commands applied before the run went down are not applied again.
@@ -311,7 +375,7 @@ fn fail_early(dir: &Path, status: &mut Status, e: anyhow::Error) -> anyhow::Erro
 
 /// Loads the newest readable checkpoint, falling back to older ones if it is damaged.
 fn resume_from(
-    trainer: &mut Trainer,
+    trainer: &mut dyn Engine,
     dir: &Path,
 ) -> anyhow::Result<(u64, Option<CheckpointState>)> {
     let all = checkpoint::list(dir);
@@ -399,15 +463,15 @@ impl Run<'_> {
 
     fn checkpoint(&mut self, why: &str) {
         let state = CheckpointState {
-            step: self.trainer.step,
+            step: self.trainer.step(),
             seed: self.exp.seed,
-            peak_lr: self.trainer.schedule.peak_lr,
+            peak_lr: self.trainer.schedule_mut().peak_lr,
             total_steps: self.status.total_steps,
             control_acked: self.status.control_acked,
             time: now(),
         };
         match checkpoint::write(
-            &self.trainer,
+            self.trainer.as_ref(),
             self.dir,
             &state,
             self.exp.train.keep_checkpoints,
@@ -425,7 +489,7 @@ impl Run<'_> {
             let before = self.status.state;
             match c {
                 Command::Lr { value } => {
-                    self.trainer.schedule.peak_lr = value;
+                    self.trainer.schedule_mut().peak_lr = value;
                     self.event("lr", format!("peak learning rate set to {value}"));
                 }
                 Command::Checkpoint => self.checkpoint("asked for"),
@@ -471,7 +535,7 @@ impl Run<'_> {
         for key in &hot {
             let msg = match key.as_str() {
                 "optim.lr" => {
-                    self.trainer.schedule.peak_lr = new.optim.lr;
+                    self.trainer.schedule_mut().peak_lr = new.optim.lr;
                     self.exp.optim.lr = new.optim.lr;
                     format!("optim.lr = {} (from the experiment file)", new.optim.lr)
                 }
@@ -486,7 +550,7 @@ impl Run<'_> {
                 "train.steps" => {
                     self.exp.train.steps = new.train.steps;
                     self.status.total_steps = new.train.steps;
-                    self.trainer.schedule.total_steps = new.train.steps;
+                    self.trainer.schedule_mut().total_steps = new.train.steps;
                     format!("train.steps = {}", new.train.steps)
                 }
                 _ => continue,
@@ -540,7 +604,7 @@ impl Run<'_> {
             return Ok(());
         };
         let rec = Metric::Eval {
-            step: self.trainer.step,
+            step: self.trainer.step(),
             time: now(),
             loss: Num(e.loss),
             accuracy: e.accuracy.map(Num),
@@ -551,7 +615,7 @@ impl Run<'_> {
         let acc = e
             .accuracy
             .map_or(String::new(), |a| format!(", accuracy {:.1}%", a * 100.0));
-        let line = format!("step {} eval loss {:.4}{acc}", self.trainer.step, e.loss);
+        let line = format!("step {} eval loss {:.4}{acc}", self.trainer.step(), e.loss);
         match &self.progress {
             Some(p) => p.set_message(line),
             None => println!("{line}"),
@@ -564,10 +628,10 @@ impl Run<'_> {
         self.check_config();
         if let Some(p) = &self.progress {
             p.set_length(self.status.total_steps);
-            p.set_position(self.trainer.step);
+            p.set_position(self.trainer.step());
         }
         let batch = self.trainer.batch_size() as f64;
-        while self.trainer.step < self.status.total_steps {
+        while self.trainer.step() < self.status.total_steps {
             if !self.apply_controls() {
                 self.checkpoint("stopped");
                 return Ok(State::Stopped);
@@ -586,7 +650,8 @@ impl Run<'_> {
                 continue;
             }
             let t0 = Instant::now();
-            let lr = self.trainer.schedule.lr(self.trainer.step);
+            let step = self.trainer.step();
+            let lr = self.trainer.schedule_mut().lr(step);
             let m = self.trainer.train_step(lr)?;
             let secs = t0.elapsed().as_secs_f64().max(1e-9);
             self.record_step(&m, batch / secs, 1.0 / secs);
@@ -601,7 +666,7 @@ impl Run<'_> {
                 self.set_state(State::Paused, Some(msg));
                 continue;
             }
-            let step = self.trainer.step;
+            let step = self.trainer.step();
             if step.is_multiple_of(self.exp.train.eval_every) {
                 self.evaluate()?;
             }
@@ -614,11 +679,20 @@ impl Run<'_> {
                 self.heartbeat();
             }
         }
-        if !self.trainer.step.is_multiple_of(self.exp.train.eval_every) {
+        if !self
+            .trainer
+            .step()
+            .is_multiple_of(self.exp.train.eval_every)
+        {
             self.evaluate()?;
         }
         self.checkpoint("final");
-        self.event("finish", format!("finished {} steps", self.trainer.step));
+        match self.trainer.export(self.dir) {
+            Ok(Some(what)) => self.event("export", what),
+            Ok(None) => {}
+            Err(e) => self.event("export-failed", e.to_string()),
+        }
+        self.event("finish", format!("finished {} steps", self.trainer.step()));
         self.set_state(State::Finished, None);
         Ok(State::Finished)
     }

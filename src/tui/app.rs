@@ -53,6 +53,8 @@ pub struct App {
     charts: ChartSettings,
     /// The Datasets and Checkpoints panes' background work.
     browser: super::browse::Browser,
+    /// The Sampler pane's models, settings and jobs.
+    sampler: super::sampler::Sampler,
     /// What the open prompt asks for.
     prompt_for: PromptFor,
 }
@@ -63,6 +65,8 @@ enum PromptFor {
     OpenPath,
     OpenData,
     Pull { dataset: bool },
+    SamplerSetting,
+    SamplerOpen,
 }
 
 /// Rows a page key moves.
@@ -90,6 +94,7 @@ impl App {
             marked: Vec::new(),
             charts: ChartSettings::default(),
             browser: Default::default(),
+            sampler: Default::default(),
             prompt_for: PromptFor::Lr,
         }
     }
@@ -140,8 +145,42 @@ impl App {
             }
             Pane::Runs => self.poll_tail(),
             Pane::Datasets | Pane::Checkpoints => self.sync_browser(false),
+            Pane::Sampler => self.refresh_sampler(),
             _ => false,
         }
+    }
+
+    /// Re-reads the sampling jobs; returns whether the pane changed.
+    fn refresh_sampler(&mut self) -> bool {
+        let changed = self.sampler.refresh_jobs();
+        if changed {
+            self.view.sampler = self.sampler.view();
+        }
+        changed
+    }
+
+    /// The Sampler's models from the latest workspace state and the opened folders.
+    fn rebuild_sampler(&mut self) {
+        if let Some(u) = &self.update {
+            let root = &u.workspace.root;
+            let runs_dir = u.workspace.settings.runs_path(root);
+            self.sampler.set_sources(&u.inventory.runs, root, &runs_dir);
+        }
+        self.sampler.refresh_jobs();
+        self.view.sampler = self.sampler.view();
+    }
+
+    /// r in the Sampler pane.
+    fn start_sample(&mut self) {
+        let Some(root) = self.update.as_ref().map(|u| u.workspace.root.clone()) else {
+            return self.notice("the workspace is still loading".into());
+        };
+        let model = self.ui.selected(Pane::Sampler);
+        let msg = match self.sampler.start(&root, model) {
+            Ok(m) | Err(m) => m,
+        };
+        self.view.sampler = self.sampler.view();
+        self.notice(msg);
     }
 
     /// Whether a run's metrics are still being read in: the loop should tick again at once.
@@ -376,6 +415,19 @@ impl App {
                 self.ui.jump(Pane::Datasets, true, 1);
                 return;
             }
+            PromptFor::SamplerSetting => {
+                if let Err(e) = self.sampler.set_typed(text) {
+                    self.notice(format!("{e}; the setting is unchanged"));
+                }
+                self.view.sampler = self.sampler.view();
+                return;
+            }
+            PromptFor::SamplerOpen => {
+                let path = PathBuf::from(text.trim());
+                let path = std::fs::canonicalize(&path).unwrap_or(path);
+                self.open_in_sampler(path);
+                return;
+            }
             PromptFor::Pull { dataset } => {
                 match self
                     .browser
@@ -392,6 +444,27 @@ impl App {
             Err(_) => self.notice(format!(
                 "{text:?} is not a number; the learning rate is unchanged"
             )),
+        }
+    }
+
+    /// Adds a folder to the Sampler's models, selects it and shows the pane.
+    fn open_in_sampler(&mut self, path: PathBuf) {
+        self.sampler.opened.retain(|p| *p != path);
+        self.sampler.opened.insert(0, path.clone());
+        self.rebuild_sampler();
+        let label = path.display().to_string();
+        self.show(Pane::Sampler);
+        self.view.filter = None;
+        if let Some(i) = self
+            .view
+            .sampler
+            .models
+            .iter()
+            .position(|m| m.label == label)
+        {
+            self.ui.jump(Pane::Sampler, true, 1);
+            self.ui
+                .move_by(Pane::Sampler, i as isize, self.view.sampler.models.len());
         }
     }
 
@@ -421,6 +494,7 @@ impl App {
         self.refresh_device_label();
         self.update = Some(u);
         self.rebuild_browse_views();
+        self.rebuild_sampler();
         self.poll_tail();
     }
 
@@ -509,6 +583,9 @@ impl App {
         }
         let runs_pane = pane == Pane::Runs;
         let browse_pane = matches!(pane, Pane::Datasets | Pane::Checkpoints);
+        if pane == Pane::Sampler && self.apply_sampler(action) {
+            return;
+        }
         match action {
             Action::Quit => self.quit = true,
             Action::ShowPane(p) => self.show(p),
@@ -660,6 +737,20 @@ impl App {
                     self.notice("no pull is running".into());
                 }
             }
+            Action::SampleCheckpoint if pane == Pane::Checkpoints => {
+                match descent_panes::selected_checkpoint(&self.view, &self.ui) {
+                    Some(c) if !c.source.starts_with("hub:") => {
+                        self.open_in_sampler(PathBuf::from(&c.source));
+                    }
+                    Some(c) => self.notice(format!(
+                        "{}: descent samples the diffusion models it trains; hub pipelines \
+                         (Stable Diffusion) are not supported yet",
+                        c.label
+                    )),
+                    None => self.notice("no checkpoint selected".into()),
+                }
+            }
+            Action::SampleCheckpoint => {}
             Action::Open
             | Action::DetailDown
             | Action::DetailUp
@@ -689,6 +780,36 @@ impl App {
         }
     }
 
+    /// The keys the Sampler pane gives a meaning of its own; false for the others.
+    fn apply_sampler(&mut self, action: Action) -> bool {
+        match action {
+            Action::StartRun => self.start_sample(),
+            Action::PrevRun => self.sampler.move_job(-1),
+            Action::NextRun => self.sampler.move_job(1),
+            Action::DetailDown => self.sampler.move_setting(1),
+            Action::DetailUp => self.sampler.move_setting(-1),
+            Action::ColumnsLeft | Action::ColumnsRight => self.sampler.step_setting(
+                action == Action::ColumnsRight,
+                self.ui.selected(Pane::Sampler),
+            ),
+            Action::Open => {
+                let (label, text) = self.sampler.prompt();
+                self.prompt_for = PromptFor::SamplerSetting;
+                self.view.prompt = Some(PromptView { label, text });
+            }
+            Action::OpenPath => {
+                self.prompt_for = PromptFor::SamplerOpen;
+                self.view.prompt = Some(PromptView {
+                    label: "open a diffusion model (run, checkpoint or model folder path)".into(),
+                    text: String::new(),
+                });
+            }
+            _ => return false,
+        }
+        self.view.sampler = self.sampler.view();
+        true
+    }
+
     fn show(&mut self, pane: Pane) {
         if pane == self.view.pane {
             return;
@@ -699,6 +820,7 @@ impl App {
         match pane {
             Pane::Log => self.view.log = self.log.snapshot(),
             Pane::System => self.request_sample(),
+            Pane::Sampler => self.rebuild_sampler(),
             _ => {}
         }
     }

@@ -5,6 +5,7 @@
 mod app;
 mod browse;
 pub mod keymap;
+mod sampler;
 mod tail;
 mod views;
 

@@ -94,6 +94,7 @@ fn model_text(exp: &Experiment) -> String {
     let arch = match m.arch {
         Arch::Mlp => "mlp",
         Arch::Cnn => "cnn",
+        Arch::Unet => "unet",
     };
     let mut s = arch.to_string();
     if !m.channels.is_empty() {

@@ -101,24 +101,33 @@ impl Dataset {
     /// are left centred.
     pub fn standardize(&mut self, rows: &[usize]) {
         let f = self.features();
-        let n = rows.len().max(1) as f64;
-        for j in 0..f {
-            let mean = rows
-                .iter()
-                .map(|&r| self.inputs[r * f + j] as f64)
-                .sum::<f64>()
-                / n;
-            let var = rows
-                .iter()
-                .map(|&r| (self.inputs[r * f + j] as f64 - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            let std = if var > 1e-12 { var.sqrt() } else { 1.0 };
-            for i in 0..self.len() {
-                let x = &mut self.inputs[i * f + j];
-                *x = ((*x as f64 - mean) / std) as f32;
-            }
+        let stats = self.standardization(rows);
+        for (k, x) in self.inputs.iter_mut().enumerate() {
+            let (mean, std) = stats[k % f];
+            *x = ((*x as f64 - mean) / std) as f32;
         }
+    }
+
+    /// (mean, std) per feature over `rows`, as [`Dataset::standardize`] uses them (std 1 for
+    /// a constant feature), so new inputs can be scaled the same way.
+    pub fn standardization(&self, rows: &[usize]) -> Vec<(f64, f64)> {
+        let f = self.features();
+        let n = rows.len().max(1) as f64;
+        (0..f)
+            .map(|j| {
+                let mean = rows
+                    .iter()
+                    .map(|&r| self.inputs[r * f + j] as f64)
+                    .sum::<f64>()
+                    / n;
+                let var = rows
+                    .iter()
+                    .map(|&r| (self.inputs[r * f + j] as f64 - mean).powi(2))
+                    .sum::<f64>()
+                    / n;
+                (mean, if var > 1e-12 { var.sqrt() } else { 1.0 })
+            })
+            .collect()
     }
 }
 

@@ -18,14 +18,6 @@ pub struct KindPane {
     pub what: &'static str,
 }
 
-pub const SAMPLER: KindPane = KindPane {
-    kind: "diffusion",
-    title: " Diffusion experiments ",
-    empty: "No diffusion experiments in this workspace.",
-    what: "Add an experiment file with kind = \"diffusion\" to experiments/; it appears here, \
-           where you sample it with classifier-free guidance (CFG) or Adaptive Guidance.",
-};
-
 pub const RL: KindPane = KindPane {
     kind: "grpo",
     title: " GRPO experiments ",

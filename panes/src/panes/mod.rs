@@ -6,6 +6,7 @@ mod dataset_detail;
 mod datasets;
 mod experiments;
 mod log;
+mod sampler;
 mod system;
 
 use crate::{AppView, Pane, UiState};
@@ -18,7 +19,7 @@ pub fn draw_body(frame: &mut Frame, area: Rect, view: &AppView, ui: &mut UiState
         Pane::Runs => experiments::draw_runs(frame, area, view, sel, ui.run_selected),
         Pane::Datasets => datasets::draw(frame, area, view, sel, &mut ui.images),
         Pane::Checkpoints => checkpoints::draw(frame, area, view, sel),
-        Pane::Sampler => experiments::draw_by_kind(frame, area, view, sel, experiments::SAMPLER),
+        Pane::Sampler => sampler::draw(frame, area, view, sel, &mut ui.images),
         Pane::Rl => experiments::draw_by_kind(frame, area, view, sel, experiments::RL),
         Pane::System => system::draw(frame, area, view),
         Pane::Log => log::draw(frame, area, view, sel),
@@ -31,7 +32,7 @@ pub fn list_len(view: &AppView, pane: Pane) -> usize {
         Pane::Runs => experiments::rows(view, None).len(),
         Pane::Datasets => datasets::rows(view).len(),
         Pane::Checkpoints => checkpoints::rows(view).len(),
-        Pane::Sampler => experiments::rows(view, Some(experiments::SAMPLER.kind)).len(),
+        Pane::Sampler => sampler::rows(view).len(),
         Pane::Rl => experiments::rows(view, Some(experiments::RL.kind)).len(),
         Pane::System => 0,
         Pane::Log => log::rows(view).len(),

@@ -1,0 +1,686 @@
+//! The Sampler pane's state and keys: which models can be sampled, the settings of the next
+//! job (J/K pick one, H/L change it, Enter types a value), starting a job as a `descent
+//! sample` process of its own, and following the jobs' `report.json` files.
+
+use crate::runs::{self, RunInfo};
+use crate::sampling::{self, Compare, JobInfo, JobState, Params, Report, SAMPLES_DIR};
+use descent_models::diffusion::export::MODEL_DIR;
+use descent_models::diffusion::schedule::SamplerKind;
+use descent_panes::chart::{ChartSeries, ChartView};
+use descent_panes::{
+    ImageView, PointsView, SampleJobRow, SampleJobView, SampleModeRow, SamplerModel, SamplerView,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The guidance sets H/L cycle through.
+const COMPARES: &[&str] = &[
+    "cfg,ag,linear-ag",
+    "cfg,ag",
+    "cfg",
+    "ag",
+    "linear-ag",
+    "none",
+    "none,cfg,ag,linear-ag",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Setting {
+    Compare,
+    Scale,
+    Threshold,
+    AgCompare,
+    AgRule,
+    Estimate,
+    Rescale,
+    Steps,
+    Sampler,
+    N,
+    Seed,
+    Class,
+}
+
+const SETTINGS: [Setting; 12] = [
+    Setting::Compare,
+    Setting::Scale,
+    Setting::Threshold,
+    Setting::AgCompare,
+    Setting::AgRule,
+    Setting::Estimate,
+    Setting::Rescale,
+    Setting::Steps,
+    Setting::Sampler,
+    Setting::N,
+    Setting::Seed,
+    Setting::Class,
+];
+
+impl Setting {
+    fn name(self) -> &'static str {
+        match self {
+            Setting::Compare => "guidance",
+            Setting::Scale => "scale w",
+            Setting::Threshold => "AG γ̄",
+            Setting::AgCompare => "AG cosine of",
+            Setting::AgRule => "AG rule",
+            Setting::Estimate => "LinearAG ε_u",
+            Setting::Rescale => "rescale φ",
+            Setting::Steps => "steps",
+            Setting::Sampler => "sampler",
+            Setting::N => "samples",
+            Setting::Seed => "seed",
+            Setting::Class => "class",
+        }
+    }
+}
+
+/// A model the pane can sample, and the folder that holds it.
+#[derive(Clone, Debug)]
+struct Model {
+    label: String,
+    detail: String,
+    /// What `descent sample` is given.
+    path: PathBuf,
+    classes: usize,
+}
+
+/// Cached per job: the report's modification time and what was made of it.
+struct Seen {
+    modified: Option<std::time::SystemTime>,
+    view: SampleJobView,
+}
+
+pub struct Sampler {
+    pub params: Params,
+    setting: usize,
+    models: Vec<Model>,
+    /// Folders opened by path (o) or sent from the Checkpoints pane, newest first.
+    pub opened: Vec<PathBuf>,
+    jobs: Vec<JobInfo>,
+    job_selected: usize,
+    seen: HashMap<PathBuf, Seen>,
+    samples_dir: PathBuf,
+    runs_dir: PathBuf,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler {
+            params: Params {
+                modes: vec!["cfg".into(), "ag".into(), "linear-ag".into()],
+                n: 64,
+                ..Params::default()
+            },
+            setting: 0,
+            models: Vec::new(),
+            opened: Vec::new(),
+            jobs: Vec::new(),
+            job_selected: 0,
+            seen: HashMap::new(),
+            samples_dir: PathBuf::new(),
+            runs_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// What a folder holds for sampling: (classes, arch and shape in words), read from its
+/// `denoiser.json` or `unet/config.json`.
+fn describe(dir: &Path) -> Option<(usize, String)> {
+    let cfg = [
+        dir.join("unet").join("config.json"),
+        dir.join("denoiser.json"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())?;
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cfg).ok()?).ok()?;
+    let class = v.get("_class_name")?.as_str()?.to_string();
+    if class != descent_models::diffusion::DENOISER_CLASS {
+        return Some((0, format!("{class} (not sampled by descent yet)")));
+    }
+    let classes = v.get("classes")?.as_u64()? as usize;
+    let arch = v.get("arch")?.as_str()?.to_string();
+    let shape: Vec<String> = v
+        .get("sample_shape")?
+        .as_array()?
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    Some((
+        classes,
+        format!("{arch} {} · {classes} classes", shape.join("×")),
+    ))
+}
+
+/// The folder a run is sampled from: its exported model, else its newest checkpoint.
+fn run_model(run: &RunInfo) -> Option<(PathBuf, String)> {
+    let model = run.dir.join(MODEL_DIR);
+    if model.join("model_index.json").is_file() {
+        return Some((model, "exported model/".into()));
+    }
+    let (step, dir) = runs::checkpoint::list(&run.dir).pop()?;
+    dir.join("denoiser.json")
+        .is_file()
+        .then(|| (dir, format!("checkpoint step {step}")))
+}
+
+impl Sampler {
+    /// Re-lists the models from the workspace's runs and the opened folders.
+    pub fn set_sources(&mut self, runs: &[RunInfo], root: &Path, runs_dir: &Path) {
+        self.samples_dir = root.join(SAMPLES_DIR);
+        self.runs_dir = runs_dir.to_path_buf();
+        let mut models = Vec::new();
+        for r in runs {
+            let Some((path, what)) = run_model(r) else {
+                continue;
+            };
+            let Some((classes, desc)) = describe(&path) else {
+                continue;
+            };
+            models.push(Model {
+                label: format!("{}/{}", r.experiment, r.id),
+                detail: format!("{} run · {what} · {desc}", r.state),
+                path: r.dir.clone(),
+                classes,
+            });
+        }
+        for p in &self.opened {
+            let (classes, desc) = describe(p).unwrap_or((0, "not a diffusion model folder".into()));
+            models.push(Model {
+                label: p.display().to_string(),
+                detail: format!("opened · {desc}"),
+                path: p.clone(),
+                classes,
+            });
+        }
+        self.models = models;
+    }
+
+    /// Re-reads the job list and the reports that changed; returns whether anything did.
+    pub fn refresh_jobs(&mut self) -> bool {
+        let before: Vec<(String, bool)> = self
+            .jobs
+            .iter()
+            .map(|j| (j.id.clone(), j.report.is_ok()))
+            .collect();
+        let selected = self.jobs.get(self.job_selected).map(|j| j.id.clone());
+        self.jobs = sampling::list_jobs(&self.samples_dir);
+        if let Some(id) = selected
+            && let Some(i) = self.jobs.iter().position(|j| j.id == id)
+        {
+            self.job_selected = i;
+        }
+        self.job_selected = self.job_selected.min(self.jobs.len().saturating_sub(1));
+        let after: Vec<(String, bool)> = self
+            .jobs
+            .iter()
+            .map(|j| (j.id.clone(), j.report.is_ok()))
+            .collect();
+        let mut changed = before != after;
+        for j in &self.jobs {
+            let modified = std::fs::metadata(j.dir.join(sampling::REPORT))
+                .and_then(|m| m.modified())
+                .ok();
+            if self
+                .seen
+                .get(&j.dir)
+                .is_some_and(|s| s.modified == modified)
+            {
+                continue;
+            }
+            changed = true;
+            let view = job_view(j);
+            self.seen.insert(j.dir.clone(), Seen { modified, view });
+        }
+        changed
+    }
+
+    fn model(&self, selected: usize) -> Option<&Model> {
+        self.models.get(selected)
+    }
+
+    /// Moves the settings cursor.
+    pub fn move_setting(&mut self, delta: isize) {
+        let n = SETTINGS.len() as isize;
+        self.setting = (self.setting as isize + delta).clamp(0, n - 1) as usize;
+    }
+
+    pub fn move_job(&mut self, delta: isize) {
+        let max = self.jobs.len().saturating_sub(1) as isize;
+        self.job_selected = (self.job_selected as isize + delta).clamp(0, max.max(0)) as usize;
+    }
+
+    /// H/L: the selected setting's previous or next value.
+    pub fn step_setting(&mut self, up: bool, model: usize) {
+        let classes = self.model(model).map_or(0, |m| m.classes);
+        let p = &mut self.params;
+        let sign = if up { 1.0 } else { -1.0 };
+        let cycle = |list: &[&str], cur: &str| -> String {
+            let i = list.iter().position(|v| *v == cur).unwrap_or(0) as isize;
+            let n = list.len() as isize;
+            list[(i + if up { 1 } else { -1 }).rem_euclid(n) as usize].to_string()
+        };
+        match SETTINGS[self.setting] {
+            Setting::Compare => {
+                p.modes = cycle(COMPARES, &p.modes.join(","))
+                    .split(',')
+                    .map(String::from)
+                    .collect();
+            }
+            Setting::Scale => p.scale = (p.scale + 0.5 * sign).max(0.0),
+            Setting::Threshold => {
+                p.ag_threshold = ((p.ag_threshold + 0.005 * sign) * 1000.0).round() / 1000.0;
+            }
+            Setting::AgCompare => {
+                p.ag_compare = match p.ag_compare {
+                    Compare::Eps => Compare::X0,
+                    Compare::X0 => Compare::Eps,
+                }
+            }
+            Setting::AgRule => p.ag_per_batch = !p.ag_per_batch,
+            Setting::Estimate => p.estimate = cycle(&["cached", "affine"], &p.estimate),
+            Setting::Rescale => {
+                p.rescale = ((p.rescale + 0.1 * sign).clamp(0.0, 1.0) * 10.0).round() / 10.0
+            }
+            Setting::Steps => {
+                p.steps = if up {
+                    p.steps + 10
+                } else {
+                    p.steps.saturating_sub(10).max(1)
+                }
+            }
+            Setting::Sampler => {
+                let names: Vec<String> = std::iter::once("model's".to_string())
+                    .chain(SamplerKind::ALL.iter().map(|k| k.to_string()))
+                    .collect();
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let cur = p.sampler.clone().unwrap_or_else(|| "model's".into());
+                let next = cycle(&refs, &cur);
+                p.sampler = (next != "model's").then_some(next);
+            }
+            Setting::N => {
+                p.n = if up {
+                    (p.n * 2).min(4096)
+                } else {
+                    (p.n / 2).max(1)
+                }
+            }
+            Setting::Seed => {
+                p.seed = if up {
+                    p.seed + 1
+                } else {
+                    p.seed.saturating_sub(1)
+                }
+            }
+            Setting::Class => {
+                let n = classes as i64 + 1;
+                let cur = p.class.map_or(0, |c| c as i64 + 1);
+                let next = (cur + if up { 1 } else { -1 }).rem_euclid(n.max(1));
+                p.class = (next > 0).then(|| (next - 1) as u32);
+            }
+        }
+    }
+
+    /// The prompt for Enter: (label, current value).
+    pub fn prompt(&self) -> (String, String) {
+        let s = SETTINGS[self.setting];
+        (
+            format!("{} for the next job", s.name()),
+            value(&self.params, s),
+        )
+    }
+
+    /// The answer to the prompt.
+    pub fn set_typed(&mut self, text: &str) -> Result<(), String> {
+        let s = SETTINGS[self.setting];
+        let t = text.trim();
+        let num = |t: &str| {
+            t.parse::<f64>()
+                .map_err(|_| format!("{}: {t:?} is not a number", s.name()))
+        };
+        let int = |t: &str| {
+            t.parse::<u64>()
+                .map_err(|_| format!("{}: {t:?} is not a whole number", s.name()))
+        };
+        let mut p = self.params.clone();
+        match s {
+            Setting::Compare => p.modes = t.split(',').map(|m| m.trim().to_string()).collect(),
+            Setting::Scale => p.scale = num(t)?,
+            Setting::Threshold => p.ag_threshold = num(t)?,
+            Setting::Rescale => p.rescale = num(t)?,
+            Setting::Steps => p.steps = int(t)? as usize,
+            Setting::N => p.n = int(t)? as usize,
+            Setting::Seed => p.seed = int(t)?,
+            Setting::Class => {
+                p.class = if t == "all" || t.is_empty() {
+                    None
+                } else {
+                    Some(int(t)? as u32)
+                }
+            }
+            Setting::Sampler => {
+                p.sampler = if t.is_empty() || t == "model's" {
+                    None
+                } else {
+                    Some(SamplerKind::parse(t)?.to_string())
+                }
+            }
+            Setting::AgCompare => {
+                p.ag_compare = match t {
+                    "eps" => Compare::Eps,
+                    "x0" => Compare::X0,
+                    _ => return Err(format!("AG cosine of: {t:?}; expected eps or x0")),
+                }
+            }
+            Setting::AgRule => {
+                p.ag_per_batch = match t {
+                    "per batch" | "batch" => true,
+                    "per sample" | "sample" => false,
+                    _ => return Err(format!("AG rule: {t:?}; expected per sample or per batch")),
+                }
+            }
+            Setting::Estimate => p.estimate = t.to_string(),
+        }
+        p.check()?;
+        self.params = p;
+        Ok(())
+    }
+
+    /// Starts `descent sample` on the selected model; returns what to tell the user.
+    pub fn start(&mut self, root: &Path, model: usize) -> Result<String, String> {
+        let m = self
+            .model(model)
+            .ok_or("no model selected; train a diffusion experiment first (Runs pane, r)")?
+            .clone();
+        let mut p = self.params.clone();
+        p.checkpoint = m.path.display().to_string();
+        if let Some(c) = p.class
+            && m.classes > 0
+            && c as usize >= m.classes
+        {
+            return Err(format!("class {c}: {} has {} classes", m.label, m.classes));
+        }
+        p.check()?;
+        let dir = sampling::new_job_dir(&self.samples_dir, &crate::cli_sample::label(&m.label))
+            .map_err(|e| {
+                format!(
+                    "cannot create a job folder in {}: {e}",
+                    self.samples_dir.display()
+                )
+            })?;
+        let argv = crate::cli_sample::argv(&p);
+        let pid = crate::cli_sample::spawn_argv(root, &argv, &dir)
+            .map_err(|e| format!("cannot start descent sample: {e:#}"))?;
+        self.refresh_jobs();
+        let id = dir
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        if let Some(i) = self.jobs.iter().position(|j| j.id == id) {
+            self.job_selected = i;
+        }
+        Ok(format!(
+            "sampling {} into samples/{id} (pid {pid})",
+            m.label
+        ))
+    }
+
+    pub fn view(&self) -> SamplerView {
+        SamplerView {
+            models: self
+                .models
+                .iter()
+                .map(|m| SamplerModel {
+                    label: m.label.clone(),
+                    detail: m.detail.clone(),
+                })
+                .collect(),
+            settings: SETTINGS
+                .iter()
+                .map(|&s| (s.name().to_string(), value(&self.params, s)))
+                .collect(),
+            setting_selected: self.setting,
+            jobs: self
+                .jobs
+                .iter()
+                .map(|j| {
+                    let (state, failed) = match &j.report {
+                        Ok(r) => state_of(r),
+                        Err(_) => ("unreadable".into(), true),
+                    };
+                    SampleJobRow {
+                        id: j.id.clone(),
+                        state,
+                        failed,
+                    }
+                })
+                .collect(),
+            job_selected: self.job_selected,
+            job: self
+                .jobs
+                .get(self.job_selected)
+                .and_then(|j| self.seen.get(&j.dir))
+                .map(|s| s.view.clone()),
+            samples_dir: self.samples_dir.display().to_string(),
+            runs_dir: self.runs_dir.display().to_string(),
+        }
+    }
+}
+
+fn value(p: &Params, s: Setting) -> String {
+    match s {
+        Setting::Compare => p.modes.join(","),
+        Setting::Scale => format!("{}", p.scale),
+        Setting::Threshold => format!("{}", p.ag_threshold),
+        Setting::AgCompare => crate::cli_sample::compare_name(p.ag_compare).into(),
+        Setting::AgRule => if p.ag_per_batch {
+            "per batch"
+        } else {
+            "per sample"
+        }
+        .into(),
+        Setting::Estimate => p.estimate.clone(),
+        Setting::Rescale => format!("{}", p.rescale),
+        Setting::Steps => p.steps.to_string(),
+        Setting::Sampler => p.sampler.clone().unwrap_or_else(|| "model's".into()),
+        Setting::N => p.n.to_string(),
+        Setting::Seed => p.seed.to_string(),
+        Setting::Class => p.class.map_or("all, in turn".into(), |c| c.to_string()),
+    }
+}
+
+fn state_of(r: &Report) -> (String, bool) {
+    match r.effective_state() {
+        (JobState::Running, _) => (
+            format!("running {}%", r.done_steps * 100 / r.total_steps.max(1)),
+            false,
+        ),
+        (JobState::Finished, _) => ("finished".into(), false),
+        (JobState::Failed, _) => ("failed".into(), true),
+    }
+}
+
+/// A PNG as the pane's image data.
+fn load_png(path: &Path, label: &str) -> Option<ImageView> {
+    let img = image::open(path).ok()?.to_rgb8();
+    Some(ImageView {
+        label: label.to_string(),
+        width: img.width(),
+        height: img.height(),
+        rgb: img.into_raw(),
+    })
+}
+
+fn load_points(path: &Path, label: &str) -> Option<PointsView> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let points: Vec<(f64, f64, u32)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut it = l.split(',');
+            Some((
+                it.next()?.parse().ok()?,
+                it.next()?.parse().ok()?,
+                it.next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let flat: Vec<f32> = points
+        .iter()
+        .flat_map(|p| [p.0 as f32, p.1 as f32])
+        .collect();
+    let ((x0, x1), (y0, y1)) = sampling::render::bounds(&flat);
+    Some(PointsView {
+        label: label.to_string(),
+        points,
+        bounds: ((x0 as f64, x1 as f64), (y0 as f64, y1 as f64)),
+    })
+}
+
+fn job_view(j: &JobInfo) -> SampleJobView {
+    let r = match &j.report {
+        Ok(r) => r,
+        Err(e) => {
+            return SampleJobView {
+                id: j.id.clone(),
+                state: "unreadable".into(),
+                failed: true,
+                message: Some(e.clone()),
+                ..Default::default()
+            };
+        }
+    };
+    let (state, failed) = state_of(r);
+    let (_, why) = r.effective_state();
+    let p = &r.params;
+    let mut facts = vec![
+        (
+            "model".to_string(),
+            r.model_dir
+                .as_ref()
+                .map_or(p.checkpoint.clone(), |d| d.display().to_string()),
+        ),
+        (
+            "sampling".into(),
+            format!(
+                "{} × {} steps, {} samples (seeds {}…), class {}",
+                r.sampler.clone().unwrap_or_else(|| "?".into()),
+                p.steps,
+                p.n,
+                p.seed,
+                p.class.map_or("in turn".into(), |c| c.to_string())
+            ),
+        ),
+        (
+            "guidance".into(),
+            format!(
+                "w = {}, φ = {}, γ̄ = {} on {} ({}), LinearAG ε_u {}",
+                p.scale,
+                p.rescale,
+                p.ag_threshold,
+                crate::cli_sample::compare_name(p.ag_compare),
+                if p.ag_per_batch {
+                    "per batch"
+                } else {
+                    "per sample"
+                },
+                p.estimate
+            ),
+        ),
+    ];
+    if !r.ignored_keys.is_empty() {
+        facts.push(("ignored keys".into(), r.ignored_keys.join(", ")));
+    }
+    let modes: Vec<SampleModeRow> = r
+        .modes
+        .iter()
+        .map(|m| {
+            let stops: Vec<usize> = m.stopped_at.iter().flatten().copied().collect();
+            SampleModeRow {
+                guidance: m.guidance.clone(),
+                nfe_total: m.nfe_total,
+                nfe_per_sample: m.nfe_total as f64 / m.nfe.len().max(1) as f64,
+                nfe_vs_cfg: m.nfe_vs_cfg,
+                seconds: m.seconds,
+                distance_to_cfg: m.distance_to_cfg,
+                judged_accuracy: m.judged_accuracy,
+                stopped: (!stops.is_empty()).then(|| {
+                    (
+                        stops.iter().sum::<usize>() as f64 / stops.len() as f64,
+                        stops.len(),
+                    )
+                }),
+                estimate_error: m.estimate_error,
+            }
+        })
+        .collect();
+    let mut images = Vec::new();
+    let mut points = Vec::new();
+    for m in &r.modes {
+        let Some(g) = &m.grid else { continue };
+        let path = j.dir.join(g);
+        if g.ends_with("scatter.png") {
+            if let Some(p) = load_points(&j.dir.join(&m.guidance).join("points.csv"), &m.guidance) {
+                points.push(p);
+            }
+        } else if let Some(img) = load_png(&path, &m.guidance) {
+            images.push(img);
+        }
+    }
+    SampleJobView {
+        id: j.id.clone(),
+        state,
+        failed,
+        facts,
+        message: why,
+        progress: (r.state == JobState::Running).then_some((r.done_steps, r.total_steps)),
+        cosine: cosine_chart(r),
+        modes,
+        images,
+        points,
+    }
+}
+
+/// The mean per-step cosine of each mode that computed one, with the γ̄ line; markers where
+/// AG-type modes stopped guiding (mean step).
+fn cosine_chart(r: &Report) -> Option<ChartView> {
+    let mut series = Vec::new();
+    let mut markers = Vec::new();
+    let steps = r.params.steps;
+    for m in &r.modes {
+        let pts: Vec<(f64, f64)> = m
+            .cosines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| {
+                let v: Vec<f64> = row.iter().flatten().copied().collect();
+                (!v.is_empty()).then(|| (i as f64 + 1.0, v.iter().sum::<f64>() / v.len() as f64))
+            })
+            .collect();
+        if !pts.is_empty() && m.guidance != "none" {
+            series.push(ChartSeries::from_points(
+                &format!("{} mean cos", m.guidance),
+                &pts,
+            ));
+        }
+        markers.extend(m.stopped_at.iter().flatten().map(|&s| s as f64));
+    }
+    if series.is_empty() {
+        return None;
+    }
+    series.push(ChartSeries::from_points(
+        "γ̄",
+        &[
+            (1.0, r.params.ag_threshold),
+            (steps.max(2) as f64, r.params.ag_threshold),
+        ],
+    ));
+    markers.sort_by(f64::total_cmp);
+    markers.dedup();
+    Some(ChartView {
+        title: "cos(ε_c, ε_u) per step · ▾ where AG stopped".into(),
+        series,
+        log_y: false,
+        smoothing: 0.0,
+        x_label: "step".into(),
+        markers,
+    })
+}

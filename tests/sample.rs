@@ -1,0 +1,196 @@
+//! `descent sample` through the real binary: a diffusion run trained here, sampled with every
+//! guidance mode from the same seeds, the job folder's files read back, and bad requests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXPERIMENT: &str = "name = \"toy\"\nkind = \"diffusion\"\nseed = 0\n\
+    [data]\nsource = \"builtin:moons\"\nparams = { samples = 600, noise = 0.05 }\nbatch_size = 128\n\
+    [model]\narch = \"mlp\"\nhidden = [32, 32]\n\
+    [diffusion]\nbeta_schedule = \"squaredcos_cap_v2\"\nembed_dim = 16\n\
+    [optim]\nlr = 3e-3\n[train]\nsteps = 120\neval_every = 60\ncheckpoint_every = 60\n";
+
+struct Ws {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Ws {
+    /// A workspace with the toy experiment trained once.
+    fn trained() -> Ws {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("experiments")).unwrap();
+        std::fs::write(root.join("descent.toml"), "threads = 1\n").unwrap();
+        std::fs::write(root.join("experiments/toy.toml"), EXPERIMENT).unwrap();
+        let ws = Ws { _dir: dir, root };
+        let o = ws.descent(&["run", "toy"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ws
+    }
+
+    fn descent(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_descent"))
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .unwrap()
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        let mut runs = self.root.join("runs/toy").read_dir().unwrap();
+        runs.next().unwrap().unwrap().path()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.descent(args);
+        assert!(!o.status.success(), "descent {args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+}
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn samples(path: &Path) -> Vec<f32> {
+    let t = candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
+    t["samples"].flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn a_diffusion_run_samples_every_mode_from_the_same_seeds() {
+    let ws = Ws::trained();
+    let run = ws.run_dir();
+    assert!(run.join("model/model_index.json").is_file());
+    assert!(
+        run.join("model/unet/diffusion_pytorch_model.safetensors")
+            .is_file()
+    );
+    let cfg = std::fs::read_to_string(run.join("model/scheduler/scheduler_config.json")).unwrap();
+    assert!(cfg.contains("\"_class_name\": \"DDIMScheduler\""), "{cfg}");
+
+    let out = ws.root.join("job");
+    let o = ws.descent(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--compare",
+        "cfg,ag,linear-ag,none",
+        "--ag-threshold",
+        "-1",
+        "-n",
+        "6",
+        "--steps",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out);
+    assert_eq!(r["state"], "finished");
+    assert_eq!(r["seeds"], serde_json::json!([0, 1, 2, 3, 4, 5]));
+    assert_eq!(r["classes"], serde_json::json!([0, 1, 0, 1, 0, 1]));
+    let modes = r["modes"].as_array().unwrap();
+    let nfe = |m: usize| modes[m]["nfe_total"].as_u64().unwrap();
+    // CFG: two passes × 10 steps × 6 samples; AG at γ̄ = −1 stops after the first step.
+    assert_eq!((nfe(0), nfe(1), nfe(2), nfe(3)), (120, 66, 66, 60));
+    assert_eq!(
+        modes[1]["stopped_at"],
+        serde_json::json!([1, 1, 1, 1, 1, 1])
+    );
+    assert_eq!(modes[0]["distance_to_cfg"], 0.0);
+    assert!(modes[1]["distance_to_cfg"].as_f64().unwrap() > 0.0);
+    assert_eq!(modes[0]["cosines"].as_array().unwrap().len(), 10);
+    for m in ["cfg", "ag", "linear-ag", "none"] {
+        assert!(out.join(m).join("scatter.png").is_file());
+        let csv = std::fs::read_to_string(out.join(m).join("points.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 7, "{csv}");
+        assert_eq!(samples(&out.join(m).join("samples.safetensors")).len(), 12);
+    }
+
+    // The same seeds again give the same samples; the seeds' noise given as --noise too.
+    let again = ws.root.join("again");
+    let noise_file = ws.root.join("noise.safetensors");
+    let mut noise = Vec::new();
+    for s in 0..6u64 {
+        noise.extend(descent_models::diffusion::sample::NoiseStream::new(s).draw(2));
+    }
+    let t = candle_core::Tensor::from_vec(noise, (6, 2), &candle_core::Device::Cpu).unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("noise".to_string(), t)]),
+        &noise_file,
+    )
+    .unwrap();
+    let o = ws.descent(&[
+        "sample",
+        run.to_str().unwrap(),
+        "-n",
+        "6",
+        "--steps",
+        "10",
+        "--noise",
+        noise_file.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        samples(&again.join("cfg/samples.safetensors")),
+        samples(&out.join("cfg/samples.safetensors"))
+    );
+
+    // A wrongly shaped noise file is refused, naming the flag and the shapes.
+    let e = ws.fails(&[
+        "sample",
+        run.to_str().unwrap(),
+        "-n",
+        "5",
+        "--noise",
+        noise_file.to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("--noise") && e.contains("[6, 2]") && e.contains("[5, 2]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_requests_are_refused_with_the_flag_named() {
+    let ws = Ws::trained();
+    let run = ws.run_dir();
+    let r = run.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--class", "2"], "--class 2: the model has 2 classes"),
+        (vec!["--scale", "NaN"], "--scale NaN"),
+        (vec!["--scale", "-1"], "--scale -1"),
+        (vec!["--steps", "0"], "--steps 0"),
+        (vec!["--sampler", "plms"], "unknown sampler \"plms\""),
+        (vec!["--guidance", "pag"], "unknown guidance \"pag\""),
+        (
+            vec!["--steps", "5000"],
+            "more than the 1000 training timesteps",
+        ),
+    ] {
+        let mut all = vec!["sample", r, "-n", "2"];
+        all.extend(args.iter().copied());
+        let e = ws.fails(&all);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    let e = ws.fails(&["sample", ws.root.join("experiments").to_str().unwrap()]);
+    assert!(e.contains("not a diffusion checkpoint"), "{e}");
+    // A failed job still says why in its report.
+    let jobs: Vec<_> = ws
+        .root
+        .join("samples")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(jobs.iter().map(|j| report(&j.path())).any(|r| {
+        r["state"] == "failed"
+            && r["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a diffusion checkpoint")
+    }));
+}
