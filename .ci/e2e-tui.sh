@@ -13,6 +13,8 @@ cp -r "$ROOT/workspaces/demo" "$WS"
 rm -rf "$WS/runs" "$WS/logs"
 # Long enough to watch, pause and resume; CI stops it at the end.
 sed -i 's/^steps = 2000$/steps = 1000000/' "$WS/experiments/digits-mlp.toml"
+# The 2-D diffusion toy, short enough for an unoptimised build.
+sed -i 's/^steps = 1500$/steps = 300/' "$WS/experiments/moons-diffusion.toml"
 # A private, empty hub cache so the panes show this workspace only.
 export HF_HOME="$TMP/hf"
 
@@ -69,28 +71,28 @@ wait_for "shell>"
 tmux send-keys -t "$SESSION" "'$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
 
 step "the Runs pane lists the demo experiments"
-wait_for "Experiments (6)" 20
+wait_for "Experiments (8)" 20
 wait_for "configs ok"
 wait_for "digits-mlp"
 
 step "number keys switch panes"
 key 2; wait_for "Datasets (8)"; wait_for "built in"; wait_for "builtin:digits"
 key 3; wait_for "No checkpoints yet"
-key 4; wait_for "No diffusion experiments"
+key 4; wait_for "No diffusion models to sample yet"
 key 5; wait_for "No GRPO experiments"
 key 6; wait_for "auto picks"; wait_for "Machine"; wait_for "GPUs"
 key 7; wait_for "Log ("; wait_for "logging to"
-key Tab; wait_for "Experiments (6)"
+key Tab; wait_for "Experiments (8)"
 key BTab; wait_for "Log ("
-key 1; wait_for "Experiments (6)"
+key 1; wait_for "Experiments (8)"
 
 step "? opens help listing the keymap, Esc closes it"
 key '?'; wait_for "Keys"; wait_for "quit (runs keep running)"; wait_for "Shift-Tab"
 key Escape; wait_gone "quit (runs keep running)"
 
 step "/ filters the experiment list"
-key /; key d i g i t s; wait_for "Experiments (2)"
-key Escape; wait_for "Experiments (6)"
+key /; key d i g i t s; wait_for "Experiments (3)"
+key Escape; wait_for "Experiments (8)"
 
 step "a config with a syntax error shows file:line:col, and clears when fixed"
 cat > "$WS/experiments/broken.toml" <<'TOML'
@@ -109,13 +111,13 @@ sed 's/= = 10/= 10/' "$WS/experiments/broken.toml" > "$WS/experiments/.broken.to
 mv "$WS/experiments/.broken.toml.tmp" "$WS/experiments/broken.toml"
 wait_for "configs ok" 5
 wait_gone "broken.toml:7:9"
-wait_for "Experiments (7)"
+wait_for "Experiments (9)"
 
 step "a 20×5 terminal gets a message, and the panes come back"
 tmux resize-window -t "$SESSION" -x 20 -y 5
 wait_for "Terminal too"
 tmux resize-window -t "$SESSION" -x 120 -y 40
-wait_for "Experiments (7)"
+wait_for "Experiments (9)"
 
 # step_of: the step counter of the run shown in the Runs table.
 step_of() { screen | grep -oE '(running|paused) +[0-9]+/1000000' | grep -oE '[0-9]+/' | tr -d / | head -1; }
@@ -158,7 +160,7 @@ run_dir=$(ls -d "$WS"/runs/digits-mlp/*/)
 
 step "Datasets pane: the digits show image samples, the class histogram and their rows"
 tmux send-keys -t "$SESSION" "clear; '$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
-wait_for "Experiments (7)" 20
+wait_for "Experiments (9)" 20
 key 2
 wait_for "Classes: label (10)" 20
 wait_for "Columns (65)"
@@ -208,6 +210,35 @@ key R
 wait_for "resumed digits-mlp/" 5
 wait_for "running" 20
 "$BIN" ctl "$run_dir" stop | grep -q "acknowledged" || fail "ctl stop was not acknowledged"
+key Escape
+
+step "the 2-D diffusion toy trains from the Runs pane and exports its model"
+key /; key m o o n s; key Enter
+wait_for "Experiments (1)" 10
+key r
+wait_for "started moons-diffusion/" 5
+wait_for "finished" 120
+moons_dir=$(ls -d "$WS"/runs/moons-diffusion/*/)
+[ -f "$moons_dir/model/unet/config.json" ] || fail "the finished diffusion run exported no model/ folder"
+key Escape
+
+step "Sampler pane: sample the toy with CFG, AG and LinearAG from the same seeds and compare"
+key 4
+wait_for "Models" 10
+wait_for "moons-diffusion/" 10
+wait_for "cfg,ag,linear-ag"
+key J; key L; wait_for "3.5"
+key r
+wait_for "sampling moons-diffusion/" 5
+wait_for "· finished" 60
+wait_for "vs CFG"
+# 64 samples × 50 steps × 2 passes for CFG; AG and LinearAG report their own counts.
+screen | grep -E "^.*│cfg +6400 +100\.0" >/dev/null || fail "the CFG row does not show 6400 NFEs"
+screen | grep -E "│ag +[0-9]+ +[0-9.]+ +-[0-9]+%" >/dev/null || fail "the AG row shows no NFE saving against CFG"
+screen | grep -E "│linear-ag +[0-9]+" >/dev/null || fail "no LinearAG row"
+wait_for "cos(ε_c, ε_u) per step"
+job=$(ls -d "$WS"/samples/*/ | head -1)
+[ -f "$job/cfg/scatter.png" ] && [ -f "$job/ag/points.csv" ] || fail "the job folder lacks its files"
 key q
 wait_for "descent exited with 0"
 

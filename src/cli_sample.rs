@@ -119,14 +119,23 @@ pub fn compare_name(c: sampling::Compare) -> &'static str {
     }
 }
 
-/// The label a job folder gets from its checkpoint.
+/// The label a job folder gets from its checkpoint: a run's experiment (from
+/// `…/runs/EXPERIMENT/ID[/…]` or `EXPERIMENT/ID`), else the folder's name.
 pub fn label(checkpoint: &str) -> String {
-    let trimmed = checkpoint.trim_end_matches('/');
-    let parts: Vec<&str> = trimmed.rsplit('/').take(3).collect();
-    // A run's folder is runs/EXPERIMENT/ID: the experiment names it best.
+    let parts: Vec<&str> = checkpoint.split('/').filter(|p| !p.is_empty()).collect();
+    if let Some(i) = parts.iter().position(|p| *p == "runs")
+        && let Some(exp) = parts.get(i + 1)
+    {
+        return exp.to_string();
+    }
     match parts.as_slice() {
-        [_, exp, "runs"] => exp.to_string(),
-        [last, ..] => last.to_string(),
+        [exp, _id]
+            if !checkpoint.starts_with(['/', '.'])
+                && !std::path::Path::new(checkpoint).exists() =>
+        {
+            exp.to_string()
+        }
+        [.., last] => last.to_string(),
         [] => "sample".into(),
     }
 }
@@ -259,4 +268,14 @@ pub fn spawn_argv(
     let pid = child.id();
     std::thread::spawn(move || child.wait());
     Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn job_folders_are_named_after_the_experiment() {
+        assert_eq!(super::label("/ws/runs/toy/20261201-1/model"), "toy");
+        assert_eq!(super::label("toy/20261201-1"), "toy");
+        assert_eq!(super::label("/somewhere/my-pipeline/"), "my-pipeline");
+    }
 }

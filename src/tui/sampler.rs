@@ -400,13 +400,13 @@ impl Sampler {
             return Err(format!("class {c}: {} has {} classes", m.label, m.classes));
         }
         p.check()?;
-        let dir = sampling::new_job_dir(&self.samples_dir, &crate::cli_sample::label(&m.label))
-            .map_err(|e| {
-                format!(
-                    "cannot create a job folder in {}: {e}",
-                    self.samples_dir.display()
-                )
-            })?;
+        let label = crate::cli_sample::label(&m.path.display().to_string());
+        let dir = sampling::new_job_dir(&self.samples_dir, &label).map_err(|e| {
+            format!(
+                "cannot create a job folder in {}: {e}",
+                self.samples_dir.display()
+            )
+        })?;
         let argv = crate::cli_sample::argv(&p);
         let pid = crate::cli_sample::spawn_argv(root, &argv, &dir)
             .map_err(|e| format!("cannot start descent sample: {e:#}"))?;
@@ -417,10 +417,7 @@ impl Sampler {
         if let Some(i) = self.jobs.iter().position(|j| j.id == id) {
             self.job_selected = i;
         }
-        Ok(format!(
-            "sampling {} into samples/{id} (pid {pid})",
-            m.label
-        ))
+        Ok(format!("sampling {} (pid {pid})", m.label))
     }
 
     pub fn view(&self) -> SamplerView {
