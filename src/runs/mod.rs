@@ -286,6 +286,18 @@ pub fn find_run(runs_dir: &Path, name: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// Like [`find_run`], and an experiment's name also names its newest run.
+pub fn find_run_or_newest(runs_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    if !Path::new(name).exists()
+        && let Some(newest) = list_runs(runs_dir)
+            .into_iter()
+            .find(|r| r.experiment == name)
+    {
+        return Ok(newest.dir);
+    }
+    find_run(runs_dir, name)
+}
+
 /// A fresh, unused run id from the local time, e.g. `20261128-142501`.
 pub fn new_run_dir(runs_dir: &Path, experiment: &str) -> std::io::Result<PathBuf> {
     let base = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();

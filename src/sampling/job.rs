@@ -26,17 +26,11 @@ pub fn resolve_checkpoint(ws: &Workspace, spec: &str) -> anyhow::Result<PathBuf>
         crate::sources::resolve(spec, crate::sources::RepoKind::Model, cache.as_deref())?
     } else {
         let p = PathBuf::from(spec);
-        let runs_dir = ws.settings.runs_path(&ws.root);
         if p.exists() {
             p
-        } else if let Some(newest) = runs::list_runs(&runs_dir)
-            .into_iter()
-            .find(|r| r.experiment == spec)
-        {
-            // An experiment's name: its newest run.
-            newest.dir
         } else {
-            runs::find_run(&runs_dir, spec).map_err(anyhow::Error::msg)?
+            runs::find_run_or_newest(&ws.settings.runs_path(&ws.root), spec)
+                .map_err(anyhow::Error::msg)?
         }
     };
     if path.join(STATUS).is_file() || path.join(CONFIG).is_file() {
@@ -84,12 +78,15 @@ fn read_noise(path: &Path, n: usize, shape: &[usize]) -> anyhow::Result<Vec<f32>
 struct Judge {
     trainer: descent_models::train::Trainer,
     stats: Vec<(f64, f64)>,
+    /// Its accuracy on its own validation split, read through [`Judge::classify`] from the
+    /// raw data, so the report says how far the judge itself can be trusted.
+    val_accuracy: f64,
 }
 
 impl Judge {
     fn open(ws: &Workspace, run: &str) -> anyhow::Result<Judge> {
-        let dir =
-            runs::find_run(&ws.settings.runs_path(&ws.root), run).map_err(anyhow::Error::msg)?;
+        let dir = runs::find_run_or_newest(&ws.settings.runs_path(&ws.root), run)
+            .map_err(|e| anyhow::anyhow!("--judge: {e}"))?;
         let cfg = dir.join(CONFIG);
         let exp = crate::config::Experiment::parse(
             &cfg,
@@ -106,6 +103,19 @@ impl Judge {
         let spec = crate::runs::exec::train_spec(ws, &exp)?;
         let split = descent_models::data::Split::new(data.len(), spec.val_fraction, spec.seed);
         let stats = data.standardization(&split.train);
+        let f = data.features();
+        let raw_val: Vec<f32> = split
+            .val
+            .iter()
+            .flat_map(|&r| data.inputs[r * f..(r + 1) * f].iter().copied())
+            .collect();
+        let val_labels: Vec<u32> = match &data.targets {
+            descent_models::data::Targets::Classes { labels, .. } => {
+                split.val.iter().map(|&r| labels[r]).collect()
+            }
+            _ => bail!("--judge {run}: the run is a regression, not a classifier"),
+        };
+        let shape = data.input_shape.clone();
         let mut trainer = descent_models::train::Trainer::new(data, spec, Device::Cpu)?;
         let (step, ckpt) = runs::checkpoint::list(&dir)
             .pop()
@@ -113,7 +123,15 @@ impl Judge {
         trainer
             .load(&ckpt, step)
             .with_context(|| format!("--judge {}", ckpt.display()))?;
-        Ok(Judge { trainer, stats })
+        let mut judge = Judge {
+            trainer,
+            stats,
+            val_accuracy: 0.0,
+        };
+        let got = judge.classify(&raw_val, &shape)?;
+        let hits = got.iter().zip(&val_labels).filter(|(a, b)| a == b).count();
+        judge.val_accuracy = hits as f64 / val_labels.len().max(1) as f64;
+        Ok(judge)
     }
 
     fn classify(&self, samples: &[f32], shape: &[usize]) -> anyhow::Result<Vec<u32>> {
@@ -182,6 +200,7 @@ pub fn execute(ws: &Workspace, params: Params, dir: &Path, quiet: bool) -> anyho
             seeds: Vec::new(),
             classes: Vec::new(),
             ignored_keys: Vec::new(),
+            judge_val_accuracy: None,
             done_steps: 0,
             total_steps: 0,
             modes: Vec::new(),
@@ -338,6 +357,13 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
         Some(run) => Some(Judge::open(ws, run)?),
         None => None,
     };
+    if let Some(j) = &judge {
+        job.report.judge_val_accuracy = Some(j.val_accuracy);
+        say(format!(
+            "judge: {:.1}% accurate on its own validation split",
+            j.val_accuracy * 100.0
+        ));
+    }
     {
         let r = &mut job.report;
         r.model_dir = Some(model_dir.clone());
@@ -424,7 +450,14 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
             mode,
         )?;
         if let Some(j) = &judge {
-            let got = j.classify(&data, &shape)?;
+            // Images are judged as they are drawn: clamped to the data's range. (A pixel that
+            // is always 0 in the data has a tiny spread; a little noise there would sit many
+            // standard deviations out.)
+            let seen: Vec<f32> = match range {
+                Some((lo, hi)) => data.iter().map(|v| v.clamp(lo, hi)).collect(),
+                None => data.clone(),
+            };
+            let got = j.classify(&seen, &shape)?;
             let hits = got.iter().zip(&class_of).filter(|(a, b)| a == b).count();
             report.judged_accuracy = Some(hits as f64 / p.n as f64);
         }

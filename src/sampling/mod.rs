@@ -164,6 +164,9 @@ pub struct Report {
     pub classes: Vec<u32>,
     /// Scheduler config keys read but not used.
     pub ignored_keys: Vec<String>,
+    /// With `--judge`: the judge's accuracy on its own validation split.
+    #[serde(default)]
+    pub judge_val_accuracy: Option<f64>,
     pub done_steps: usize,
     pub total_steps: usize,
     pub modes: Vec<ModeReport>,

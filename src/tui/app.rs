@@ -797,6 +797,12 @@ impl App {
                 self.prompt_for = PromptFor::SamplerSetting;
                 self.view.prompt = Some(PromptView { label, text });
             }
+            Action::CancelPull => {
+                let msg = match self.sampler.cancel_selected() {
+                    Ok(m) | Err(m) => m,
+                };
+                self.notice(msg);
+            }
             Action::OpenPath => {
                 self.prompt_for = PromptFor::SamplerOpen;
                 self.view.prompt = Some(PromptView {
@@ -918,5 +924,56 @@ mod tests {
         };
         a.handle(AppEvent::System(Box::new(sample)));
         assert_eq!(a.view.status.device, "cpu (auto)");
+    }
+
+    #[test]
+    fn sampler_keys_pick_change_and_type_the_next_jobs_settings() {
+        let mut a = app();
+        press(&mut a, "4");
+        assert_eq!(a.view.pane, Pane::Sampler);
+        let value = |a: &App, name: &str| {
+            a.view
+                .sampler
+                .settings
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(value(&a, "guidance"), "cfg,ag,linear-ag");
+        press(&mut a, "L");
+        assert_eq!(value(&a, "guidance"), "cfg,ag");
+        press(&mut a, "JLL");
+        assert_eq!(value(&a, "scale w"), "4");
+        press(&mut a, "H");
+        assert_eq!(value(&a, "scale w"), "3.5");
+        // Enter types a value; a bad one is refused and the setting is unchanged.
+        press_code(&mut a, KeyCode::Enter);
+        assert!(a.view.prompt.is_some());
+        for _ in 0..5 {
+            press_code(&mut a, KeyCode::Backspace);
+        }
+        press(&mut a, "-2");
+        press_code(&mut a, KeyCode::Enter);
+        assert_eq!(value(&a, "scale w"), "3.5");
+        assert!(
+            a.view
+                .notice
+                .as_deref()
+                .is_some_and(|n| n.contains("--scale -2"))
+        );
+        press_code(&mut a, KeyCode::Enter);
+        for _ in 0..5 {
+            press_code(&mut a, KeyCode::Backspace);
+        }
+        press(&mut a, "7.5");
+        press_code(&mut a, KeyCode::Enter);
+        assert_eq!(value(&a, "scale w"), "7.5");
+        // r before the workspace has loaded says so instead of failing quietly.
+        press(&mut a, "r");
+        assert_eq!(
+            a.view.notice.as_deref(),
+            Some("the workspace is still loading")
+        );
     }
 }

@@ -385,6 +385,34 @@ impl Sampler {
         Ok(())
     }
 
+    /// x: stops the selected job if it is running, and records that in its report.
+    pub fn cancel_selected(&mut self) -> Result<String, String> {
+        let j = self.jobs.get(self.job_selected).ok_or("no job selected")?;
+        let mut r = j.report.clone()?;
+        if r.effective_state().0 != JobState::Running {
+            return Err(format!("{} is not running", j.id));
+        }
+        // SAFETY: a plain kill(2) on the job's own pid, checked alive just above.
+        unsafe { libc::kill(r.pid as libc::pid_t, libc::SIGTERM) };
+        for _ in 0..20 {
+            if matches!(
+                runs::process::check(r.pid, None),
+                runs::process::Verdict::Dead(_)
+            ) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        r.state = JobState::Failed;
+        r.message = Some("cancelled from the TUI".into());
+        r.finished = Some(runs::now());
+        r.write(&j.dir)
+            .map_err(|e| format!("{}: {e}", j.dir.display()))?;
+        let id = j.id.clone();
+        self.refresh_jobs();
+        Ok(format!("cancelled {id}"))
+    }
+
     /// Starts `descent sample` on the selected model; returns what to tell the user.
     pub fn start(&mut self, root: &Path, model: usize) -> Result<String, String> {
         let m = self

@@ -1,0 +1,50 @@
+//! Times the demo digits UNet: a sampling step's forward pass (CFG: a batch of 2×64) and a
+//! training step's forward and backward (a batch of 32), on the CPU.
+//!
+//! cargo run --release -p descent-models --example denoiser_step [-- REPS]
+
+use candle_core::{Device, Tensor};
+use descent_models::diffusion::net::{Denoiser, DenoiserArch, DenoiserSpec};
+use std::time::Instant;
+
+fn main() -> candle_core::Result<()> {
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { descent_models::configure_cpu_threads(0) };
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let dev = Device::Cpu;
+    let spec = DenoiserSpec {
+        arch: DenoiserArch::Unet,
+        sample_shape: vec![1, 8, 8],
+        classes: 10,
+        hidden: vec![],
+        channels: vec![16, 32],
+        embed_dim: 64,
+    };
+    let net = Denoiser::new(spec, 0, &dev)?;
+    let time = |label: &str, b: usize, backward: bool| -> candle_core::Result<()> {
+        let x = Tensor::randn(0f32, 1.0, (b, 1, 8, 8), &dev)?;
+        let t: Vec<f64> = (0..b).map(|i| (i * 7 % 1000) as f64).collect();
+        let c: Vec<u32> = (0..b).map(|i| (i % 11) as u32).collect();
+        let mut times = Vec::new();
+        for _ in 0..reps + 3 {
+            let t0 = Instant::now();
+            let y = net.forward(&x, &t, &c)?;
+            if backward {
+                let _ = y.sqr()?.mean_all()?.backward()?;
+            } else {
+                let _ = y.flatten_all()?.to_vec1::<f32>()?;
+            }
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut t = times[3..].to_vec();
+        t.sort_by(f64::total_cmp);
+        println!("{label}: median {:.2} ms over {reps}", t[t.len() / 2]);
+        Ok(())
+    };
+    time("sampling forward, batch 128", 128, false)?;
+    time("training forward+backward, batch 32", 32, true)?;
+    Ok(())
+}
