@@ -5,9 +5,8 @@ use crate::workspace::Workspace;
 use crate::{demo, logging};
 use anyhow::Context;
 use clap::Args;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -241,33 +240,16 @@ pub fn spawn_argv(
     argv: &[String],
     dir: &std::path::Path,
 ) -> anyhow::Result<u32> {
-    let exe = std::env::current_exe()?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join(sampling::LOG))
-        .with_context(|| format!("opening {}", dir.join(sampling::LOG).display()))?;
-    let mut cmd = Command::new(exe);
-    cmd.args(argv)
-        .arg("--workspace")
-        .arg(root)
-        .arg("--out")
-        .arg(dir)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn()?;
-    let pid = child.id();
-    std::thread::spawn(move || child.wait());
-    Ok(pid)
+    let mut args = argv.to_vec();
+    args.extend([
+        "--workspace".to_string(),
+        root.display().to_string(),
+        "--out".to_string(),
+        dir.display().to_string(),
+    ]);
+    let log = dir.join(sampling::LOG);
+    crate::runs::spawn::spawn_session(&args, root, &log)
+        .with_context(|| format!("starting descent sample (output to {})", log.display()))
 }
 
 #[cfg(test)]

@@ -568,14 +568,13 @@ fn a_missing_csv_column_fails_the_run_with_a_clear_message() {
 
 #[test]
 fn kinds_without_an_engine_are_refused_before_a_run_folder_exists() {
-    let text =
-        experiment("gen", 0.05, 10, "").replace("kind = \"supervised\"", "kind = \"diffusion\"");
+    let text = experiment("gen", 0.05, 10, "").replace("kind = \"supervised\"", "kind = \"grpo\"");
     let ws = Ws::new(&[("gen", text)]);
     let o = ws.descent(&["run", "gen"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("kind = \"diffusion\"; descent trains supervised experiments so far"),
+        err.contains("kind = \"grpo\"; descent trains supervised and diffusion experiments so far"),
         "{err}"
     );
     assert!(!ws.root.join("runs/gen").exists());

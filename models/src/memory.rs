@@ -132,20 +132,16 @@ fn dataset_bytes(data: &Dataset) -> u64 {
         .saturating_add(n.saturating_mul(F32 + 2 * 8))
 }
 
-/// A supervised run: the network of `model` (its input shape and outputs filled in from
-/// `data`), trained with `optimizer` on batches of `batch`, evaluated in chunks of
-/// `eval_rows`. Errors when the model cannot be built at all (a cnn on flat inputs).
-pub fn supervised(
-    model: &ModelSpec,
+/// The parts every trained model has: its weights, gradients and optimizer state, the
+/// dataset, one training step's and one evaluation chunk's activations (given, with their
+/// descriptions), and the checkpoint copy of the optimizer state.
+fn trained_parts(
+    params: u64,
     optimizer: OptimName,
-    batch: usize,
-    eval_rows: usize,
     data: &Dataset,
-) -> Result<Footprint, String> {
-    let layers = model.layers()?;
-    let params = layers
-        .iter()
-        .fold(0u64, |a, l| a.saturating_add(l.param_elems()));
+    step: (String, u64),
+    eval: (String, u64),
+) -> Footprint {
     let weights = params.saturating_mul(F32);
     let mut fp = Footprint::default();
     fp.add("weights", weights, Place::Device, Phase::Always);
@@ -162,26 +158,46 @@ pub fn supervised(
         Place::Host,
         Phase::Always,
     );
-    let inputs = data.features();
     fp.add("gradients", weights, Place::Device, Phase::Step);
-    fp.add(
-        format!("step activations (batch of {batch})"),
-        activations(&layers, inputs, batch, true),
-        Place::Device,
-        Phase::Step,
-    );
-    let eval_rows = eval_rows.min(data.len());
-    fp.add(
-        format!("evaluation activations ({eval_rows} rows)"),
-        activations(&layers, inputs, eval_rows, false),
-        Place::Device,
-        Phase::Eval,
-    );
+    fp.add(step.0, step.1, Place::Device, Phase::Step);
+    fp.add(eval.0, eval.1, Place::Device, Phase::Eval);
     fp.add(
         "checkpoint copy of the optimizer state",
         state,
         Place::Host,
         Phase::Checkpoint,
+    );
+    fp
+}
+
+/// A supervised run: the network of `model` (its input shape and outputs filled in from
+/// `data`), trained with `optimizer` on batches of `batch`, evaluated in chunks of
+/// `eval_rows`. Errors when the model cannot be built at all (a cnn on flat inputs).
+pub fn supervised(
+    model: &ModelSpec,
+    optimizer: OptimName,
+    batch: usize,
+    eval_rows: usize,
+    data: &Dataset,
+) -> Result<Footprint, String> {
+    let layers = model.layers()?;
+    let params = layers
+        .iter()
+        .fold(0u64, |a, l| a.saturating_add(l.param_elems()));
+    let inputs = data.features();
+    let eval_rows = eval_rows.min(data.len());
+    let mut fp = trained_parts(
+        params,
+        optimizer,
+        data,
+        (
+            format!("step activations (batch of {batch})"),
+            activations(&layers, inputs, batch, true),
+        ),
+        (
+            format!("evaluation activations ({eval_rows} rows)"),
+            activations(&layers, inputs, eval_rows, false),
+        ),
     );
     let (mut conv, mut dense) = (0, 0);
     for layer in &layers {
@@ -210,8 +226,9 @@ pub fn supervised(
 }
 
 /// A run whose net is not a [`ModelSpec`] (a denoiser): `params` weights, `per_sample`
-/// activation elements per example in a training step (forward and backward), trained with
-/// `optimizer` on batches of `batch`, evaluated in chunks of `eval_rows`.
+/// activation elements per example in a training step (forward and backward, half of that
+/// for an evaluation), trained with `optimizer` on batches of `batch`, evaluated in chunks of
+/// `eval_rows`.
 pub fn trained(
     params: u64,
     optimizer: OptimName,
@@ -220,42 +237,21 @@ pub fn trained(
     eval_rows: usize,
     data: &Dataset,
 ) -> Footprint {
-    let weights = params.saturating_mul(F32);
-    let mut fp = Footprint::default();
-    fp.add("weights", weights, Place::Device, Phase::Always);
-    let state = match optimizer {
-        OptimName::Adamw => weights.saturating_mul(2),
-        OptimName::Sgd => weights,
-    };
-    fp.add("optimizer state", state, Place::Host, Phase::Always);
-    fp.add(
-        format!("dataset ({} examples)", data.len()),
-        dataset_bytes(data),
-        Place::Host,
-        Phase::Always,
-    );
-    fp.add("gradients", weights, Place::Device, Phase::Step);
-    fp.add(
-        format!("step activations (batch of {batch})"),
-        per_sample.saturating_mul(batch as u64).saturating_mul(F32),
-        Place::Device,
-        Phase::Step,
-    );
-    fp.add(
-        format!("evaluation activations ({eval_rows} rows)"),
-        (per_sample / 2)
-            .saturating_mul(eval_rows.min(data.len()) as u64)
-            .saturating_mul(F32),
-        Place::Device,
-        Phase::Eval,
-    );
-    fp.add(
-        "checkpoint copy of the optimizer state",
-        state,
-        Place::Host,
-        Phase::Checkpoint,
-    );
-    fp
+    let eval_rows = eval_rows.min(data.len());
+    let bytes = |elems: u64, rows: usize| elems.saturating_mul(rows as u64).saturating_mul(F32);
+    trained_parts(
+        params,
+        optimizer,
+        data,
+        (
+            format!("step activations (batch of {batch})"),
+            bytes(per_sample, batch),
+        ),
+        (
+            format!("evaluation activations ({eval_rows} rows)"),
+            bytes(per_sample / 2, eval_rows),
+        ),
+    )
 }
 
 #[cfg(test)]

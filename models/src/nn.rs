@@ -58,6 +58,30 @@ pub struct Param {
     pub var: Var,
 }
 
+/// Sets every parameter from the tensor of its name in `weights` (converted to f32 on the
+/// parameter's device), refusing a missing tensor or a shape that differs.
+pub fn load_params(
+    params: &[Param],
+    weights: &std::collections::HashMap<String, Tensor>,
+) -> Result<()> {
+    for p in params {
+        let t = weights.get(&p.name).ok_or_else(|| {
+            candle_core::Error::Msg(format!("the weights have no tensor {}", p.name))
+        })?;
+        if t.dims() != p.var.dims() {
+            candle_core::bail!(
+                "tensor {} has shape {:?}, the model expects {:?}",
+                p.name,
+                t.dims(),
+                p.var.dims()
+            );
+        }
+        p.var
+            .set(&t.to_dtype(DType::F32)?.to_device(p.var.device())?)?;
+    }
+    Ok(())
+}
+
 struct Dense {
     w: Tensor,
     b: Tensor,

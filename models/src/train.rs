@@ -395,20 +395,7 @@ impl Trainer {
     /// Restores weights and optimizer state from `dir` and sets the step count.
     pub fn load(&mut self, dir: &Path, step: u64) -> Result<()> {
         let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &self.device)?;
-        for p in self.net.params() {
-            let t = weights.get(&p.name).ok_or_else(|| {
-                candle_core::Error::Msg(format!("checkpoint has no tensor {}", p.name))
-            })?;
-            if t.dims() != p.var.dims() {
-                candle_core::bail!(
-                    "checkpoint tensor {} has shape {:?}, the model expects {:?}",
-                    p.name,
-                    t.dims(),
-                    p.var.dims()
-                );
-            }
-            p.var.set(&t.to_dtype(DType::F32)?)?;
-        }
+        crate::nn::load_params(self.net.params(), &weights)?;
         let state =
             candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
         self.opt.load_state(self.net.params(), &state)?;

@@ -53,8 +53,10 @@ pub struct DiffusionConfig {
     pub embed_dim: usize,
     /// The sampler saved in the scheduler config (the default for `descent sample`).
     pub sampler: SamplerKind,
-    /// Clip predicted x0 to [−1, 1] while sampling; default: for images yes, for points no.
-    pub clip_sample: Option<bool>,
+    /// Clip predicted x0 to [−1, 1] while sampling (saved in the scheduler config). Off by
+    /// default: with DDIM, clipping a background that sits at −1 only ever raises it, and the
+    /// digits' backgrounds came out grey enough to fool a classifier (BENCHMARKS.md).
+    pub clip_sample: bool,
 }
 
 impl Default for DiffusionConfig {
@@ -68,7 +70,7 @@ impl Default for DiffusionConfig {
             label_dropout: 0.1,
             embed_dim: 64,
             sampler: SamplerKind::Ddim,
-            clip_sample: None,
+            clip_sample: false,
         }
     }
 }

@@ -150,11 +150,7 @@ pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec>
 }
 
 /// The denoiser training an experiment of kind diffusion asks for.
-pub fn diffusion_spec(
-    ws: &Workspace,
-    exp: &Experiment,
-    data: &Dataset,
-) -> anyhow::Result<DiffusionSpec> {
+pub fn diffusion_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<DiffusionSpec> {
     let base = train_spec(ws, exp)?;
     let d = exp.diffusion.clone().unwrap_or_default();
     Ok(DiffusionSpec {
@@ -174,7 +170,7 @@ pub fn diffusion_spec(
             beta_end: d.beta_end,
             beta_schedule: d.beta_schedule,
             prediction: d.prediction,
-            clip_sample: d.clip_sample.unwrap_or(data.input_shape.len() == 3),
+            clip_sample: d.clip_sample,
             default_sampler: Some(d.sampler),
             ..NoiseConfig::default()
         },
@@ -188,7 +184,7 @@ pub fn diffusion_spec(
 /// The memory the experiment's run will need on `data`.
 fn footprint(ws: &Workspace, exp: &Experiment, data: &Dataset) -> anyhow::Result<Footprint> {
     match exp.kind {
-        Kind::Diffusion => diffusion_spec(ws, exp, data)?.footprint(data),
+        Kind::Diffusion => diffusion_spec(ws, exp)?.footprint(data),
         _ => train_spec(ws, exp)?.footprint(data),
     }
     .map_err(anyhow::Error::msg)
@@ -203,7 +199,7 @@ fn engine(
 ) -> anyhow::Result<Box<dyn Engine>> {
     Ok(match exp.kind {
         Kind::Diffusion => {
-            let spec = diffusion_spec(ws, exp, &data)?;
+            let spec = diffusion_spec(ws, exp)?;
             Box::new(DiffusionTrainer::new(data, spec, device)?)
         }
         _ => Box::new(Trainer::new(data, train_spec(ws, exp)?, device)?),

@@ -14,20 +14,26 @@ pub fn spawn_detached(
     run_dir: &Path,
     extra: &[String],
 ) -> std::io::Result<u32> {
+    let mut args: Vec<String> = vec!["run".into(), experiment.into(), "--workspace".into()];
+    args.push(root.display().to_string());
+    args.push("--run-dir".into());
+    args.push(run_dir.display().to_string());
+    args.extend(extra.iter().cloned());
+    spawn_session(&args, root, &run_dir.join(STDOUT))
+}
+
+/// Starts this executable with `args` in `cwd`, in a session of its own (so closing the
+/// terminal, the TUI or the SSH connection does not signal it), output appended to `log`.
+/// Returns the child's pid. Also used for sampling jobs.
+pub fn spawn_session(args: &[String], cwd: &Path, log: &Path) -> std::io::Result<u32> {
     let exe = std::env::current_exe()?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(run_dir.join(STDOUT))?;
+        .open(log)?;
     let mut cmd = Command::new(exe);
-    cmd.arg("run")
-        .arg(experiment)
-        .arg("--workspace")
-        .arg(root)
-        .arg("--run-dir")
-        .arg(run_dir)
-        .args(extra)
-        .current_dir(root)
+    cmd.args(args)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);

@@ -4,7 +4,7 @@
 //! differentiable candle ops only (group norm written out; see shared/notes/candle.md).
 
 use crate::nn::{Init, Param};
-use candle_core::{D, DType, Device, Result, Tensor};
+use candle_core::{D, Device, Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -464,22 +464,7 @@ impl Denoiser {
 
     /// Loads weights saved by [`Denoiser::weights`] (f32, shapes checked).
     pub fn load_weights(&self, weights: &std::collections::HashMap<String, Tensor>) -> Result<()> {
-        for p in &self.params {
-            let t = weights.get(&p.name).ok_or_else(|| {
-                candle_core::Error::Msg(format!("the weights have no tensor {}", p.name))
-            })?;
-            if t.dims() != p.var.dims() {
-                candle_core::bail!(
-                    "tensor {} has shape {:?}, the model expects {:?}",
-                    p.name,
-                    t.dims(),
-                    p.var.dims()
-                );
-            }
-            p.var
-                .set(&t.to_dtype(DType::F32)?.to_device(self.device())?)?;
-        }
-        Ok(())
+        crate::nn::load_params(&self.params, weights)
     }
 
     pub fn weights(&self) -> std::collections::HashMap<String, Tensor> {
