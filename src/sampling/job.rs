@@ -190,6 +190,7 @@ pub fn execute(ws: &Workspace, params: Params, dir: &Path, quiet: bool) -> anyho
             state: JobState::Running,
             message: None,
             pid: std::process::id(),
+            process: runs::process::own_stamp(),
             started: now(),
             finished: None,
             params: params.clone(),

@@ -152,6 +152,9 @@ pub struct Report {
     pub state: JobState,
     pub message: Option<String>,
     pub pid: u32,
+    /// Tells this process apart from a later one given the same pid.
+    #[serde(default)]
+    pub process: Option<crate::runs::process::Stamp>,
     pub started: f64,
     pub finished: Option<f64>,
     pub params: Params,
@@ -189,7 +192,7 @@ impl Report {
     pub fn effective_state(&self) -> (JobState, Option<String>) {
         if self.state == JobState::Running
             && let crate::runs::process::Verdict::Dead(why) =
-                crate::runs::process::check(self.pid, None)
+                crate::runs::process::check(self.pid, self.process.as_ref())
         {
             return (
                 JobState::Failed,

@@ -396,7 +396,7 @@ impl Sampler {
         unsafe { libc::kill(r.pid as libc::pid_t, libc::SIGTERM) };
         for _ in 0..20 {
             if matches!(
-                runs::process::check(r.pid, None),
+                runs::process::check(r.pid, r.process.as_ref()),
                 runs::process::Verdict::Dead(_)
             ) {
                 break;
