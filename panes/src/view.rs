@@ -401,8 +401,9 @@ pub struct SampleJobView {
     /// Steps done of steps to do, while running.
     pub progress: Option<(usize, usize)>,
     pub modes: Vec<SampleModeRow>,
-    /// Each mode's grid of image samples.
-    pub images: Vec<ImageView>,
+    /// Each mode's first image samples (the mode is the images' label), laid out by the pane
+    /// to fit: one sample per cell at its own resolution stays legible in half-blocks.
+    pub images: Vec<Vec<ImageView>>,
     /// Each mode's 2-D samples.
     pub points: Vec<PointsView>,
     /// Per-step cosine of the conditional and unconditional predictions, with the γ̄ line;

@@ -13,6 +13,9 @@ use descent_panes::{
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// Image samples per mode the pane can show (it draws as many as fit).
+const SHOWN_SAMPLES: usize = 48;
+
 /// The guidance sets H/L cycle through.
 const COMPARES: &[&str] = &[
     "cfg,ag,linear-ag",
@@ -646,8 +649,16 @@ fn job_view(j: &JobInfo) -> SampleJobView {
             if let Some(p) = load_points(&j.dir.join(&m.guidance).join("points.csv"), &m.guidance) {
                 points.push(p);
             }
-        } else if let Some(img) = load_png(&path, &m.guidance) {
-            images.push(img);
+        } else if path.is_file() {
+            let set: Vec<ImageView> = (0..m.nfe.len().min(SHOWN_SAMPLES))
+                .map_while(|i| {
+                    load_png(
+                        &j.dir.join(&m.guidance).join(format!("sample-{i:04}.png")),
+                        &m.guidance,
+                    )
+                })
+                .collect();
+            images.push(set);
         }
     }
     SampleJobView {

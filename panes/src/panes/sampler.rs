@@ -275,11 +275,12 @@ fn draw_job(
         let n = job.images.len().max(job.points.len()) as u32;
         let cols = Layout::horizontal(vec![Constraint::Ratio(1, n.max(1)); n as usize]).split(pics);
         for (i, area) in cols.iter().enumerate() {
-            if let Some(img) = job.images.get(i) {
-                let b = block(t, format!(" {} ", img.label));
+            if let Some(set) = job.images.get(i) {
+                let label = set.first().map_or(String::new(), |img| img.label.clone());
+                let b = block(t, format!(" {label} "));
                 let inner = b.inner(*area);
                 frame.render_widget(b, *area);
-                images.draw(frame, inner, &job.id, i, img);
+                draw_samples(frame, inner, images, &format!("{}/{label}", job.id), set);
             } else if let Some(p) = job.points.get(i) {
                 draw_points(frame, *area, t, p);
             }
@@ -287,6 +288,29 @@ fn draw_job(
     }
     if let Some(c) = &job.cosine {
         crate::chart::draw_chart(frame, chart, t, c);
+    }
+}
+
+/// As many samples as fit, each in a cell of its own pixel size (half-blocks: one column and
+/// half a row per pixel), a column apart.
+fn draw_samples(
+    frame: &mut Frame,
+    area: Rect,
+    cache: &mut ImageCache,
+    key: &str,
+    set: &[crate::ImageView],
+) {
+    let Some(first) = set.first() else { return };
+    let (w, h) = (
+        first.width.max(1) as u16,
+        first.height.div_ceil(2).max(1) as u16,
+    );
+    let cols = ((area.width + 1) / (w + 1)).max(1);
+    let rows = (area.height / h).max(1);
+    for (k, img) in set.iter().enumerate().take((cols * rows) as usize) {
+        let (c, r) = (k as u16 % cols, k as u16 / cols);
+        let cell = Rect::new(area.x + c * (w + 1), area.y + r * h, w, h).intersection(area);
+        cache.draw(frame, cell, key, k, img);
     }
 }
 
