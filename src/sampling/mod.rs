@@ -210,24 +210,17 @@ pub struct JobInfo {
     pub report: Result<Report, String>,
 }
 
-/// Sampling jobs under `samples_dir`, newest first.
-pub fn list_jobs(samples_dir: &Path) -> Vec<JobInfo> {
+/// The job folders under `samples_dir` as (id, folder), newest first.
+pub fn job_dirs(samples_dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(samples_dir) else {
         return Vec::new();
     };
-    let mut jobs: Vec<JobInfo> = entries
+    let mut jobs: Vec<(String, PathBuf)> = entries
         .flatten()
         .filter(|e| e.path().is_dir())
-        .map(|e| {
-            let dir = e.path();
-            JobInfo {
-                id: e.file_name().to_string_lossy().into_owned(),
-                report: Report::read(&dir),
-                dir,
-            }
-        })
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .collect();
-    jobs.sort_by(|a, b| b.id.cmp(&a.id));
+    jobs.sort_by(|a, b| b.0.cmp(&a.0));
     jobs
 }
 

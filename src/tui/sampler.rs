@@ -198,42 +198,44 @@ impl Sampler {
         self.models = models;
     }
 
-    /// Re-reads the job list and the reports that changed; returns whether anything did.
+    /// Re-lists the jobs and re-reads the reports that changed (by modification time; a
+    /// finished job's report is read once); returns whether anything did.
     pub fn refresh_jobs(&mut self) -> bool {
-        let before: Vec<(String, bool)> = self
-            .jobs
-            .iter()
-            .map(|j| (j.id.clone(), j.report.is_ok()))
-            .collect();
         let selected = self.jobs.get(self.job_selected).map(|j| j.id.clone());
-        self.jobs = sampling::list_jobs(&self.samples_dir);
+        let mut old: HashMap<PathBuf, JobInfo> =
+            self.jobs.drain(..).map(|j| (j.dir.clone(), j)).collect();
+        let mut changed = false;
+        for (id, dir) in sampling::job_dirs(&self.samples_dir) {
+            let modified = std::fs::metadata(dir.join(sampling::REPORT))
+                .and_then(|m| m.modified())
+                .ok();
+            let fresh = self.seen.get(&dir).is_some_and(|s| s.modified == modified);
+            let job = match old.remove(&dir) {
+                Some(j) if fresh => j,
+                _ => {
+                    changed = true;
+                    let j = JobInfo {
+                        report: Report::read(&dir),
+                        dir: dir.clone(),
+                        id,
+                    };
+                    let view = job_view(&j);
+                    self.seen.insert(dir, Seen { modified, view });
+                    j
+                }
+            };
+            self.jobs.push(job);
+        }
+        changed |= !old.is_empty();
+        for gone in old.keys() {
+            self.seen.remove(gone);
+        }
         if let Some(id) = selected
             && let Some(i) = self.jobs.iter().position(|j| j.id == id)
         {
             self.job_selected = i;
         }
         self.job_selected = self.job_selected.min(self.jobs.len().saturating_sub(1));
-        let after: Vec<(String, bool)> = self
-            .jobs
-            .iter()
-            .map(|j| (j.id.clone(), j.report.is_ok()))
-            .collect();
-        let mut changed = before != after;
-        for j in &self.jobs {
-            let modified = std::fs::metadata(j.dir.join(sampling::REPORT))
-                .and_then(|m| m.modified())
-                .ok();
-            if self
-                .seen
-                .get(&j.dir)
-                .is_some_and(|s| s.modified == modified)
-            {
-                continue;
-            }
-            changed = true;
-            let view = job_view(j);
-            self.seen.insert(j.dir.clone(), Seen { modified, view });
-        }
         changed
     }
 
@@ -482,11 +484,20 @@ impl Sampler {
                 })
                 .collect(),
             job_selected: self.job_selected,
-            job: self
-                .jobs
-                .get(self.job_selected)
-                .and_then(|j| self.seen.get(&j.dir))
-                .map(|s| s.view.clone()),
+            job: self.jobs.get(self.job_selected).and_then(|j| {
+                let mut v = self.seen.get(&j.dir)?.view.clone();
+                // A running job's process may have died since its report last changed.
+                if let Ok(r) = &j.report
+                    && r.state == JobState::Running
+                {
+                    (v.state, v.failed) = state_of(r);
+                    if v.failed {
+                        v.message = r.effective_state().1;
+                        v.progress = None;
+                    }
+                }
+                Some(v)
+            }),
             samples_dir: self.samples_dir.display().to_string(),
             runs_dir: self.runs_dir.display().to_string(),
         }
@@ -719,4 +730,77 @@ fn cosine_chart(r: &Report) -> Option<ChartView> {
         x_label: "step".into(),
         markers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(state: JobState, pid: u32) -> Report {
+        Report {
+            state,
+            message: None,
+            pid,
+            process: None,
+            started: 0.0,
+            finished: None,
+            params: Params::default(),
+            model_dir: None,
+            sampler: Some("ddim".into()),
+            sample_shape: vec![2],
+            class_names: vec![],
+            seeds: vec![0],
+            classes: vec![0],
+            ignored_keys: vec![],
+            judge_val_accuracy: None,
+            done_steps: 10,
+            total_steps: 40,
+            modes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_running_job_whose_process_is_gone_shows_as_failed_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = dir.path().join(SAMPLES_DIR);
+        let job = samples.join("20261201-000000-toy");
+        std::fs::create_dir_all(&job).unwrap();
+        // A pid no process has (above Linux's pid_max).
+        report(JobState::Running, 4_000_000_000)
+            .write(&job)
+            .unwrap();
+        let mut s = Sampler::default();
+        s.set_sources(&[], dir.path(), &dir.path().join("runs"));
+        assert!(s.refresh_jobs());
+        let v = s.view();
+        assert_eq!(v.jobs[0].state, "failed");
+        let detail = v.job.unwrap();
+        assert!(detail.failed);
+        assert!(detail.message.unwrap().contains("died"));
+        // Unchanged reports are not read again; a new job is noticed.
+        assert!(!s.refresh_jobs());
+        let second = samples.join("20261201-000100-toy");
+        std::fs::create_dir_all(&second).unwrap();
+        report(JobState::Finished, 1).write(&second).unwrap();
+        assert!(s.refresh_jobs());
+        assert_eq!(s.view().jobs.len(), 2);
+        assert_eq!(s.view().jobs[0].state, "finished");
+    }
+
+    #[test]
+    fn h_and_l_walk_every_setting_within_its_range() {
+        let mut s = Sampler::default();
+        for _ in 0..SETTINGS.len() {
+            for _ in 0..30 {
+                s.step_setting(false, 0);
+            }
+            for _ in 0..3 {
+                s.step_setting(true, 0);
+            }
+            s.move_setting(1);
+        }
+        s.params.check().unwrap();
+        assert!(s.params.steps >= 1 && s.params.n >= 1);
+        assert!((0.0..=1.0).contains(&s.params.rescale));
+    }
 }
