@@ -538,6 +538,41 @@ mod tests {
     }
 
     #[test]
+    fn the_convolution_as_a_matmul_equals_candles_conv2d() {
+        let dev = Device::Cpu;
+        let mut init = Init {
+            rng: ChaCha8Rng::seed_from_u64(5),
+            device: &dev,
+            params: Vec::new(),
+        };
+        for k in [1, 3] {
+            let conv = Conv::new(&mut init, &format!("c{k}"), 3, 5, k).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (2, 3, 6, 4), &dev).unwrap();
+            let want = x
+                .conv2d(&conv.w, conv.pad, 1, 1, 1)
+                .unwrap()
+                .broadcast_add(&conv.b.reshape((1, (), 1, 1)).unwrap())
+                .unwrap();
+            let got = conv.forward(&x).unwrap();
+            let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(d.to_scalar::<f32>().unwrap() < 1e-5, "k = {k}");
+        }
+    }
+
+    #[test]
+    fn a_three_level_unet_takes_32_by_32_colour_images() {
+        let spec = DenoiserSpec {
+            sample_shape: vec![3, 32, 32],
+            channels: vec![8, 16, 32],
+            ..unet()
+        };
+        let net = Denoiser::new(spec, 2, &Device::Cpu).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+        let y = net.forward(&x, &[10.0, 900.0], &[3, 10]).unwrap();
+        assert_eq!(y.dims(), &[2, 3, 32, 32]);
+    }
+
+    #[test]
     fn every_parameter_gets_a_gradient() {
         let dev = Device::Cpu;
         let net = Denoiser::new(unet(), 1, &dev).unwrap();
