@@ -81,15 +81,6 @@ impl SamplerKind {
             .into_iter()
             .find(|k| k.class_name() == name)
     }
-
-    /// Whether a step draws fresh noise.
-    pub fn stochastic(self, eta: f64) -> bool {
-        match self {
-            SamplerKind::Ddpm | SamplerKind::EulerAncestral => true,
-            SamplerKind::Ddim => eta > 0.0,
-            SamplerKind::Euler => false,
-        }
-    }
 }
 
 impl fmt::Display for SamplerKind {
