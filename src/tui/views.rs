@@ -167,7 +167,7 @@ fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
         None => format!("{} (workspace default)", ws.settings.device),
     };
     let t = &exp.train;
-    vec![
+    let mut rows = vec![
         ("kind".into(), exp.kind.to_string()),
         ("data".into(), data),
         (
@@ -191,7 +191,28 @@ fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
         ("seed".into(), exp.seed.to_string()),
         ("device".into(), device),
         ("live-editable".into(), Experiment::HOT_KEYS.join(", ")),
-    ]
+    ];
+    if exp.kind == crate::config::Kind::Diffusion {
+        let df = exp.diffusion.clone().unwrap_or_default();
+        // The names the config file uses (diffusers' names).
+        let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        let row = (
+            "diffusion".to_string(),
+            format!(
+                "{} timesteps, {} betas {}–{}, {} prediction, label dropout {}, sampler {}{}",
+                df.timesteps,
+                name(serde_json::json!(df.beta_schedule)),
+                df.beta_start,
+                df.beta_end,
+                name(serde_json::json!(df.prediction)),
+                df.label_dropout,
+                df.sampler,
+                if df.clip_sample { ", clip x0" } else { "" }
+            ),
+        );
+        rows.insert(4, row);
+    }
+    rows
 }
 
 pub fn datasets_view(ws: &Workspace, inv: &Inventory) -> DatasetsView {
