@@ -45,6 +45,7 @@ pub struct SampleArgs {
     /// on calibration samples, saved beside the model)
     #[arg(long, default_value = "cached")]
     pub estimate: String,
+    /// Sampling steps
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
     /// ddpm | ddim | euler | euler-ancestral (default: the scheduler config's)
@@ -65,7 +66,7 @@ pub struct SampleArgs {
     /// A supervised classifier run that judges each sample's class (accuracy in the report)
     #[arg(long)]
     pub judge: Option<String>,
-    /// The job folder (default: samples/<time>-<checkpoint> in the workspace)
+    /// The job folder (default: samples/<time>-<experiment> in the workspace)
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Start in the background and print the job folder; it survives the terminal closing
