@@ -194,3 +194,32 @@ fn bad_requests_are_refused_with_the_flag_named() {
                 .contains("not a diffusion checkpoint")
     }));
 }
+
+#[test]
+fn a_detached_job_returns_at_once_and_finishes_in_its_folder() {
+    let ws = Ws::trained();
+    let o = ws.descent(&["sample", "toy", "--detach", "-n", "4", "--steps", "5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+    assert!(
+        dir.starts_with(ws.root.join("samples")),
+        "{}",
+        dir.display()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("report.json"))
+            && let Ok(r) = serde_json::from_str::<serde_json::Value>(&text)
+            && r["state"] != "running"
+        {
+            assert_eq!(r["state"], "finished", "{r}");
+            assert_eq!(r["modes"][0]["nfe_total"], 40);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the detached job did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
