@@ -164,7 +164,7 @@ impl App {
         if let Some(u) = &self.update {
             let root = &u.workspace.root;
             let runs_dir = u.workspace.settings.runs_path(root);
-            self.sampler.set_sources(&u.inventory.runs, root, &runs_dir);
+            self.sampler.set_sources(&u.inventory, root, &runs_dir);
         }
         self.sampler.refresh_jobs();
         self.view.sampler = self.sampler.view();

@@ -167,8 +167,10 @@ fn run_model(run: &RunInfo) -> Option<(PathBuf, String)> {
 }
 
 impl Sampler {
-    /// Re-lists the models from the workspace's runs and the opened folders.
-    pub fn set_sources(&mut self, runs: &[RunInfo], root: &Path, runs_dir: &Path) {
+    /// Re-lists the models from the workspace's runs, the pipelines in the hub cache and the
+    /// opened folders.
+    pub fn set_sources(&mut self, inv: &crate::inventory::Inventory, root: &Path, runs_dir: &Path) {
+        let runs = &inv.runs;
         self.samples_dir = root.join(SAMPLES_DIR);
         self.runs_dir = runs_dir.to_path_buf();
         let mut models = Vec::new();
@@ -183,6 +185,28 @@ impl Sampler {
                 label: format!("{}/{}", r.experiment, r.id),
                 detail: format!("{} run · {what} · {desc}", r.state),
                 path: r.dir.clone(),
+                classes,
+            });
+        }
+        for repo in &inv.hub_models {
+            let spec = format!("hub:{repo}");
+            let Ok(path) = crate::sources::resolve(
+                &spec,
+                crate::sources::RepoKind::Model,
+                inv.hub_cache.as_deref(),
+            ) else {
+                continue;
+            };
+            if !path.join("model_index.json").is_file() {
+                continue;
+            }
+            let Some((classes, desc)) = describe(&path) else {
+                continue;
+            };
+            models.push(Model {
+                label: spec,
+                detail: format!("hub cache · {desc}"),
+                path,
                 classes,
             });
         }
@@ -433,7 +457,10 @@ impl Sampler {
             return Err(format!("class {c}: {} has {} classes", m.label, m.classes));
         }
         p.check()?;
-        let label = crate::cli_sample::label(&m.path.display().to_string());
+        let label = match m.label.strip_prefix("hub:") {
+            Some(repo) => repo.rsplit('/').next().unwrap_or(repo).to_string(),
+            None => crate::cli_sample::label(&m.path.display().to_string()),
+        };
         let dir = sampling::new_job_dir(&self.samples_dir, &label).map_err(|e| {
             format!(
                 "cannot create a job folder in {}: {e}",
@@ -770,7 +797,7 @@ mod tests {
             .write(&job)
             .unwrap();
         let mut s = Sampler::default();
-        s.set_sources(&[], dir.path(), &dir.path().join("runs"));
+        s.set_sources(&Default::default(), dir.path(), &dir.path().join("runs"));
         assert!(s.refresh_jobs());
         let v = s.view();
         assert_eq!(v.jobs[0].state, "failed");
