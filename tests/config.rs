@@ -224,3 +224,51 @@ fn settings_have_defaults_and_reject_unknown_keys() {
         e[0]
     );
 }
+
+const DIFFUSION: &str = r#"kind = "diffusion"
+[data]
+source = "builtin:digits"
+[model]
+arch = "unet"
+channels = [16, 32]
+[diffusion]
+beta_schedule = "squaredcos_cap_v2"
+prediction = "v_prediction"
+[train]
+steps = 100
+"#;
+
+#[test]
+fn a_diffusion_experiment_reads_its_noise_process_and_refuses_what_does_not_apply() {
+    let e = parse(DIFFUSION).unwrap();
+    let d = e.diffusion.unwrap();
+    assert_eq!(d.timesteps, 1000);
+    assert!(!d.clip_sample);
+    assert_eq!(
+        serde_json::to_value(d.prediction).unwrap(),
+        serde_json::json!("v_prediction")
+    );
+    let e = error(&DIFFUSION.replace("channels = [16, 32]", "channels = [16]\nlayer_norm = true"));
+    assert!(
+        e.contains("model.layer_norm") && e.contains("group norm"),
+        "{e}"
+    );
+    let e = error(&DIFFUSION.replace("kind = \"diffusion\"", "kind = \"supervised\"").replace(
+        "[diffusion]\nbeta_schedule = \"squaredcos_cap_v2\"\nprediction = \"v_prediction\"\n",
+        "",
+    ));
+    assert!(e.contains("a unet is a diffusion denoiser"), "{e}");
+    let e = error(&DIFFUSION.replace("prediction = \"v_prediction\"", "label_dropout = 1.5"));
+    assert!(
+        e.contains("diffusion.label_dropout") && e.contains("[0, 1)"),
+        "{e}"
+    );
+    let e = error(&DIFFUSION.replace(
+        "beta_schedule = \"squaredcos_cap_v2\"",
+        "beta_schedule = \"sigmoid\"",
+    ));
+    assert!(
+        e.contains("beta_schedule") && e.contains("squaredcos_cap_v2"),
+        "{e}"
+    );
+}

@@ -364,6 +364,16 @@ impl Experiment {
             "a unet needs channels, one count per level, e.g. [32, 64]",
         );
         rule(
+            !diffusion || matches!(m.activation, Activation::Relu | Activation::Silu),
+            &["model", "activation"],
+            "the diffusion denoisers use SiLU; leave activation out",
+        );
+        rule(
+            !diffusion || !m.layer_norm,
+            &["model", "layer_norm"],
+            "the diffusion denoisers use group norm (unet) or none (mlp); leave layer_norm out",
+        );
+        rule(
             self.diffusion.is_none() || diffusion,
             &["diffusion"],
             "only kind = \"diffusion\" takes a [diffusion] table",

@@ -103,6 +103,10 @@ fn model_text(exp: &Experiment) -> String {
     if !m.hidden.is_empty() {
         s += &format!(" hidden {:?}", m.hidden);
     }
+    if exp.kind == crate::config::Kind::Diffusion {
+        // The denoisers' activation is fixed (model.activation does not apply to them).
+        return s + " silu";
+    }
     s += &format!(" {:?}", m.activation).to_lowercase();
     if m.layer_norm {
         s += " + layer norm";
