@@ -38,14 +38,11 @@ impl Scaling {
                 scale: vec![half as f32],
             };
         }
-        let n = rows.len().max(1) as f64;
-        let (mut shift, mut scale) = (Vec::new(), Vec::new());
-        for j in 0..f {
-            let mean = vals(j).sum::<f64>() / n;
-            let var = vals(j).map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-            shift.push(mean as f32);
-            scale.push(if var > 1e-12 { var.sqrt() as f32 } else { 1.0 });
-        }
+        let (shift, scale) = data
+            .standardization(rows)
+            .into_iter()
+            .map(|(mean, std)| (mean as f32, std as f32))
+            .unzip();
         Scaling { shift, scale }
     }
 
