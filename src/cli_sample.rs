@@ -120,8 +120,12 @@ pub fn compare_name(c: sampling::Compare) -> &'static str {
 }
 
 /// The label a job folder gets from its checkpoint: a run's experiment (from
-/// `…/runs/EXPERIMENT/ID[/…]` or `EXPERIMENT/ID`), else the folder's name.
+/// `…/runs/EXPERIMENT/ID[/…]` or `EXPERIMENT/ID`), a hub repository's name, else the
+/// folder's name.
 pub fn label(checkpoint: &str) -> String {
+    if let Some(repo) = checkpoint.strip_prefix("hub:") {
+        return repo.rsplit('/').next().unwrap_or(repo).to_string();
+    }
     let parts: Vec<&str> = checkpoint.split('/').filter(|p| !p.is_empty()).collect();
     if let Some(i) = parts.iter().position(|p| *p == "runs")
         && let Some(exp) = parts.get(i + 1)
@@ -260,5 +264,6 @@ mod tests {
         assert_eq!(super::label("/ws/runs/toy/20261201-1/model"), "toy");
         assert_eq!(super::label("toy/20261201-1"), "toy");
         assert_eq!(super::label("/somewhere/my-pipeline/"), "my-pipeline");
+        assert_eq!(super::label("hub:org/toy"), "toy");
     }
 }

@@ -82,8 +82,8 @@ impl Setting {
 struct Model {
     label: String,
     detail: String,
-    /// What `descent sample` is given.
-    path: PathBuf,
+    /// What `descent sample` is given: a run's folder, `hub:ORG/NAME`, an opened path.
+    checkpoint: String,
     classes: usize,
 }
 
@@ -184,7 +184,7 @@ impl Sampler {
             models.push(Model {
                 label: format!("{}/{}", r.experiment, r.id),
                 detail: format!("{} run · {what} · {desc}", r.state),
-                path: r.dir.clone(),
+                checkpoint: r.dir.display().to_string(),
                 classes,
             });
         }
@@ -204,9 +204,9 @@ impl Sampler {
                 continue;
             };
             models.push(Model {
-                label: spec,
+                label: spec.clone(),
                 detail: format!("hub cache · {desc}"),
-                path,
+                checkpoint: spec,
                 classes,
             });
         }
@@ -215,7 +215,7 @@ impl Sampler {
             models.push(Model {
                 label: p.display().to_string(),
                 detail: format!("opened · {desc}"),
-                path: p.clone(),
+                checkpoint: p.display().to_string(),
                 classes,
             });
         }
@@ -449,7 +449,7 @@ impl Sampler {
             .ok_or("no model selected; train a diffusion experiment first (Runs pane, r)")?
             .clone();
         let mut p = self.params.clone();
-        p.checkpoint = m.path.display().to_string();
+        p.checkpoint = m.checkpoint.clone();
         if let Some(c) = p.class
             && m.classes > 0
             && c as usize >= m.classes
@@ -457,10 +457,7 @@ impl Sampler {
             return Err(format!("class {c}: {} has {} classes", m.label, m.classes));
         }
         p.check()?;
-        let label = match m.label.strip_prefix("hub:") {
-            Some(repo) => repo.rsplit('/').next().unwrap_or(repo).to_string(),
-            None => crate::cli_sample::label(&m.path.display().to_string()),
-        };
+        let label = crate::cli_sample::label(&p.checkpoint);
         let dir = sampling::new_job_dir(&self.samples_dir, &label).map_err(|e| {
             format!(
                 "cannot create a job folder in {}: {e}",
