@@ -152,6 +152,8 @@ pub trait Engine {
     /// Steps completed.
     fn step(&self) -> u64;
     fn batch_size(&self) -> usize;
+    fn schedule(&self) -> &Schedule;
+    /// The schedule control commands and live edits change (peak rate, total steps).
     fn schedule_mut(&mut self) -> &mut Schedule;
     fn train_step(&mut self, lr: f64) -> Result<StepMetrics>;
     fn evaluate(&mut self) -> Result<Option<EvalMetrics>>;
@@ -172,6 +174,9 @@ impl Engine for Trainer {
     }
     fn batch_size(&self) -> usize {
         Trainer::batch_size(self)
+    }
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
     }
     fn schedule_mut(&mut self) -> &mut Schedule {
         &mut self.schedule

@@ -4,23 +4,48 @@
 use candle_core::{Device, Tensor};
 use descent_models::data::load_builtin;
 use descent_models::diffusion::export;
-use descent_models::diffusion::net::DenoiserArch;
 use descent_models::diffusion::sample::{self, Compare, Guidance, Request};
 use descent_models::diffusion::schedule::{BetaSchedule, NoiseConfig, SamplerKind, Scheduler};
 use descent_models::diffusion::train::{DiffusionSpec, DiffusionTrainer};
+use descent_models::nn::{Activation, Arch, ModelSpec};
 use descent_models::optim::schedule::{Schedule, ScheduleName};
 use descent_models::optim::{Hyper, OptimName};
-use descent_models::train::Engine;
+use descent_models::train::{Engine, TrainSpec};
 use std::collections::BTreeMap;
 
 fn spec(steps: u64) -> DiffusionSpec {
     DiffusionSpec {
-        seed: 3,
-        val_fraction: 0.1,
-        batch_size: 128,
-        arch: DenoiserArch::Mlp,
-        hidden: vec![64, 64],
-        channels: vec![],
+        train: TrainSpec {
+            seed: 3,
+            val_fraction: 0.1,
+            batch_size: 128,
+            model: ModelSpec {
+                arch: Arch::Mlp,
+                input_shape: vec![],
+                outputs: 0,
+                hidden: vec![64, 64],
+                channels: vec![],
+                activation: Activation::Silu,
+                layer_norm: false,
+            },
+            hyper: Hyper {
+                name: OptimName::Adamw,
+                weight_decay: 0.0,
+                momentum: 0.0,
+                nesterov: false,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            clip_grad_norm: None,
+            schedule: Schedule {
+                name: ScheduleName::Constant,
+                peak_lr: 3e-3,
+                warmup_steps: 0,
+                total_steps: steps,
+                shape: vec![],
+            },
+        },
         embed_dim: 16,
         noise: NoiseConfig {
             beta_schedule: BetaSchedule::SquaredCos,
@@ -29,23 +54,6 @@ fn spec(steps: u64) -> DiffusionSpec {
             ..NoiseConfig::default()
         },
         label_dropout: 0.15,
-        hyper: Hyper {
-            name: OptimName::Adamw,
-            weight_decay: 0.0,
-            momentum: 0.0,
-            nesterov: false,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        clip_grad_norm: None,
-        schedule: Schedule {
-            name: ScheduleName::Constant,
-            peak_lr: 3e-3,
-            warmup_steps: 0,
-            total_steps: steps,
-            shape: vec![],
-        },
     }
 }
 
@@ -71,22 +79,11 @@ fn a_moons_denoiser_learns_and_its_guided_samples_land_on_the_moons() {
     t.export(dir.path()).unwrap();
     let opened = export::open(&dir.path().join(export::MODEL_DIR), &Device::Cpu).unwrap();
     let x = Tensor::new(&[[0.3f32, -0.2], [1.0, 0.5]], &Device::Cpu).unwrap();
-    let a: Vec<f32> = t
-        .net
-        .forward(&x, &[500.0, 20.0], &[0, 2])
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f32> = opened
-        .net
-        .forward(&x, &[500.0, 20.0], &[0, 2])
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let out = |net: &descent_models::diffusion::net::Denoiser| -> Vec<f32> {
+        let y = net.forward(&x, &[500.0, 20.0], &[0, 2]).unwrap();
+        y.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let (a, b) = (out(&t.net), out(&opened.net));
     assert_eq!(a, b);
     assert_eq!(opened.noise.default_sampler, Some(SamplerKind::Ddim));
 

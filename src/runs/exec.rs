@@ -11,11 +11,9 @@ use anyhow::{Context, bail};
 use candle_core::Device;
 use descent_models::data::{Dataset, load_builtin, load_source};
 use descent_models::device::{self, DeviceSpec};
-use descent_models::diffusion::net::DenoiserArch;
 use descent_models::diffusion::schedule::NoiseConfig;
 use descent_models::diffusion::train::{DiffusionSpec, DiffusionTrainer};
 use descent_models::memory::Footprint;
-use descent_models::nn::Arch;
 use descent_models::nn::ModelSpec;
 use descent_models::optim::Hyper;
 use descent_models::optim::schedule::{self, Family, Schedule};
@@ -151,18 +149,9 @@ pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec>
 
 /// The denoiser training an experiment of kind diffusion asks for.
 pub fn diffusion_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<DiffusionSpec> {
-    let base = train_spec(ws, exp)?;
     let d = exp.diffusion.clone().unwrap_or_default();
     Ok(DiffusionSpec {
-        seed: exp.seed,
-        val_fraction: exp.data.val_fraction,
-        batch_size: exp.data.batch_size,
-        arch: match exp.model.arch {
-            Arch::Unet => DenoiserArch::Unet,
-            _ => DenoiserArch::Mlp,
-        },
-        hidden: exp.model.hidden.clone(),
-        channels: exp.model.channels.clone(),
+        train: train_spec(ws, exp)?,
         embed_dim: d.embed_dim,
         noise: NoiseConfig {
             train_timesteps: d.timesteps,
@@ -175,9 +164,6 @@ pub fn diffusion_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Diffus
             ..NoiseConfig::default()
         },
         label_dropout: d.label_dropout,
-        hyper: base.hyper,
-        clip_grad_norm: base.clip_grad_norm,
-        schedule: base.schedule,
     })
 }
 
@@ -461,7 +447,7 @@ impl Run<'_> {
         let state = CheckpointState {
             step: self.trainer.step(),
             seed: self.exp.seed,
-            peak_lr: self.trainer.schedule_mut().peak_lr,
+            peak_lr: self.trainer.schedule().peak_lr,
             total_steps: self.status.total_steps,
             control_acked: self.status.control_acked,
             time: now(),
@@ -646,8 +632,7 @@ impl Run<'_> {
                 continue;
             }
             let t0 = Instant::now();
-            let step = self.trainer.step();
-            let lr = self.trainer.schedule_mut().lr(step);
+            let lr = self.trainer.schedule().lr(self.trainer.step());
             let m = self.trainer.train_step(lr)?;
             let secs = t0.elapsed().as_secs_f64().max(1e-9);
             self.record_step(&m, batch / secs, 1.0 / secs);

@@ -7,9 +7,10 @@ use super::schedule::{NoiseConfig, Scheduler};
 use super::{SavedModel, Scaling, export};
 use crate::data::{Batches, Dataset, Split, Targets};
 use crate::memory::{self, Footprint};
+use crate::nn::Arch;
+use crate::optim::Optimizer;
 use crate::optim::schedule::Schedule;
-use crate::optim::{Hyper, Optimizer};
-use crate::train::{Engine, EvalMetrics, StepMetrics, apply_gradients, autograd};
+use crate::train::{Engine, EvalMetrics, StepMetrics, TrainSpec, apply_gradients, autograd};
 use candle_core::{Device, Result, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,18 +20,12 @@ use std::path::Path;
 
 #[derive(Clone, Debug)]
 pub struct DiffusionSpec {
-    pub seed: u64,
-    pub val_fraction: f64,
-    pub batch_size: usize,
-    pub arch: DenoiserArch,
-    pub hidden: Vec<usize>,
-    pub channels: Vec<usize>,
+    /// What every kind of training shares: seed, split, batch, optimizer, clipping,
+    /// schedule, and the model's arch (`unet`, else an MLP denoiser), widths and channels.
+    pub train: TrainSpec,
     pub embed_dim: usize,
     pub noise: NoiseConfig,
     pub label_dropout: f64,
-    pub hyper: Hyper,
-    pub clip_grad_norm: Option<f64>,
-    pub schedule: Schedule,
 }
 
 /// Validation rows evaluated at once.
@@ -41,12 +36,16 @@ const EVAL_TIMESTEPS: usize = 10;
 
 impl DiffusionSpec {
     pub fn denoiser(&self, data: &Dataset) -> DenoiserSpec {
+        let m = &self.train.model;
         DenoiserSpec {
-            arch: self.arch,
+            arch: match m.arch {
+                Arch::Unet => DenoiserArch::Unet,
+                Arch::Mlp | Arch::Cnn => DenoiserArch::Mlp,
+            },
             sample_shape: data.input_shape.clone(),
             classes: data.targets.classes().unwrap_or(0),
-            hidden: self.hidden.clone(),
-            channels: self.channels.clone(),
+            hidden: m.hidden.clone(),
+            channels: m.channels.clone(),
             embed_dim: self.embed_dim,
         }
     }
@@ -58,9 +57,9 @@ impl DiffusionSpec {
         let per_sample = spec.activation_elems();
         Ok(memory::trained(
             params,
-            self.hyper.name,
+            self.train.hyper.name,
             per_sample,
-            self.batch_size,
+            self.train.batch_size,
             EVAL_CHUNK,
             data,
         ))
@@ -83,18 +82,18 @@ pub struct DiffusionTrainer {
 impl DiffusionTrainer {
     pub fn new(mut data: Dataset, spec: DiffusionSpec, device: Device) -> Result<Self> {
         data.check().map_err(candle_core::Error::Msg)?;
-        let split = Split::new(data.len(), spec.val_fraction, spec.seed);
+        let split = Split::new(data.len(), spec.train.val_fraction, spec.train.seed);
         let scaling = Scaling::fit(&data, &split.train);
         let f = data.features();
         scaling.apply(&mut data.inputs, f);
-        let net = Denoiser::new(spec.denoiser(&data), spec.seed, &device)?;
-        let opt = Optimizer::new(spec.hyper, net.params());
-        let batches = Batches::new(split.train.clone(), spec.batch_size, spec.seed);
+        let net = Denoiser::new(spec.denoiser(&data), spec.train.seed, &device)?;
+        let opt = Optimizer::new(spec.train.hyper, net.params());
+        let batches = Batches::new(split.train.clone(), spec.train.batch_size, spec.train.seed);
         Ok(DiffusionTrainer {
             alphas_cumprod: spec.noise.alphas_cumprod(),
             net,
             opt,
-            schedule: spec.schedule.clone(),
+            schedule: spec.train.schedule.clone(),
             step: 0,
             spec,
             data,
@@ -181,6 +180,10 @@ impl Engine for DiffusionTrainer {
         self.batches.batch_size()
     }
 
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
     fn schedule_mut(&mut self) -> &mut Schedule {
         &mut self.schedule
     }
@@ -190,7 +193,7 @@ impl Engine for DiffusionTrainer {
         // The noise of a step is a function of (seed, step), like the batch order, so a
         // resumed run draws what it would have drawn.
         let mut rng = ChaCha8Rng::seed_from_u64(
-            self.spec.seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ self.step,
+            self.spec.train.seed.wrapping_mul(0xD1B5_4A32_D192_ED03) ^ self.step,
         );
         let t_max = self.spec.noise.train_timesteps;
         let (x, y, t, c) = self.batch(
@@ -207,7 +210,7 @@ impl Engine for DiffusionTrainer {
             &loss,
             &grads,
             lr,
-            self.spec.clip_grad_norm,
+            self.spec.train.clip_grad_norm,
             self.step,
         )?;
         self.step = m.step;
@@ -218,7 +221,7 @@ impl Engine for DiffusionTrainer {
         if self.split.val.is_empty() {
             return Ok(None);
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(self.spec.seed ^ 0xE7A1);
+        let mut rng = ChaCha8Rng::seed_from_u64(self.spec.train.seed ^ 0xE7A1);
         let t_max = self.spec.noise.train_timesteps;
         let mut sum = 0.0;
         let val = self.split.val.clone();
