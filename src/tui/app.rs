@@ -494,7 +494,11 @@ impl App {
         self.refresh_device_label();
         self.update = Some(u);
         self.rebuild_browse_views();
-        self.rebuild_sampler();
+        // The Sampler reads each run's model config and its jobs' reports: only while it shows
+        // (showing it rebuilds). Workspace updates come with every run's status change.
+        if self.view.pane == Pane::Sampler {
+            self.rebuild_sampler();
+        }
         self.poll_tail();
     }
 
