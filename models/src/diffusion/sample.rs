@@ -264,25 +264,21 @@ pub fn sample(
                 }
                 None => match &req.guidance {
                     Guidance::LinearAg { estimate, .. } => {
-                        let (pc, pu) = last[k].clone().expect("guided on the first step");
-                        let eu_hat: Vec<f32> = match estimate {
-                            Estimate::Cached => ec
-                                .iter()
-                                .zip(&pc)
-                                .zip(&pu)
-                                .map(|((&c, &a), &b)| c - (a - b))
-                                .collect(),
-                            Estimate::Affine(fit) => {
-                                let [a, b, c] = fit.coefficients[i];
-                                ec.iter()
-                                    .zip(&pc)
-                                    .zip(&pu)
-                                    .map(|((&e, &p), &q)| {
-                                        (a * e as f64 + b * p as f64 + c * q as f64) as f32
-                                    })
-                                    .collect()
-                            }
+                        let (pc, pu) = last[k].as_ref().expect("guided on the first step");
+                        // The cached difference, ε_c − (ε_c,prev − ε_u,prev), is the affine
+                        // estimate with coefficients (1, −1, 1).
+                        let [a, b, c] = match estimate {
+                            Estimate::Cached => [1.0, -1.0, 1.0],
+                            Estimate::Affine(fit) => fit.coefficients[i],
                         };
+                        let eu_hat: Vec<f32> = ec
+                            .iter()
+                            .zip(pc)
+                            .zip(pu)
+                            .map(|((&e, &p), &q)| {
+                                (a * e as f64 + b * p as f64 + c * q as f64) as f32
+                            })
+                            .collect();
                         let eps = combine(ec, &eu_hat, w, req.rescale);
                         last[k] = Some((ec.to_vec(), eu_hat));
                         eps
