@@ -3,9 +3,13 @@
 
 use descent::runs::records::{Event, Metric, read_from};
 use descent::runs::{State, Status};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[path = "support/workspace.rs"]
+mod workspace;
+use workspace::Ws;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -15,56 +19,6 @@ fn experiment(name: &str, lr: f64, steps: u64, extra: &str) -> String {
          batch_size = 32\n[model]\narch = \"mlp\"\nhidden = [16]\n[optim]\nname = \"sgd\"\n\
          lr = {lr}\nmomentum = 0.9\n[train]\nsteps = {steps}\neval_every = 25\ncheckpoint_every = 50\n"
     )
-}
-
-struct Ws {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Ws {
-    fn new(experiments: &[(&str, String)]) -> Ws {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("ws");
-        std::fs::create_dir_all(root.join("experiments")).unwrap();
-        std::fs::write(root.join("descent.toml"), "threads = 1\n").unwrap();
-        for (name, text) in experiments {
-            std::fs::write(root.join(format!("experiments/{name}.toml")), text).unwrap();
-        }
-        Ws { _dir: dir, root }
-    }
-
-    fn descent(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_descent"))
-            .args(args)
-            .current_dir(&self.root)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.descent(args);
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(
-            o.status.success(),
-            "descent {args:?} failed:\n{out}\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        out
-    }
-
-    /// The folder of the single run of `experiment`.
-    fn only_run(&self, experiment: &str) -> PathBuf {
-        let mut runs = self.root.join("runs").join(experiment).read_dir().unwrap();
-        runs.next().unwrap().unwrap().path()
-    }
-
-    /// Starts a detached run and returns its folder.
-    fn detach(&self, name: &str) -> PathBuf {
-        let out = self.ok(&["run", name, "--detach"]);
-        let dir = out.split_whitespace().nth(1).unwrap();
-        PathBuf::from(dir)
-    }
 }
 
 fn wait_status(dir: &Path, what: &str, pred: impl Fn(&Status) -> bool) -> Status {

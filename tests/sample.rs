@@ -2,7 +2,6 @@
 //! guidance mode from the same seeds, the job folder's files read back, and bad requests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const EXPERIMENT: &str = "name = \"toy\"\nkind = \"diffusion\"\nseed = 0\n\
     [data]\nsource = \"builtin:moons\"\nparams = { samples = 600, noise = 0.05 }\nbatch_size = 128\n\
@@ -10,43 +9,15 @@ const EXPERIMENT: &str = "name = \"toy\"\nkind = \"diffusion\"\nseed = 0\n\
     [diffusion]\nbeta_schedule = \"squaredcos_cap_v2\"\nembed_dim = 16\n\
     [optim]\nlr = 3e-3\n[train]\nsteps = 120\neval_every = 60\ncheckpoint_every = 60\n";
 
-struct Ws {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
+#[path = "support/workspace.rs"]
+mod workspace;
+use workspace::Ws;
 
-impl Ws {
-    /// A workspace with the toy experiment trained once.
-    fn trained() -> Ws {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("ws");
-        std::fs::create_dir_all(root.join("experiments")).unwrap();
-        std::fs::write(root.join("descent.toml"), "threads = 1\n").unwrap();
-        std::fs::write(root.join("experiments/toy.toml"), EXPERIMENT).unwrap();
-        let ws = Ws { _dir: dir, root };
-        let o = ws.descent(&["run", "toy"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        ws
-    }
-
-    fn descent(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_descent"))
-            .args(args)
-            .current_dir(&self.root)
-            .output()
-            .unwrap()
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        let mut runs = self.root.join("runs/toy").read_dir().unwrap();
-        runs.next().unwrap().unwrap().path()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.descent(args);
-        assert!(!o.status.success(), "descent {args:?} succeeded");
-        String::from_utf8_lossy(&o.stderr).into_owned()
-    }
+/// A workspace with the toy experiment trained once.
+fn trained() -> Ws {
+    let ws = Ws::new(&[("toy", EXPERIMENT.to_string())]);
+    ws.ok(&["run", "toy"]);
+    ws
 }
 
 fn report(dir: &Path) -> serde_json::Value {
@@ -60,8 +31,8 @@ fn samples(path: &Path) -> Vec<f32> {
 
 #[test]
 fn a_diffusion_run_samples_every_mode_from_the_same_seeds() {
-    let ws = Ws::trained();
-    let run = ws.run_dir();
+    let ws = trained();
+    let run = ws.only_run("toy");
     assert!(run.join("model/model_index.json").is_file());
     assert!(
         run.join("model/unet/diffusion_pytorch_model.safetensors")
@@ -156,8 +127,8 @@ fn a_diffusion_run_samples_every_mode_from_the_same_seeds() {
 
 #[test]
 fn bad_requests_are_refused_with_the_flag_named() {
-    let ws = Ws::trained();
-    let run = ws.run_dir();
+    let ws = trained();
+    let run = ws.only_run("toy");
     let r = run.to_str().unwrap();
     for (args, want) in [
         (vec!["--class", "2"], "--class 2: the model has 2 classes"),
@@ -197,7 +168,7 @@ fn bad_requests_are_refused_with_the_flag_named() {
 
 #[test]
 fn a_detached_job_returns_at_once_and_finishes_in_its_folder() {
-    let ws = Ws::trained();
+    let ws = trained();
     let o = ws.descent(&["sample", "toy", "--detach", "-n", "4", "--steps", "5"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
