@@ -4,7 +4,7 @@
 
 use crate::runs::{self, RunInfo};
 use crate::sampling::{self, Compare, JobInfo, JobState, Params, Report, SAMPLES_DIR};
-use descent_models::diffusion::export::MODEL_DIR;
+use descent_models::diffusion::export::{self, MODEL_DIR};
 use descent_models::diffusion::schedule::SamplerKind;
 use descent_panes::chart::{ChartSeries, ChartView};
 use descent_panes::{
@@ -129,41 +129,34 @@ impl Default for Sampler {
 /// What a folder holds for sampling: (classes, arch and shape in words), read from its
 /// `denoiser.json` or `unet/config.json`.
 fn describe(dir: &Path) -> Option<(usize, String)> {
-    let cfg = [
-        dir.join("unet").join("config.json"),
-        dir.join("denoiser.json"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())?;
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cfg).ok()?).ok()?;
-    let class = v.get("_class_name")?.as_str()?.to_string();
-    if class != descent_models::diffusion::DENOISER_CLASS {
-        return Some((0, format!("{class} (not sampled by descent yet)")));
+    match export::config(dir).ok()? {
+        export::Config::Other(class) => Some((0, format!("{class} (not sampled by descent yet)"))),
+        export::Config::Denoiser(saved) => {
+            let spec = saved.spec;
+            let shape: Vec<String> = spec.sample_shape.iter().map(|d| d.to_string()).collect();
+            let arch = serde_json::json!(spec.arch);
+            Some((
+                spec.classes,
+                format!(
+                    "{} {} · {} classes",
+                    arch.as_str().unwrap_or_default(),
+                    shape.join("×"),
+                    spec.classes
+                ),
+            ))
+        }
     }
-    let classes = v.get("classes")?.as_u64()? as usize;
-    let arch = v.get("arch")?.as_str()?.to_string();
-    let shape: Vec<String> = v
-        .get("sample_shape")?
-        .as_array()?
-        .iter()
-        .map(|d| d.to_string())
-        .collect();
-    Some((
-        classes,
-        format!("{arch} {} · {classes} classes", shape.join("×")),
-    ))
 }
 
-/// The folder a run is sampled from: its exported model, else its newest checkpoint.
+/// The folder a run is sampled from, as `descent sample` picks it: its exported model, else
+/// its newest checkpoint (whether either is a diffusion model is for `describe` to say).
 fn run_model(run: &RunInfo) -> Option<(PathBuf, String)> {
     let model = run.dir.join(MODEL_DIR);
     if model.join("model_index.json").is_file() {
         return Some((model, "exported model/".into()));
     }
     let (step, dir) = runs::checkpoint::list(&run.dir).pop()?;
-    dir.join("denoiser.json")
-        .is_file()
-        .then(|| (dir, format!("checkpoint step {step}")))
+    Some((dir, format!("checkpoint step {step}")))
 }
 
 impl Sampler {

@@ -96,9 +96,9 @@ fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Opens a diffusers-style folder written by descent, or a descent diffusion checkpoint.
-pub fn open(path: &Path, device: &Device) -> Result<Opened, String> {
-    let (model, sched, weights) = if path.join("model_index.json").is_file() {
+/// The files of a model folder: (model config, scheduler config, weights).
+fn files(path: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    if path.join("model_index.json").is_file() {
         let unet = path.join("unet").join("config.json");
         if !unet.is_file() {
             return Err(format!(
@@ -106,45 +106,68 @@ pub fn open(path: &Path, device: &Device) -> Result<Opened, String> {
                 path.display()
             ));
         }
-        (
+        Ok((
             unet,
             path.join("scheduler").join("scheduler_config.json"),
             path.join("unet").join(WEIGHTS),
-        )
+        ))
     } else if path.join(CKPT_MODEL).is_file() {
-        (
+        Ok((
             path.join(CKPT_MODEL),
             path.join(CKPT_SCHEDULER),
             path.join("model.safetensors"),
-        )
+        ))
     } else {
-        return Err(format!(
+        Err(format!(
             "{}: not a diffusion checkpoint; expected a diffusers folder (model_index.json, \
              unet/, scheduler/) or a descent diffusion checkpoint (denoiser.json and \
              model.safetensors)",
             path.display()
-        ));
-    };
+        ))
+    }
+}
+
+/// What a model folder's config says, without reading its weights.
+pub enum Config {
+    /// One of descent's denoisers.
+    Denoiser(SavedModel),
+    /// A model of another class (`_class_name`), e.g. a Stable Diffusion UNet.
+    Other(String),
+}
+
+/// Reads the model config of a folder `open` would open.
+pub fn config(path: &Path) -> Result<Config, String> {
+    let (model, _, _) = files(path)?;
     let text = read(&model)?;
-    let class: serde_json::Value =
+    let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", model.display()))?;
-    match class.get("_class_name").and_then(|v| v.as_str()) {
+    match value.get("_class_name").and_then(|v| v.as_str()) {
         Some(DENOISER_CLASS) => {}
-        Some(other) => {
-            return Err(format!(
-                "{}: a {other} — descent samples the denoisers it trains ({DENOISER_CLASS}); \
-                 Stable Diffusion pipelines are not supported yet",
-                model.display()
-            ));
-        }
+        Some(other) => return Ok(Config::Other(other.to_string())),
         None => return Err(format!("{}: no _class_name", model.display())),
     }
     let saved: SavedModel =
-        serde_json::from_value(class).map_err(|e| format!("{}: {e}", model.display()))?;
+        serde_json::from_value(value).map_err(|e| format!("{}: {e}", model.display()))?;
     saved
         .spec
         .check()
         .map_err(|e| format!("{}: {e}", model.display()))?;
+    Ok(Config::Denoiser(saved))
+}
+
+/// Opens a diffusers-style folder written by descent, or a descent diffusion checkpoint.
+pub fn open(path: &Path, device: &Device) -> Result<Opened, String> {
+    let (model, sched, weights) = files(path)?;
+    let saved = match config(path)? {
+        Config::Denoiser(saved) => saved,
+        Config::Other(class) => {
+            return Err(format!(
+                "{}: a {class} — descent samples the denoisers it trains ({DENOISER_CLASS}); \
+                 Stable Diffusion pipelines are not supported yet",
+                model.display()
+            ));
+        }
+    };
     if !sched.is_file() {
         return Err(format!("{}: missing (the noise schedule)", sched.display()));
     }
