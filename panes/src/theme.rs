@@ -79,3 +79,18 @@ impl Theme {
         self.pick(Style::default().bg(Color::Indexed(236)), Style::default())
     }
 }
+
+/// Colours of the classes in scatter plots, readable on black: the Sampler pane's and the
+/// PNGs `descent sample` writes.
+pub const CLASS_RGB: [[u8; 3]; 10] = [
+    [230, 159, 0],
+    [86, 180, 233],
+    [0, 158, 115],
+    [240, 228, 66],
+    [0, 114, 178],
+    [213, 94, 0],
+    [204, 121, 167],
+    [200, 200, 200],
+    [150, 220, 90],
+    [255, 120, 120],
+];

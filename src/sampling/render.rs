@@ -4,22 +4,9 @@
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use std::path::Path;
 
-/// Class colours for scatter plots (and the pane's), readable on black.
-pub const PALETTE: [[u8; 3]; 10] = [
-    [230, 159, 0],
-    [86, 180, 233],
-    [0, 158, 115],
-    [240, 228, 66],
-    [0, 114, 178],
-    [213, 94, 0],
-    [204, 121, 167],
-    [200, 200, 200],
-    [150, 220, 90],
-    [255, 120, 120],
-];
-
-/// Image samples `[c, h, w]` in data units mapped to 0–255 over `range`; the first channel
-/// only when there are not three.
+/// An image sample `[c, h, w]` in data units, its first channel mapped to 0–255 over `range`
+/// (descent's image data so far is one-channel; a colour sample is drawn from its first
+/// channel).
 pub fn to_gray(values: &[f32], shape: &[usize], range: (f32, f32)) -> GrayImage {
     let (h, w) = (shape[1], shape[2]);
     let span = (range.1 - range.0).max(1e-12);
@@ -84,7 +71,8 @@ pub fn scatter(
         }
         let px = ((p[0] - x0) / (x1 - x0) * (size - 1) as f32).round() as i64;
         let py = ((1.0 - (p[1] - y0) / (y1 - y0)) * (size - 1) as f32).round() as i64;
-        let c = Rgb(PALETTE[classes.get(k).copied().unwrap_or(0) as usize % PALETTE.len()]);
+        let palette = descent_panes::theme::CLASS_RGB;
+        let c = Rgb(palette[classes.get(k).copied().unwrap_or(0) as usize % palette.len()]);
         for (dx, dy) in [(0, 0), (1, 0), (0, 1), (-1, 0), (0, -1)] {
             let (x, y) = (px + dx, py + dy);
             if (0..size as i64).contains(&x) && (0..size as i64).contains(&y) {

@@ -15,20 +15,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::canvas::{Canvas, Points};
 use ratatui::widgets::{Cell, List, ListItem, ListState, Paragraph, Row, Table, Wrap};
 
-/// Class colours of the scatter plots (the same order as the PNGs').
-const CLASS_COLORS: [Color; 10] = [
-    Color::Rgb(230, 159, 0),
-    Color::Rgb(86, 180, 233),
-    Color::Rgb(0, 158, 115),
-    Color::Rgb(240, 228, 66),
-    Color::Rgb(0, 114, 178),
-    Color::Rgb(213, 94, 0),
-    Color::Rgb(204, 121, 167),
-    Color::Rgb(200, 200, 200),
-    Color::Rgb(150, 220, 90),
-    Color::Rgb(255, 120, 120),
-];
-
 pub fn rows(view: &AppView) -> Vec<&SamplerModel> {
     let f = filter(view);
     view.sampler
@@ -332,7 +318,11 @@ fn draw_points(frame: &mut Frame, area: Rect, t: &Theme, p: &PointsView) {
                     .map(|q| (q.0, q.1))
                     .collect();
                 let style = if color {
-                    CLASS_COLORS[c as usize % CLASS_COLORS.len()]
+                    {
+                        let [r, g, b] =
+                            crate::theme::CLASS_RGB[c as usize % crate::theme::CLASS_RGB.len()];
+                        Color::Rgb(r, g, b)
+                    }
                 } else {
                     Color::Reset
                 };
