@@ -428,7 +428,9 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
         let base = m * p.steps;
         let out: Output = sample::sample(&opened.net, &sched, &req, &mut |done| {
             job.report.done_steps = base + done;
-            if job.last_write.elapsed().as_secs_f64() >= 0.25 {
+            // The report is rewritten whole: often enough for a progress bar (the TUI
+            // reads it each second), no more.
+            if job.last_write.elapsed().as_secs_f64() >= 1.0 {
                 job.save();
             }
         })?;

@@ -236,7 +236,8 @@ impl Sampler {
                         dir: dir.clone(),
                         id,
                     };
-                    let view = job_view(&j);
+                    let before = self.seen.get(&dir).map(|s| &s.view);
+                    let view = job_view(&j, before);
                     self.seen.insert(dir, Seen { modified, view });
                     j
                 }
@@ -591,7 +592,9 @@ fn load_points(path: &Path, label: &str) -> Option<PointsView> {
     })
 }
 
-fn job_view(j: &JobInfo) -> SampleJobView {
+/// The pane's view of a job. A mode's files do not change once its results are in the
+/// report, so the samples already loaded for `before` (the same job) are kept, not reread.
+fn job_view(j: &JobInfo, before: Option<&SampleJobView>) -> SampleJobView {
     let r = match &j.report {
         Ok(r) => r,
         Err(e) => {
@@ -668,10 +671,12 @@ fn job_view(j: &JobInfo) -> SampleJobView {
             }
         })
         .collect();
-    let mut images = Vec::new();
-    let mut points = Vec::new();
-    for m in &r.modes {
-        let Some(g) = &m.grid else { continue };
+    let mut images = before.map_or(Vec::new(), |b| b.images.clone());
+    let mut points = before.map_or(Vec::new(), |b| b.points.clone());
+    // Modes with samples to show, in order; the first `loaded` of them are in `before`.
+    let loaded = images.len() + points.len();
+    let drawn = r.modes.iter().filter_map(|m| Some((m, m.grid.as_ref()?)));
+    for (m, g) in drawn.skip(loaded) {
         let path = j.dir.join(g);
         if g.ends_with("scatter.png") {
             if let Some(p) = load_points(&j.dir.join(&m.guidance).join("points.csv"), &m.guidance) {
@@ -802,6 +807,39 @@ mod tests {
         assert!(s.refresh_jobs());
         assert_eq!(s.view().jobs.len(), 2);
         assert_eq!(s.view().jobs[0].state, "finished");
+    }
+
+    #[test]
+    fn a_modes_samples_are_read_once_as_the_job_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join(SAMPLES_DIR).join("20261201-000000-toy");
+        let mode = |name: &str| {
+            std::fs::create_dir_all(job.join(name)).unwrap();
+            std::fs::write(job.join(name).join("points.csv"), "x,y,class\n0.5,1.5,1\n").unwrap();
+            sampling::ModeReport {
+                guidance: name.into(),
+                nfe: vec![10],
+                grid: Some(format!("{name}/scatter.png")),
+                ..Default::default()
+            }
+        };
+        let mut r = report(JobState::Running, std::process::id());
+        r.modes.push(mode("cfg"));
+        r.write(&job).unwrap();
+        let mut s = Sampler::default();
+        s.set_sources(&Default::default(), dir.path(), &dir.path().join("runs"));
+        s.refresh_jobs();
+        assert_eq!(s.view().job.unwrap().points.len(), 1);
+        // The first mode's file is gone: had it been read again, its plot would be too.
+        std::fs::remove_file(job.join("cfg/points.csv")).unwrap();
+        r.modes.push(mode("ag"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        r.write(&job).unwrap();
+        assert!(s.refresh_jobs());
+        let points = s.view().job.unwrap().points;
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].label, "cfg");
+        assert_eq!(points[1].points, vec![(0.5, 1.5, 1)]);
     }
 
     #[test]
