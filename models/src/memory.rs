@@ -254,6 +254,32 @@ pub fn trained(
     )
 }
 
+/// Sampling `rows` network inputs at once (CFG's two passes count twice): the weights, and
+/// one forward pass's activations (`per_row` elements each) on the device; the samples and
+/// their noise (`features` each) on the host.
+pub fn sampling(params: u64, per_row: u64, features: usize, rows: usize) -> Footprint {
+    let mut fp = Footprint::default();
+    fp.add(
+        "weights",
+        params.saturating_mul(F32),
+        Place::Device,
+        Phase::Always,
+    );
+    fp.add(
+        format!("activations of a batch of {rows}"),
+        per_row.saturating_mul(rows as u64).saturating_mul(F32),
+        Place::Device,
+        Phase::Step,
+    );
+    fp.add(
+        "samples and their noise",
+        mul(features, rows).saturating_mul(2 * F32),
+        Place::Host,
+        Phase::Always,
+    );
+    fp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

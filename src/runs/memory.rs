@@ -134,17 +134,22 @@ pub fn ensure_fits(
     avail: &Available,
     drivers: &[String],
 ) -> Result<(), String> {
-    let fit = Fit::of(fp, avail);
-    if fit.over(1.0).is_empty() {
-        return Ok(());
+    match shortfall(fp, avail) {
+        None => Ok(()),
+        Some(need) => Err(format!(
+            "{}: the run would need {need}. The size comes from {}; make the model or the batch \
+             smaller, or use a device with more memory",
+            file.display(),
+            drivers.join(", ")
+        )),
     }
-    Err(format!(
-        "{}: the run would need {}. The size comes from {}; make the model or the batch \
-         smaller, or use a device with more memory",
-        file.display(),
-        fit.describe(1.0, fp),
-        drivers.join(", ")
-    ))
+}
+
+/// What `fp` needs beyond what is available, in words (each memory short, and the parts),
+/// or `None` when it fits: for messages of any kind of job.
+pub fn shortfall(fp: &Footprint, avail: &Available) -> Option<String> {
+    let fit = Fit::of(fp, avail);
+    (!fit.over(1.0).is_empty()).then(|| fit.describe(1.0, fp))
 }
 
 /// For `descent check`: a warning when the estimate exceeds half of what is available now.
@@ -243,5 +248,26 @@ mod tests {
     fn this_machine_reports_some_ram() {
         assert!(Available::now("cpu").unwrap().ram > 0);
         assert!(Available::now("cuda:x").is_err());
+    }
+
+    #[test]
+    fn a_sampling_batch_too_big_for_the_device_is_a_shortfall_in_words() {
+        // 1M weights and 4,096 rows of 10,000 activation elements: about 160 MB.
+        let fp = descent_models::memory::sampling(1_000_000, 10_000, 64, 4096);
+        let small = Available {
+            ram: 100 << 20,
+            gpu: None,
+        };
+        let need = shortfall(&fp, &small).unwrap();
+        assert!(
+            need.contains("of RAM at its peak, 100.0 MiB available"),
+            "{need}"
+        );
+        assert!(need.contains("activations of a batch of 4096"), "{need}");
+        let roomy = Available {
+            ram: 1 << 30,
+            gpu: None,
+        };
+        assert!(shortfall(&fp, &roomy).is_none());
     }
 }

@@ -306,20 +306,22 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
     let spec = opened.net.spec().clone();
     let shape = spec.sample_shape.clone();
     let f = spec.features();
-    // The biggest batch is every sample twice (CFG's two passes).
-    let need = spec.param_count() * 4
-        + (2 * p.n as u64) * (spec.activation_elems() / 2 + 2 * f as u64) * 4;
-    if let Ok(avail) = crate::runs::memory::Available::now(&chosen.label) {
-        let free = avail.gpu.as_ref().map_or(avail.ram, |g| g.1);
-        if need > free {
-            bail!(
-                "-n {}: sampling needs about {} on {}, which has {} free; ask for fewer samples",
-                p.n,
-                descent_panes::human_bytes(need),
-                chosen.label,
-                descent_panes::human_bytes(free)
-            );
-        }
+    // The biggest batch is every sample twice (CFG's two passes); a forward pass keeps about
+    // half of what a training step does.
+    let fp = descent_models::memory::sampling(
+        spec.param_count(),
+        spec.activation_elems() / 2,
+        f,
+        2 * p.n,
+    );
+    if let Ok(avail) = crate::runs::memory::Available::now(&chosen.label)
+        && let Some(need) = crate::runs::memory::shortfall(&fp, &avail)
+    {
+        bail!(
+            "-n {}: sampling {} would need {need}; ask for fewer samples",
+            p.n,
+            model_dir.display()
+        );
     }
     let kind = match &p.sampler {
         Some(s) => SamplerKind::parse(s).map_err(|e| anyhow::anyhow!("--sampler: {e}"))?,
