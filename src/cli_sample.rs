@@ -19,6 +19,15 @@ pub struct SampleArgs {
     /// The class of every sample (default: the classes in turn)
     #[arg(long)]
     pub class: Option<u32>,
+    /// A text-to-image pipeline's prompt (cut to the tokenizer's length, and said)
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// What guidance steers away from (the unconditional pass's text)
+    #[arg(long, default_value = "")]
+    pub negative_prompt: String,
+    /// A pipeline's weights dtype: f32, f16 or bf16 (default: f32 on the CPU, f16 on a GPU)
+    #[arg(long)]
+    pub dtype: Option<String>,
     /// none | cfg | ag | linear-ag
     #[arg(long, default_value = "cfg")]
     pub guidance: String,
@@ -82,6 +91,9 @@ impl SampleArgs {
         Params {
             checkpoint: self.checkpoint.clone(),
             class: self.class,
+            prompt: self.prompt.clone(),
+            negative_prompt: self.negative_prompt.clone(),
+            dtype: self.dtype.clone(),
             modes: if self.compare.is_empty() {
                 vec![self.guidance.clone()]
             } else {
@@ -230,6 +242,12 @@ pub fn argv(p: &Params) -> Vec<String> {
         }
     };
     opt("--class", p.class.map(|c| c.to_string()));
+    opt("--prompt", p.prompt.clone());
+    opt(
+        "--negative-prompt",
+        (!p.negative_prompt.is_empty()).then(|| p.negative_prompt.clone()),
+    );
+    opt("--dtype", p.dtype.clone());
     opt("--sampler", p.sampler.clone());
     opt("--noise", p.noise.as_ref().map(|n| n.display().to_string()));
     opt("--judge", p.judge.clone());

@@ -147,6 +147,8 @@ fn bad_requests_are_refused_with_the_flag_named() {
         let e = ws.fails(&all);
         assert!(e.contains(want), "{args:?}: {e}");
     }
+    let e = ws.fails(&["sample", r, "--prompt", "a cat"]);
+    assert!(e.contains("--prompt") && e.contains("use --class"), "{e}");
     let e = ws.fails(&["sample", ws.root.join("experiments").to_str().unwrap()]);
     assert!(e.contains("not a diffusion checkpoint"), "{e}");
     // A failed job still says why in its report.
@@ -193,4 +195,96 @@ fn a_detached_job_returns_at_once_and_finishes_in_its_folder() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// A workspace with the tiny random Stable Diffusion pipeline in `pipeline/`.
+fn with_pipeline() -> (Ws, PathBuf) {
+    let ws = Ws::new(&[]);
+    let dir = ws.root.join("pipeline");
+    descent_models::diffusion::sd::tiny::write(&dir, "epsilon").unwrap();
+    (ws, dir)
+}
+
+#[test]
+fn a_stable_diffusion_pipeline_samples_colour_images_from_a_prompt() {
+    let (ws, pipe) = with_pipeline();
+    let out = ws.root.join("job");
+    let long = vec!["cat"; 90].join(" ");
+    let o = ws.descent(&[
+        "sample",
+        pipe.to_str().unwrap(),
+        "--prompt",
+        &long,
+        "--negative-prompt",
+        "blurry",
+        "--compare",
+        "cfg,ag,linear-ag",
+        "--ag-threshold",
+        "-1",
+        "--scale",
+        "7.5",
+        "-n",
+        "2",
+        "--steps",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("15 tokens past the tokenizer's 77 were dropped"),
+        "{stdout}"
+    );
+    let r = report(&out);
+    assert_eq!(r["state"], "finished");
+    assert_eq!(r["sample_shape"], serde_json::json!([4, 32, 32]));
+    assert_eq!(r["image_shape"], serde_json::json!([3, 64, 64]));
+    assert_eq!(r["dtype"], "f32");
+    assert!(
+        r["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("--prompt: 15 tokens")
+    );
+    let modes = r["modes"].as_array().unwrap();
+    // 3 steps: CFG 2 passes each; AG (γ̄ = −1) guides step 1 only.
+    assert_eq!(modes[0]["nfe"], serde_json::json!([6, 6]));
+    assert_eq!(modes[1]["nfe"], serde_json::json!([4, 4]));
+    assert_eq!(modes[2]["nfe"], serde_json::json!([4, 4]));
+    assert!(modes[1]["distance_to_cfg"].as_f64().unwrap() > 0.0);
+    assert_eq!(modes[0]["distance_to_cfg"].as_f64().unwrap(), 0.0);
+    // The latents are the model-space tensor; the PNGs are the VAE's colour images.
+    assert_eq!(
+        samples(&out.join("cfg/samples.safetensors")).len(),
+        2 * 4 * 32 * 32
+    );
+    let img = image::open(out.join("cfg/sample-0001.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    assert_eq!(img.color(), image::ColorType::Rgb8);
+    assert!(out.join("ag/grid.png").is_file());
+}
+
+#[test]
+fn pipelines_refuse_classes_and_need_a_prompt() {
+    let (ws, pipe) = with_pipeline();
+    let p = pipe.to_str().unwrap();
+    let e = ws.fails(&["sample", p, "-n", "1", "--steps", "1"]);
+    assert!(
+        e.contains("text-to-image pipeline; give it --prompt"),
+        "{e}"
+    );
+    let e = ws.fails(&["sample", p, "--class", "1", "-n", "1"]);
+    assert!(
+        e.contains("--class: ") && e.contains("takes a --prompt"),
+        "{e}"
+    );
+    let e = ws.fails(&["sample", p, "--prompt", "a cat", "--dtype", "f8"]);
+    assert!(e.contains("--dtype \"f8\""), "{e}");
+    std::fs::remove_file(pipe.join("text_encoder/model.safetensors")).unwrap();
+    let e = ws.fails(&["sample", p, "--prompt", "a cat", "-n", "1"]);
+    assert!(
+        e.contains("text_encoder") && e.contains("no model.safetensors"),
+        "{e}"
+    );
 }

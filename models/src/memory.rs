@@ -254,20 +254,20 @@ pub fn trained(
     )
 }
 
-/// Sampling `rows` network inputs at once (CFG's two passes count twice): the weights, and
-/// one forward pass's activations (`per_row` elements each) on the device; the samples and
-/// their noise (`features` each) on the host.
-pub fn sampling(params: u64, per_row: u64, features: usize, rows: usize) -> Footprint {
+/// Sampling `rows` network inputs at once (CFG's two passes count twice): `params` weights
+/// of `bytes` each, and one forward pass's activations (`per_row` elements each, of the
+/// same width) on the device; the samples and their noise (`features` each, f32) on the host.
+pub fn sampling(params: u64, bytes: u64, per_row: u64, features: usize, rows: usize) -> Footprint {
     let mut fp = Footprint::default();
     fp.add(
         "weights",
-        params.saturating_mul(F32),
+        params.saturating_mul(bytes),
         Place::Device,
         Phase::Always,
     );
     fp.add(
         format!("activations of a batch of {rows}"),
-        per_row.saturating_mul(rows as u64).saturating_mul(F32),
+        per_row.saturating_mul(rows as u64).saturating_mul(bytes),
         Place::Device,
         Phase::Step,
     );

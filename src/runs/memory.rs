@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn a_sampling_batch_too_big_for_the_device_is_a_shortfall_in_words() {
         // 1M weights and 4,096 rows of 10,000 activation elements: about 160 MB.
-        let fp = descent_models::memory::sampling(1_000_000, 10_000, 64, 4096);
+        let fp = descent_models::memory::sampling(1_000_000, 4, 10_000, 64, 4096);
         let small = Available {
             ram: 100 << 20,
             gpu: None,

@@ -9,8 +9,9 @@ use anyhow::{Context, bail};
 use candle_core::{DType, Device, Tensor};
 use descent_models::device;
 use descent_models::diffusion::export::{self, MODEL_DIR, Opened};
-use descent_models::diffusion::sample::{self, Affine, Estimate, Guidance, Output, Request};
-use descent_models::diffusion::schedule::{SamplerKind, Scheduler};
+use descent_models::diffusion::sample::{self, Affine, Estimate, Guidance, Model, Output, Request};
+use descent_models::diffusion::schedule::{NoiseConfig, SamplerKind, Scheduler};
+use descent_models::diffusion::{scheduler_config, sd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -197,6 +198,9 @@ pub fn execute(ws: &Workspace, params: Params, dir: &Path, quiet: bool) -> anyho
             model_dir: None,
             sampler: None,
             sample_shape: Vec::new(),
+            image_shape: Vec::new(),
+            dtype: None,
+            notes: Vec::new(),
             class_names: Vec::new(),
             seeds: Vec::new(),
             classes: Vec::new(),
@@ -247,14 +251,22 @@ fn guidance(p: &Params, mode: &str, affine: Option<&Affine>) -> Guidance {
 /// LinearAG's affine estimate for this model, sampler, step count and scale: read from
 /// beside the model, else fitted on full-CFG calibration samples and saved there.
 fn affine_for(
-    opened: &Opened,
+    model: &dyn Model,
     model_dir: &Path,
     sched: &Scheduler,
     p: &Params,
     classes: usize,
 ) -> anyhow::Result<(Affine, bool)> {
+    // A text-conditioned model's fit belongs to its prompts.
+    let prompt = match &p.prompt {
+        Some(t) => format!(
+            "-p{:08x}",
+            fnv1a(&format!("{t}\0{}", p.negative_prompt)) as u32
+        ),
+        None => String::new(),
+    };
     let name = format!(
-        "linear_ag-{}-{}steps-w{}.json",
+        "linear_ag-{}-{}steps-w{}{prompt}.json",
         sched.kind, p.steps, p.scale
     );
     let path = model_dir.join(&name);
@@ -276,7 +288,7 @@ fn affine_for(
         record: true,
         compare: p.ag_compare,
     };
-    let out = sample::sample(&opened.net, sched, &req, &mut |_| {})?;
+    let out = sample::sample(model, sched, &req, &mut |_| {})?;
     let per_step = sample::fit_affine(&out.trace, fit).map_err(anyhow::Error::msg)?;
     let a = Affine {
         steps: p.steps,
@@ -293,6 +305,115 @@ fn affine_for(
     Ok((a, true))
 }
 
+/// FNV-1a, for short stable names.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// An opened checkpoint: one of descent's denoisers, or a Stable Diffusion pipeline.
+enum Subject {
+    Denoiser(Box<Opened>),
+    Pipeline(Box<sd::Pipeline>),
+}
+
+/// A pipeline's scheduler config, as `export::open` reads a denoiser's.
+struct SchedulerFile {
+    noise: NoiseConfig,
+    ignored: Vec<String>,
+    class: Option<String>,
+}
+
+fn read_scheduler(dir: &Path) -> anyhow::Result<SchedulerFile> {
+    let path = dir.join("scheduler").join("scheduler_config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: the noise schedule", path.display()))?;
+    let r =
+        scheduler_config::read(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?;
+    Ok(SchedulerFile {
+        noise: r.config,
+        ignored: r.ignored,
+        class: r.class_name,
+    })
+}
+
+fn parse_dtype(p: &Params, device: &Device) -> DType {
+    match p.dtype.as_deref() {
+        Some("f16") => DType::F16,
+        Some("bf16") => DType::BF16,
+        Some(_) => DType::F32,
+        None => sd::default_dtype(device),
+    }
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "f32",
+    }
+}
+
+/// Opens the checkpoint at `dir` after checking that sampling it fits in memory.
+fn open_subject(
+    dir: &Path,
+    chosen: &device::Chosen,
+    p: &Params,
+) -> anyhow::Result<(Subject, SchedulerFile)> {
+    let over = |fp: &descent_models::memory::Footprint| -> anyhow::Result<()> {
+        if let Ok(avail) = crate::runs::memory::Available::now(&chosen.label)
+            && let Some(need) = crate::runs::memory::shortfall(fp, &avail)
+        {
+            bail!(
+                "-n {}: sampling {} would need {need}; ask for fewer samples",
+                p.n,
+                dir.display()
+            );
+        }
+        Ok(())
+    };
+    match export::config(dir).map_err(anyhow::Error::msg)? {
+        export::Config::StableDiffusion(info) => {
+            let dtype = parse_dtype(p, &chosen.device);
+            let latent: usize = info.latent_shape().iter().product();
+            // The biggest batch is every sample twice (CFG's two passes).
+            over(&descent_models::memory::sampling(
+                info.param_count(),
+                dtype.size_in_bytes() as u64,
+                info.activation_elems(),
+                latent,
+                2 * p.n,
+            ))?;
+            let sched = read_scheduler(dir)?;
+            let pipeline =
+                sd::Pipeline::load(*info, dtype, &chosen.device).map_err(anyhow::Error::msg)?;
+            Ok((Subject::Pipeline(Box::new(pipeline)), sched))
+        }
+        _ => {
+            if p.dtype.as_deref().is_some_and(|d| d != "f32") {
+                bail!("--dtype: descent's own denoisers sample in f32");
+            }
+            let opened = export::open(dir, &chosen.device).map_err(anyhow::Error::msg)?;
+            let spec = opened.net.spec();
+            // A forward pass keeps about half of what a training step does.
+            over(&descent_models::memory::sampling(
+                spec.param_count(),
+                4,
+                spec.activation_elems() / 2,
+                spec.features(),
+                2 * p.n,
+            ))?;
+            let sched = SchedulerFile {
+                noise: opened.noise.clone(),
+                ignored: opened.ignored.clone(),
+                class: opened.scheduler_class.clone(),
+            };
+            Ok((Subject::Denoiser(Box::new(opened)), sched))
+        }
+    }
+}
+
 fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result<()> {
     p.check().map_err(anyhow::Error::msg)?;
     let say = |s: String| {
@@ -302,34 +423,64 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
     };
     let model_dir = resolve_checkpoint(ws, &p.checkpoint)?;
     let chosen = device::resolve(ws.settings.device).map_err(anyhow::Error::msg)?;
-    let opened = export::open(&model_dir, &chosen.device).map_err(anyhow::Error::msg)?;
-    let spec = opened.net.spec().clone();
-    let shape = spec.sample_shape.clone();
-    let f = spec.features();
-    // The biggest batch is every sample twice (CFG's two passes); a forward pass keeps about
-    // half of what a training step does.
-    let fp = descent_models::memory::sampling(
-        spec.param_count(),
-        spec.activation_elems() / 2,
-        f,
-        2 * p.n,
-    );
-    if let Ok(avail) = crate::runs::memory::Available::now(&chosen.label)
-        && let Some(need) = crate::runs::memory::shortfall(&fp, &avail)
-    {
-        bail!(
-            "-n {}: sampling {} would need {need}; ask for fewer samples",
-            p.n,
-            model_dir.display()
-        );
-    }
+    let (subject, sched_file) = open_subject(&model_dir, &chosen, p)?;
     let kind = match &p.sampler {
         Some(s) => SamplerKind::parse(s).map_err(|e| anyhow::anyhow!("--sampler: {e}"))?,
-        None => opened.noise.default_sampler.unwrap_or(SamplerKind::Ddim),
+        None => sched_file
+            .noise
+            .default_sampler
+            .unwrap_or(SamplerKind::Ddim),
     };
-    let sched = Scheduler::new(kind, &opened.noise, p.steps, p.eta)
+    let sched = Scheduler::new(kind, &sched_file.noise, p.steps, p.eta)
         .map_err(|e| anyhow::anyhow!("--steps {}: {e}", p.steps))?;
-    let classes = spec.classes;
+    // The model the sampler calls, and how many conditions it has (a pipeline: its prompt).
+    let prompted;
+    let (model, classes, class_names): (&dyn Model, usize, Vec<String>) = match &subject {
+        Subject::Denoiser(o) => {
+            if p.prompt.is_some() {
+                bail!(
+                    "--prompt: {} is class-conditional; use --class",
+                    model_dir.display()
+                );
+            }
+            (&o.net, o.net.spec().classes, o.saved.class_names.clone())
+        }
+        Subject::Pipeline(pl) => {
+            if p.class.is_some() {
+                bail!("--class: {} takes a --prompt", model_dir.display());
+            }
+            let Some(prompt) = &p.prompt else {
+                bail!(
+                    "{}: a text-to-image pipeline; give it --prompt",
+                    model_dir.display()
+                );
+            };
+            if p.judge.is_some() {
+                bail!("--judge: a judge classifies the samples of a class-conditional model");
+            }
+            prompted = pl
+                .encode(prompt, &p.negative_prompt)
+                .map_err(anyhow::Error::msg)?;
+            for (flag, cut) in ["--prompt", "--negative-prompt"]
+                .iter()
+                .zip(prompted.truncated)
+            {
+                if cut > 0 {
+                    let note = format!(
+                        "{flag}: {cut} tokens past the tokenizer's {} were dropped",
+                        prompted.max_tokens
+                    );
+                    say(note.clone());
+                    job.report.notes.push(note);
+                }
+            }
+            job.report.dtype = Some(dtype_name(pl.dtype).into());
+            job.report.image_shape = pl.info.image_shape();
+            (&prompted, 1, vec![prompt.clone()])
+        }
+    };
+    let shape = model.sample_shape().to_vec();
+    let f: usize = shape.iter().product();
     if classes == 0 && p.modes.iter().any(|m| m != "none") {
         bail!(
             "{}: the model is unconditional; guidance needs a class-conditional model (use --guidance none)",
@@ -347,7 +498,7 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
     let class_of: Vec<u32> = (0..p.n)
         .map(|i| match p.class {
             Some(c) => c,
-            None if classes == 0 => spec.classes as u32,
+            None if classes == 0 => model.null_class(),
             None => (i % classes) as u32,
         })
         .collect();
@@ -372,22 +523,26 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
         r.model_dir = Some(model_dir.clone());
         r.sampler = Some(kind.to_string());
         r.sample_shape = shape.clone();
-        r.class_names = opened.saved.class_names.clone();
+        r.class_names = class_names;
         r.seeds = seeds.clone();
         r.classes = class_of.clone();
-        r.ignored_keys = opened.ignored.clone();
+        r.ignored_keys = sched_file.ignored.clone();
         r.total_steps = p.modes.len() * p.steps;
     }
-    if let Some(class) = &opened.scheduler_class
+    if let Some(class) = &sched_file.class
         && p.sampler.is_none()
-        && opened.noise.default_sampler.is_none()
+        && sched_file.noise.default_sampler.is_none()
     {
         say(format!(
             "{class} is not a sampler descent has; sampling with {kind}"
         ));
     }
     job.save();
-    let range = opened.saved.scaling.image_range();
+    let (image_shape, range) = match &subject {
+        Subject::Denoiser(o) => (shape.clone(), o.saved.scaling.image_range()),
+        Subject::Pipeline(pl) => (pl.info.image_shape(), Some((-1.0, 1.0))),
+    };
+    let fi: usize = image_shape.iter().product();
     let mut outputs: Vec<(String, Vec<f32>)> = Vec::new();
     for (m, mode) in p.modes.iter().enumerate() {
         let mut report = ModeReport {
@@ -395,7 +550,7 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
             ..Default::default()
         };
         let affine = if mode == "linear-ag" && p.estimate == "affine" {
-            let (a, fitted) = affine_for(&opened, &model_dir, &sched, p, classes)?;
+            let (a, fitted) = affine_for(model, &model_dir, &sched, p, classes)?;
             let errs: Vec<f64> = a
                 .holdout_error
                 .iter()
@@ -428,7 +583,7 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
         };
         let t0 = Instant::now();
         let base = m * p.steps;
-        let out: Output = sample::sample(&opened.net, &sched, &req, &mut |done| {
+        let out: Output = sample::sample(model, &sched, &req, &mut |done| {
             job.report.done_steps = base + done;
             // The report is rewritten whole: often enough for a progress bar (the TUI
             // reads it each second), no more.
@@ -441,14 +596,19 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
         report.nfe = out.nfe.clone();
         report.stopped_at = out.stopped_at.clone();
         report.cosines = out.cosines.clone();
-        let mut data = out.samples.clone();
-        opened.saved.scaling.invert(&mut data, f);
+        let data = match &subject {
+            Subject::Denoiser(o) => {
+                let mut data = out.samples.clone();
+                o.saved.scaling.invert(&mut data, f);
+                data
+            }
+            Subject::Pipeline(pl) => pl.decode(&out.samples)?,
+        };
         let sub = dir_for(job.dir, mode)?;
         write_outputs(
             &sub,
-            &out.samples,
-            &data,
-            &shape,
+            (&out.samples, &shape),
+            (&data, &image_shape),
             &class_of,
             range,
             &mut report,
@@ -462,7 +622,7 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
                 Some((lo, hi)) => data.iter().map(|v| v.clamp(lo, hi)).collect(),
                 None => data.clone(),
             };
-            let got = j.classify(&seen, &shape)?;
+            let got = j.classify(&seen, &image_shape)?;
             let hits = got.iter().zip(&class_of).filter(|(a, b)| a == b).count();
             report.judged_accuracy = Some(hits as f64 / p.n as f64);
         }
@@ -485,7 +645,7 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
         let cfg_nfe = job.report.modes[k].nfe_total as f64;
         for (i, (_, data)) in outputs.iter().enumerate() {
             let r = &mut job.report.modes[i];
-            r.distance_to_cfg = Some(render::distance(data, &outputs[k].1, f, range));
+            r.distance_to_cfg = Some(render::distance(data, &outputs[k].1, fi, range));
             r.nfe_vs_cfg = Some(r.nfe_total as f64 / cfg_nfe.max(1.0));
         }
     }
@@ -498,21 +658,19 @@ fn dir_for(job: &Path, mode: &str) -> anyhow::Result<PathBuf> {
     Ok(d)
 }
 
-/// Writes one mode's samples: the model-space tensor, then PNGs and a grid (images) or a
-/// CSV and a scatter plot (points).
-#[allow(clippy::too_many_arguments)]
+/// Writes one mode's samples: the model-space tensor (a pipeline's latents), then PNGs and
+/// a grid (images, `data` with its shape) or a CSV and a scatter plot (points).
 fn write_outputs(
     dir: &Path,
-    model_space: &[f32],
-    data: &[f32],
-    shape: &[usize],
+    (model_space, model_shape): (&[f32], &[usize]),
+    (data, shape): (&[f32], &[usize]),
     classes: &[u32],
     range: Option<(f32, f32)>,
     report: &mut ModeReport,
     mode: &str,
 ) -> anyhow::Result<()> {
     let n = classes.len();
-    let dims: Vec<usize> = [n].into_iter().chain(shape.iter().copied()).collect();
+    let dims: Vec<usize> = [n].into_iter().chain(model_shape.iter().copied()).collect();
     let t = Tensor::from_vec(model_space.to_vec(), dims, &Device::Cpu)?;
     let st = dir.join("samples.safetensors");
     candle_core::safetensors::save(
@@ -524,9 +682,9 @@ fn write_outputs(
     let png_err = |p: &Path| format!("writing {}", p.display());
     match (shape.len(), range) {
         (3, Some(range)) => {
-            let imgs: Vec<image::GrayImage> = data
+            let imgs: Vec<image::RgbImage> = data
                 .chunks(f)
-                .map(|s| render::to_gray(s, shape, range))
+                .map(|s| render::to_image(s, shape, range))
                 .collect();
             for (i, img) in imgs.iter().enumerate() {
                 let p = dir.join(format!("sample-{i:04}.png"));
@@ -535,7 +693,7 @@ fn write_outputs(
             report.files.push(format!("{mode}/sample-*.png"));
             let cols = (n as f64).sqrt().ceil() as usize;
             let p = dir.join("grid.png");
-            render::grid(&imgs, cols, 4)
+            render::grid(&imgs, cols, render::zoom(shape[2]))
                 .save(&p)
                 .with_context(|| png_err(&p))?;
             report.grid = Some(format!("{mode}/grid.png"));

@@ -21,6 +21,14 @@ pub struct Params {
     pub checkpoint: String,
     /// A class index for every sample, or `None`: the classes in turn.
     pub class: Option<u32>,
+    /// A text-to-image pipeline's prompt, and what guidance steers away from.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub negative_prompt: String,
+    /// The weights' dtype (`f32`, `f16`, `bf16`); `None`: f32 on the CPU, f16 on a GPU.
+    #[serde(default)]
+    pub dtype: Option<String>,
     /// The guidance modes, in order; CFG first when comparing.
     pub modes: Vec<String>,
     pub scale: f64,
@@ -49,6 +57,9 @@ impl Default for Params {
         Params {
             checkpoint: String::new(),
             class: None,
+            prompt: None,
+            negative_prompt: String::new(),
+            dtype: None,
             modes: vec!["cfg".into()],
             scale: 3.0,
             rescale: 0.0,
@@ -106,6 +117,14 @@ impl Params {
                 self.estimate
             ));
         }
+        if let Some(d) = &self.dtype
+            && !["f32", "f16", "bf16"].contains(&d.as_str())
+        {
+            return Err(format!("--dtype {d:?}: expected f32, f16 or bf16"));
+        }
+        if self.prompt.is_some() && self.class.is_some() {
+            return Err("--prompt and --class: a model takes one kind of condition".into());
+        }
         if !(self.eta.is_finite() && self.eta >= 0.0) {
             return Err(format!("--eta {}: must be zero or positive", self.eta));
         }
@@ -162,6 +181,16 @@ pub struct Report {
     pub model_dir: Option<PathBuf>,
     pub sampler: Option<String>,
     pub sample_shape: Vec<usize>,
+    /// The shape of the images written, where it is not `sample_shape` (a pipeline's VAE
+    /// decodes its latents).
+    #[serde(default)]
+    pub image_shape: Vec<usize>,
+    /// The weights' dtype.
+    #[serde(default)]
+    pub dtype: Option<String>,
+    /// What the job changed of the request, e.g. a prompt cut to the tokenizer's length.
+    #[serde(default)]
+    pub notes: Vec<String>,
     pub class_names: Vec<String>,
     pub seeds: Vec<u64>,
     pub classes: Vec<u32>,

@@ -1,28 +1,38 @@
 //! Sample files: PNGs of image samples and a grid of them, a scatter plot and a CSV of point
 //! samples, and the distance between two sets of samples.
 
-use image::{GrayImage, Luma, Rgb, RgbImage};
+use image::{Rgb, RgbImage};
 use std::path::Path;
 
-/// An image sample `[c, h, w]` in data units, its first channel mapped to 0–255 over `range`
-/// (descent's image data so far is one-channel; a colour sample is drawn from its first
-/// channel).
-pub fn to_gray(values: &[f32], shape: &[usize], range: (f32, f32)) -> GrayImage {
-    let (h, w) = (shape[1], shape[2]);
+/// An image sample `[c, h, w]` in data units mapped to 0–255 over `range`: three channels
+/// as RGB, one as grey (other counts: the first channel, as grey).
+pub fn to_image(values: &[f32], shape: &[usize], range: (f32, f32)) -> RgbImage {
+    let (c, h, w) = (shape[0], shape[1], shape[2]);
     let span = (range.1 - range.0).max(1e-12);
-    GrayImage::from_fn(w as u32, h as u32, |x, y| {
-        let v = values[y as usize * w + x as usize];
-        Luma([(((v - range.0) / span).clamp(0.0, 1.0) * 255.0).round() as u8])
+    let byte = |v: f32| (((v - range.0) / span).clamp(0.0, 1.0) * 255.0).round() as u8;
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let at = |ch: usize| byte(values[(ch * h + y as usize) * w + x as usize]);
+        if c == 3 {
+            Rgb([at(0), at(1), at(2)])
+        } else {
+            let g = at(0);
+            Rgb([g, g, g])
+        }
     })
 }
 
+/// How many times a grid scales up samples `width` pixels wide: small ones to about 32.
+pub fn zoom(width: usize) -> u32 {
+    (32 / width.max(1)).clamp(1, 4) as u32
+}
+
 /// Samples laid out `cols` to a row, each scaled up `zoom` times, 1-pixel gaps.
-pub fn grid(images: &[GrayImage], cols: usize, zoom: u32) -> GrayImage {
+pub fn grid(images: &[RgbImage], cols: usize, zoom: u32) -> RgbImage {
     let (w, h) = images.first().map_or((1, 1), |i| (i.width(), i.height()));
     let cols = cols.max(1);
     let rows = images.len().div_ceil(cols);
     let (cw, ch) = (w * zoom + 1, h * zoom + 1);
-    let mut out = GrayImage::from_pixel(cols as u32 * cw + 1, rows as u32 * ch + 1, Luma([40]));
+    let mut out = RgbImage::from_pixel(cols as u32 * cw + 1, rows as u32 * ch + 1, Rgb([40; 3]));
     for (k, img) in images.iter().enumerate() {
         let (ox, oy) = ((k % cols) as u32 * cw + 1, (k / cols) as u32 * ch + 1);
         for y in 0..h * zoom {
@@ -137,11 +147,24 @@ mod tests {
 
     #[test]
     fn the_grid_places_zoomed_samples_with_gaps() {
-        let one = GrayImage::from_pixel(2, 2, Luma([200]));
+        let one = RgbImage::from_pixel(2, 2, Rgb([200, 10, 0]));
         let g = grid(&[one.clone(), one.clone(), one], 2, 3);
         assert_eq!((g.width(), g.height()), (2 * 7 + 1, 2 * 7 + 1));
-        assert_eq!(g.get_pixel(1, 1).0, [200]);
-        assert_eq!(g.get_pixel(0, 0).0, [40]);
-        assert_eq!(g.get_pixel(8, 8).0, [40]);
+        assert_eq!(g.get_pixel(1, 1).0, [200, 10, 0]);
+        assert_eq!(g.get_pixel(0, 0).0, [40; 3]);
+        assert_eq!(g.get_pixel(8, 8).0, [40; 3]);
+    }
+
+    #[test]
+    fn three_channels_draw_in_colour_and_one_in_grey() {
+        // [c, h, w] = [3, 1, 2]: red, green and blue planes.
+        let rgb = [1.0, -1.0, -1.0, 1.0, -1.0, -1.0];
+        let img = to_image(&rgb, &[3, 1, 2], (-1.0, 1.0));
+        assert_eq!(img.get_pixel(0, 0).0, [255, 0, 0]);
+        assert_eq!(img.get_pixel(1, 0).0, [0, 255, 0]);
+        let grey = to_image(&[8.0, 16.0], &[1, 1, 2], (0.0, 16.0));
+        assert_eq!(grey.get_pixel(0, 0).0, [128, 128, 128]);
+        assert_eq!(zoom(8), 4);
+        assert_eq!(zoom(64), 1);
     }
 }

@@ -41,9 +41,11 @@ enum Setting {
     N,
     Seed,
     Class,
+    Prompt,
+    Negative,
 }
 
-const SETTINGS: [Setting; 12] = [
+const SETTINGS: [Setting; 14] = [
     Setting::Compare,
     Setting::Scale,
     Setting::Threshold,
@@ -56,6 +58,8 @@ const SETTINGS: [Setting; 12] = [
     Setting::N,
     Setting::Seed,
     Setting::Class,
+    Setting::Prompt,
+    Setting::Negative,
 ];
 
 impl Setting {
@@ -73,6 +77,8 @@ impl Setting {
             Setting::N => "samples",
             Setting::Seed => "seed",
             Setting::Class => "class",
+            Setting::Prompt => "prompt",
+            Setting::Negative => "negative prompt",
         }
     }
 }
@@ -85,6 +91,8 @@ struct Model {
     /// What `descent sample` is given: a run's folder, `hub:ORG/NAME`, an opened path.
     checkpoint: String,
     classes: usize,
+    /// A text-to-image pipeline: sampled with the prompt, not a class.
+    text: bool,
 }
 
 /// Cached per job: the report's modification time and what was made of it.
@@ -126,12 +134,36 @@ impl Default for Sampler {
     }
 }
 
-/// What a folder holds for sampling: (classes, arch and shape in words), read from its
-/// `denoiser.json` or `unet/config.json`.
-fn describe(dir: &Path) -> Option<(usize, String)> {
-    match export::config(dir).ok()? {
-        export::Config::Other(class) => Some((0, format!("{class} (not sampled by descent yet)"))),
-        export::Config::Denoiser(saved) => {
+/// What a folder holds for sampling: (classes, arch and shape in words, text-conditioned),
+/// read from its `denoiser.json` or its pipeline's configs.
+fn describe(dir: &Path) -> Option<(usize, String, bool)> {
+    match export::config(dir) {
+        Err(e) if descent_models::diffusion::sd::is_pipeline(dir) => {
+            Some((0, format!("Stable Diffusion, unreadable: {e}"), true))
+        }
+        Err(_) => None,
+        Ok(export::Config::Other(class)) => {
+            Some((0, format!("{class} (not sampled by descent)"), false))
+        }
+        Ok(export::Config::StableDiffusion(info)) => {
+            let dims = |v: Vec<usize>| {
+                v.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("×")
+            };
+            Some((
+                1,
+                format!(
+                    "Stable Diffusion · {:.0}M params · latents {} → images {} · prompt",
+                    info.param_count() as f64 / 1e6,
+                    dims(info.latent_shape()),
+                    dims(info.image_shape())
+                ),
+                true,
+            ))
+        }
+        Ok(export::Config::Denoiser(saved)) => {
             let spec = saved.spec;
             let shape: Vec<String> = spec.sample_shape.iter().map(|d| d.to_string()).collect();
             let arch = serde_json::json!(spec.arch);
@@ -143,6 +175,7 @@ fn describe(dir: &Path) -> Option<(usize, String)> {
                     shape.join("×"),
                     spec.classes
                 ),
+                false,
             ))
         }
     }
@@ -171,7 +204,7 @@ impl Sampler {
             let Some((path, what)) = run_model(r) else {
                 continue;
             };
-            let Some((classes, desc)) = describe(&path) else {
+            let Some((classes, desc, text)) = describe(&path) else {
                 continue;
             };
             models.push(Model {
@@ -179,6 +212,7 @@ impl Sampler {
                 detail: format!("{} run · {what} · {desc}", r.state),
                 checkpoint: r.dir.display().to_string(),
                 classes,
+                text,
             });
         }
         for repo in &inv.hub_models {
@@ -193,7 +227,7 @@ impl Sampler {
             if !path.join("model_index.json").is_file() {
                 continue;
             }
-            let Some((classes, desc)) = describe(&path) else {
+            let Some((classes, desc, text)) = describe(&path) else {
                 continue;
             };
             models.push(Model {
@@ -201,15 +235,18 @@ impl Sampler {
                 detail: format!("hub cache · {desc}"),
                 checkpoint: spec,
                 classes,
+                text,
             });
         }
         for p in &self.opened {
-            let (classes, desc) = describe(p).unwrap_or((0, "not a diffusion model folder".into()));
+            let (classes, desc, text) =
+                describe(p).unwrap_or((0, "not a diffusion model folder".into(), false));
             models.push(Model {
                 label: p.display().to_string(),
                 detail: format!("opened · {desc}"),
                 checkpoint: p.display().to_string(),
                 classes,
+                text,
             });
         }
         self.models = models;
@@ -340,6 +377,8 @@ impl Sampler {
                 let next = (cur + if up { 1 } else { -1 }).rem_euclid(n.max(1));
                 p.class = (next > 0).then(|| (next - 1) as u32);
             }
+            // Text is typed (Enter); H/L leave it.
+            Setting::Prompt | Setting::Negative => {}
         }
     }
 
@@ -402,8 +441,16 @@ impl Sampler {
                 }
             }
             Setting::Estimate => p.estimate = t.to_string(),
+            // Kept as typed: leading spaces can matter to a tokenizer.
+            Setting::Prompt => p.prompt = (!text.is_empty()).then(|| text.to_string()),
+            Setting::Negative => p.negative_prompt = text.to_string(),
         }
-        p.check()?;
+        // The prompt and the class are for different models; `start` keeps the right one.
+        let checked = Params {
+            class: if p.prompt.is_some() { None } else { p.class },
+            ..p.clone()
+        };
+        checked.check()?;
         self.params = p;
         Ok(())
     }
@@ -444,6 +491,18 @@ impl Sampler {
             .clone();
         let mut p = self.params.clone();
         p.checkpoint = m.checkpoint.clone();
+        if m.text {
+            p.class = None;
+            if p.prompt.as_deref().is_none_or(|t| t.trim().is_empty()) {
+                return Err(format!(
+                    "{} is a text-to-image pipeline: select \"prompt\" (J/K) and type one (Enter)",
+                    m.label
+                ));
+            }
+        } else {
+            p.prompt = None;
+            p.negative_prompt.clear();
+        }
         if let Some(c) = p.class
             && m.classes > 0
             && c as usize >= m.classes
@@ -541,6 +600,8 @@ fn value(p: &Params, s: Setting) -> String {
         Setting::N => p.n.to_string(),
         Setting::Seed => p.seed.to_string(),
         Setting::Class => p.class.map_or("all, in turn".into(), |c| c.to_string()),
+        Setting::Prompt => p.prompt.clone().unwrap_or_else(|| "— (pipelines)".into()),
+        Setting::Negative => p.negative_prompt.clone(),
     }
 }
 
@@ -620,12 +681,18 @@ fn job_view(j: &JobInfo, before: Option<&SampleJobView>) -> SampleJobView {
         (
             "sampling".into(),
             format!(
-                "{} × {} steps, {} samples (seeds {}…), class {}",
+                "{} × {} steps, {} samples (seeds {}…), {}",
                 r.sampler.clone().unwrap_or_else(|| "?".into()),
                 p.steps,
                 p.n,
                 p.seed,
-                p.class.map_or("in turn".into(), |c| c.to_string())
+                match &p.prompt {
+                    Some(_) => r.dtype.as_deref().unwrap_or("f32").to_string(),
+                    None => format!(
+                        "class {}",
+                        p.class.map_or("in turn".into(), |c| c.to_string())
+                    ),
+                }
             ),
         ),
         (
@@ -645,8 +712,17 @@ fn job_view(j: &JobInfo, before: Option<&SampleJobView>) -> SampleJobView {
             ),
         ),
     ];
+    if let Some(t) = &p.prompt {
+        facts.insert(1, ("prompt".into(), t.clone()));
+        if !p.negative_prompt.is_empty() {
+            facts.insert(2, ("negative".into(), p.negative_prompt.clone()));
+        }
+    }
     if !r.ignored_keys.is_empty() {
         facts.push(("ignored keys".into(), r.ignored_keys.join(", ")));
+    }
+    for n in &r.notes {
+        facts.push(("note".into(), n.clone()));
     }
     let modes: Vec<SampleModeRow> = r
         .modes
@@ -770,6 +846,9 @@ mod tests {
             model_dir: None,
             sampler: Some("ddim".into()),
             sample_shape: vec![2],
+            image_shape: vec![],
+            dtype: None,
+            notes: vec![],
             class_names: vec![],
             seeds: vec![0],
             classes: vec![0],

@@ -131,12 +131,17 @@ fn files(path: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
 pub enum Config {
     /// One of descent's denoisers.
     Denoiser(SavedModel),
-    /// A model of another class (`_class_name`), e.g. a Stable Diffusion UNet.
+    /// A Stable Diffusion pipeline (see [`super::sd`]).
+    StableDiffusion(Box<super::sd::Inspected>),
+    /// A model of another class (`_class_name`), e.g. an SDXL UNet.
     Other(String),
 }
 
 /// Reads the model config of a folder `open` would open.
 pub fn config(path: &Path) -> Result<Config, String> {
+    if super::sd::is_pipeline(path) {
+        return Ok(Config::StableDiffusion(Box::new(super::sd::inspect(path)?)));
+    }
     let (model, _, _) = files(path)?;
     let text = read(&model)?;
     let value: serde_json::Value =
@@ -160,11 +165,18 @@ pub fn open(path: &Path, device: &Device) -> Result<Opened, String> {
     let (model, sched, weights) = files(path)?;
     let saved = match config(path)? {
         Config::Denoiser(saved) => saved,
+        Config::StableDiffusion(_) => {
+            return Err(format!(
+                "{}: a Stable Diffusion pipeline; open it with sd::inspect and sd::Pipeline::load",
+                path.display()
+            ));
+        }
         Config::Other(class) => {
             return Err(format!(
-                "{}: a {class} — descent samples the denoisers it trains ({DENOISER_CLASS}); \
-                 Stable Diffusion pipelines are not supported yet",
-                model.display()
+                "{}: a {class} — descent samples the denoisers it trains ({DENOISER_CLASS}) \
+                 and Stable Diffusion 1.x/2.x pipelines ({})",
+                model.display(),
+                super::sd::PIPELINE_CLASS
             ));
         }
     };

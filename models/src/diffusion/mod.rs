@@ -1,11 +1,13 @@
 //! Diffusion models: descent's schedulers, the denoisers it trains, their training, the
-//! guided sampler (CFG, AG, LinearAG) and the diffusers-style folders they are saved in.
+//! guided sampler (CFG, AG, LinearAG), the diffusers-style folders they are saved in, and
+//! Stable Diffusion pipelines.
 
 pub mod export;
 pub mod net;
 pub mod sample;
 pub mod schedule;
 pub mod scheduler_config;
+pub mod sd;
 pub mod train;
 
 use crate::data::Dataset;

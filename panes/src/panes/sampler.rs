@@ -278,7 +278,8 @@ fn draw_job(
 }
 
 /// As many samples as fit, each in a cell of its own pixel size (half-blocks: one column and
-/// half a row per pixel), a column apart.
+/// half a row per pixel), a column apart; images too wide for two to a row are scaled down
+/// so that two fit.
 fn draw_samples(
     frame: &mut Frame,
     area: Rect,
@@ -287,10 +288,9 @@ fn draw_samples(
     set: &[crate::ImageView],
 ) {
     let Some(first) = set.first() else { return };
-    let (w, h) = (
-        first.width.max(1) as u16,
-        first.height.div_ceil(2).max(1) as u16,
-    );
+    let (iw, ih) = (first.width.max(1), first.height.max(1));
+    let w = (iw as u16).min(area.width.div_ceil(2).saturating_sub(1).max(8));
+    let h = ((w as u32 * ih).div_ceil(iw).div_ceil(2)).max(1) as u16;
     let cols = ((area.width + 1) / (w + 1)).max(1);
     let rows = (area.height / h).max(1);
     for (k, img) in set.iter().enumerate().take((cols * rows) as usize) {

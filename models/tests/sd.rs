@@ -1,0 +1,160 @@
+//! Stable Diffusion pipelines: a tiny random pipeline in diffusers' layout opens from its own
+//! configs, encodes prompts, samples with every guidance mode and decodes to images.
+
+use candle_core::{DType, Device};
+use descent_models::diffusion::export::{self, Config};
+use descent_models::diffusion::sample::{self, Compare, Guidance, Request};
+use descent_models::diffusion::schedule::{SamplerKind, Scheduler};
+use descent_models::diffusion::scheduler_config;
+use descent_models::diffusion::sd::{self, Pipeline, tiny};
+
+fn pipeline(dir: &std::path::Path) -> Pipeline {
+    tiny::write(dir, "epsilon").unwrap();
+    let info = match export::config(dir).unwrap() {
+        Config::StableDiffusion(info) => *info,
+        _ => panic!("the tiny pipeline is a Stable Diffusion pipeline"),
+    };
+    Pipeline::load(info, DType::F32, &Device::Cpu).unwrap()
+}
+
+fn request(guidance: Guidance, n: usize) -> Request {
+    Request {
+        guidance,
+        compare: Compare::Eps,
+        scale: 7.5,
+        rescale: 0.0,
+        classes: vec![0; n],
+        seeds: (0..n as u64).collect(),
+        noise: None,
+        record: false,
+    }
+}
+
+#[test]
+fn the_tiny_pipeline_samples_images_with_every_guidance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = pipeline(tmp.path());
+    assert_eq!(p.info.latent_shape(), vec![4, 32, 32]);
+    assert_eq!(p.info.image_shape(), vec![3, 64, 64]);
+    let text = std::fs::read_to_string(tmp.path().join("scheduler/scheduler_config.json")).unwrap();
+    let cfg = scheduler_config::read(&text, "scheduler_config.json").unwrap();
+    let sched = Scheduler::new(SamplerKind::Ddim, &cfg.config, 4, 0.0).unwrap();
+    let model = p.encode("a photo of a cat", "blurry").unwrap();
+    assert_eq!(model.tokens[0].len(), 77);
+    assert_eq!(model.truncated, [0, 0]);
+    let cfg_out = sample::sample(&model, &sched, &request(Guidance::Cfg, 2), &mut |_| {}).unwrap();
+    assert_eq!(cfg_out.nfe, vec![8, 8]);
+    assert_eq!(cfg_out.samples.len(), 2 * 4 * 32 * 32);
+    assert!(cfg_out.samples.iter().all(|v| v.is_finite()));
+    // A seed's sample does not depend on the batch it is in.
+    let one = sample::sample(&model, &sched, &request(Guidance::Cfg, 1), &mut |_| {}).unwrap();
+    let diff = one
+        .samples
+        .iter()
+        .zip(&cfg_out.samples)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let scale = one.samples.iter().fold(0f32, |m, v| m.max(v.abs()));
+    // Matrix products of another batch size sum in another order: float noise only.
+    assert!(
+        diff <= 1e-5 * scale.max(1.0),
+        "batch changed sample 0 by {diff} (of {scale})"
+    );
+    // AG with γ̄ = −1 stops guiding after the first step.
+    let ag = Guidance::Ag {
+        threshold: -1.0,
+        per_batch: false,
+    };
+    let ag_out = sample::sample(&model, &sched, &request(ag, 2), &mut |_| {}).unwrap();
+    assert_eq!(ag_out.nfe, vec![5, 5]);
+    assert_eq!(ag_out.stopped_at, vec![Some(1), Some(1)]);
+    let images = p.decode(&cfg_out.samples).unwrap();
+    assert_eq!(images.len(), 2 * 3 * 64 * 64);
+    assert!(images.iter().all(|v| (-1.0..=1.0).contains(v)));
+}
+
+#[test]
+fn the_guidance_scale_one_is_the_conditional_prediction_and_prompts_matter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = pipeline(tmp.path());
+    let text = std::fs::read_to_string(tmp.path().join("scheduler/scheduler_config.json")).unwrap();
+    let cfg = scheduler_config::read(&text, "s").unwrap();
+    let sched = Scheduler::new(SamplerKind::Euler, &cfg.config, 3, 0.0).unwrap();
+    let model = p.encode("a red dog", "").unwrap();
+    let mut req = request(Guidance::Cfg, 1);
+    req.scale = 1.0;
+    let cfg1 = sample::sample(&model, &sched, &req, &mut |_| {}).unwrap();
+    let none = sample::sample(&model, &sched, &request(Guidance::None, 1), &mut |_| {}).unwrap();
+    let diff = cfg1
+        .samples
+        .iter()
+        .zip(&none.samples)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        diff < 1e-4,
+        "CFG at w = 1 differs from conditional by {diff}"
+    );
+    let other = p.encode("the blue cat", "").unwrap();
+    let o = sample::sample(&other, &sched, &request(Guidance::None, 1), &mut |_| {}).unwrap();
+    assert_ne!(
+        o.samples, none.samples,
+        "the prompt does not reach the UNet"
+    );
+}
+
+#[test]
+fn long_prompts_are_cut_to_the_tokenizer_length_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = pipeline(tmp.path());
+    let long = vec!["cat"; 100].join(" ");
+    let m = p.encode(&long, "").unwrap();
+    assert_eq!(m.truncated, [100 - 75, 0]);
+    assert_eq!(m.tokens[0].len(), 77);
+    // bos, then the whole word "cat</w>" as one token.
+    let cat = m.tokens[0][1];
+    assert!(m.tokens[0][1..76].iter().all(|&t| t == cat));
+    assert_eq!(
+        m.tokens[1][2..],
+        vec![m.tokens[1][1]; 75][..],
+        "padding is eos"
+    );
+}
+
+#[test]
+fn broken_pipelines_name_the_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny::write(tmp.path(), "epsilon").unwrap();
+    let unet_cfg = tmp.path().join("unet/config.json");
+    let text = std::fs::read_to_string(&unet_cfg).unwrap();
+    std::fs::write(
+        &unet_cfg,
+        text.replacen(
+            "\"cross_attention_dim\": 32",
+            "\"cross_attention_dim\": 32, \"addition_embed_type\": \"text_time\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let e = sd::inspect(tmp.path()).err().unwrap();
+    assert!(
+        e.contains("unet/config.json") && e.contains("addition_embed_type"),
+        "{e}"
+    );
+    std::fs::write(&unet_cfg, &text).unwrap();
+    // A truncated weights file.
+    let w = tmp.path().join("vae/diffusion_pytorch_model.safetensors");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..6]).unwrap();
+    let e = sd::inspect(tmp.path()).err().unwrap();
+    assert!(
+        e.contains("vae/diffusion_pytorch_model.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
+    std::fs::remove_file(&w).unwrap();
+    let e = sd::inspect(tmp.path()).err().unwrap();
+    assert!(e.contains("no diffusion_pytorch_model.safetensors"), "{e}");
+    std::fs::remove_dir_all(tmp.path().join("tokenizer")).unwrap();
+    let e = sd::inspect(tmp.path()).err().unwrap();
+    assert!(e.contains("tokenizer") && e.contains("missing"), "{e}");
+}
