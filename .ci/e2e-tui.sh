@@ -239,6 +239,31 @@ screen | grep -E "│linear-ag +[0-9]+" >/dev/null || fail "no LinearAG row"
 wait_for "cos(ε_c, ε_u) per step"
 job=$(ls -d "$WS"/samples/*/ | head -1)
 [ -f "$job/cfg/scatter.png" ] && [ -f "$job/ag/points.csv" ] || fail "the job folder lacks its files"
+
+step "Sampler pane: a Stable Diffusion pipeline opened by path samples a typed prompt"
+# The tests' tiny random pipeline (its images are noise), written by the models' example.
+"$(dirname "$BIN")/examples/tiny_sd" "$TMP/tiny-sd" || fail "could not write the tiny pipeline"
+key o; wait_for "open"
+tmux send-keys -t "$SESSION" "$TMP/tiny-sd"; key Enter
+wait_for "SD 64×64 px" 10
+# From "scale w": 6 settings down to steps, 2 more to samples, 3 more to the prompt.
+for _ in 1 2 3 4 5 6; do key J; done
+key Enter; key BSpace; key BSpace; tmux send-keys -t "$SESSION" "10"; key Enter
+key J; key J
+key Enter; key BSpace; key BSpace; tmux send-keys -t "$SESSION" "4"; key Enter
+key J; key J; key J
+key Enter; tmux send-keys -t "$SESSION" "a photo of a cat"; key Enter
+wait_for "a photo of a cat"
+key r
+wait_for "sampling $TMP/tiny-sd" 5
+wait_for "prompt" 10
+wait_for "· finished" 120
+# 4 samples × 10 steps × 2 passes for CFG.
+screen | grep -E "│cfg +80 +20\.0" >/dev/null || fail "the CFG row does not show 80 NFEs"
+screen | grep -E "│ag +[0-9]+" >/dev/null || fail "no AG row for the pipeline"
+sd_job=$(ls -d "$WS"/samples/*tiny-sd*/ | head -1)
+[ -f "$sd_job/cfg/sample-0003.png" ] || fail "the pipeline's job wrote no PNGs"
+screen | grep -q "▀\|▄" || fail "no half-block images of the pipeline's samples"
 key q
 wait_for "descent exited with 0"
 

@@ -158,3 +158,33 @@ fn broken_pipelines_name_the_file_and_key() {
     let e = sd::inspect(tmp.path()).err().unwrap();
     assert!(e.contains("tokenizer") && e.contains("missing"), "{e}");
 }
+
+#[test]
+fn a_v_prediction_pipeline_samples_and_text_encoder_activations_are_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny::write(tmp.path(), "v_prediction").unwrap();
+    let text = std::fs::read_to_string(tmp.path().join("scheduler/scheduler_config.json")).unwrap();
+    let cfg = scheduler_config::read(&text, "s").unwrap();
+    assert_eq!(
+        cfg.config.prediction,
+        descent_models::diffusion::schedule::Prediction::V
+    );
+    let info = sd::inspect(tmp.path()).unwrap();
+    let p = Pipeline::load(info, DType::F32, &Device::Cpu).unwrap();
+    let sched = Scheduler::new(SamplerKind::Ddim, &cfg.config, 2, 0.0).unwrap();
+    let model = p.encode("a dog", "").unwrap();
+    let out = sample::sample(&model, &sched, &request(Guidance::Cfg, 1), &mut |_| {}).unwrap();
+    assert!(out.samples.iter().all(|v| v.is_finite()));
+    // SD 2.x's encoder uses erf GELU; an activation descent lacks names the key.
+    let enc = tmp.path().join("text_encoder/config.json");
+    let json = std::fs::read_to_string(&enc).unwrap();
+    std::fs::write(&enc, json.replace("quick_gelu", "gelu")).unwrap();
+    let info = sd::inspect(tmp.path()).unwrap();
+    assert_eq!(info.clip.activation, sd::clip::Activation::Gelu);
+    std::fs::write(&enc, json.replace("quick_gelu", "swish")).unwrap();
+    let e = sd::inspect(tmp.path()).err().unwrap();
+    assert!(
+        e.contains("text_encoder/config.json") && e.contains("\"hidden_act\": swish"),
+        "{e}"
+    );
+}

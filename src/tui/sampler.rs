@@ -146,19 +146,14 @@ fn describe(dir: &Path) -> Option<(usize, String, bool)> {
             Some((0, format!("{class} (not sampled by descent)"), false))
         }
         Ok(export::Config::StableDiffusion(info)) => {
-            let dims = |v: Vec<usize>| {
-                v.iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join("×")
-            };
+            let img = info.image_shape();
             Some((
                 1,
                 format!(
-                    "Stable Diffusion · {:.0}M params · latents {} → images {} · prompt",
-                    info.param_count() as f64 / 1e6,
-                    dims(info.latent_shape()),
-                    dims(info.image_shape())
+                    "SD {}×{} px · {:.0}M params",
+                    img[1],
+                    img[2],
+                    info.param_count() as f64 / 1e6
                 ),
                 true,
             ))
@@ -385,10 +380,11 @@ impl Sampler {
     /// The prompt for Enter: (label, current value).
     pub fn prompt(&self) -> (String, String) {
         let s = SETTINGS[self.setting];
-        (
-            format!("{} for the next job", s.name()),
-            value(&self.params, s),
-        )
+        let current = match s {
+            Setting::Prompt => self.params.prompt.clone().unwrap_or_default(),
+            _ => value(&self.params, s),
+        };
+        (format!("{} for the next job", s.name()), current)
     }
 
     /// The answer to the prompt.
@@ -936,5 +932,37 @@ mod tests {
         s.params.check().unwrap();
         assert!(s.params.steps >= 1 && s.params.n >= 1);
         assert!((0.0..=1.0).contains(&s.params.rescale));
+    }
+
+    #[test]
+    fn a_pipeline_needs_a_typed_prompt_and_a_class_model_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Sampler {
+            samples_dir: dir.path().join(SAMPLES_DIR),
+            ..Sampler::default()
+        };
+        s.models = vec![Model {
+            label: "sd".into(),
+            detail: String::new(),
+            checkpoint: dir.path().display().to_string(),
+            classes: 1,
+            text: true,
+        }];
+        let e = s.start(dir.path(), 0).unwrap_err();
+        assert!(e.contains("select \"prompt\""), "{e}");
+        assert!(
+            !s.samples_dir.exists(),
+            "no job folder for a refused request"
+        );
+        s.setting = SETTINGS.iter().position(|&k| k == Setting::Class).unwrap();
+        s.set_typed("1").unwrap();
+        s.setting = SETTINGS.iter().position(|&k| k == Setting::Prompt).unwrap();
+        assert_eq!(s.prompt().1, "", "an unset prompt starts empty");
+        // Typed as it is, even with a class chosen for class models.
+        s.set_typed(" a cat ").unwrap();
+        assert_eq!(s.params.prompt.as_deref(), Some(" a cat "));
+        assert_eq!(s.params.class, Some(1));
+        s.set_typed("").unwrap();
+        assert_eq!(s.params.prompt, None);
     }
 }
