@@ -11,6 +11,9 @@ use descent_models::diffusion::sd;
 use std::collections::HashMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As `descent sample` runs: candle's thread count read once, a short spin.
+    // SAFETY: no other thread exists yet.
+    unsafe { descent_models::configure_cpu_threads(0) };
     let a: Vec<String> = std::env::args().collect();
     let (dir, noise, out, prompt) = (&a[1], &a[2], &a[3], &a[4]);
     let info = sd::inspect(std::path::Path::new(dir))?;
