@@ -4,11 +4,13 @@ mod conv_host;
 pub mod data;
 pub mod device;
 pub mod diffusion;
+pub mod lm;
 pub mod memory;
 pub mod nn;
 pub mod optim;
 mod simd;
 pub mod train;
+pub mod weights;
 
 /// candle's elementwise thread pool spins 25,000 times between jobs before parking; on a few
 /// cores that spinning takes the CPU from the matmul threads (the MLP forward pass ran 1.7×

@@ -10,7 +10,6 @@ pub mod tokenizer;
 
 use super::sample::Model;
 use candle_core::{DType, Device, Result as CResult, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use candle_transformers::models::stable_diffusion::vae::AutoEncoderKL;
 use configs::Json;
@@ -70,86 +69,6 @@ impl Inspected {
     }
 }
 
-fn safetensors_params(path: &Path) -> Result<u64, String> {
-    use std::io::Read;
-    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    let mut f = std::fs::File::open(path).map_err(|e| err(&e))?;
-    let mut len = [0u8; 8];
-    f.read_exact(&mut len)
-        .map_err(|_| err(&"too short for a safetensors file (truncated download?)"))?;
-    let len = u64::from_le_bytes(len);
-    if len > 100 << 20 {
-        return Err(err(&format!(
-            "a header of {len} bytes; not a safetensors file"
-        )));
-    }
-    let mut head = vec![0u8; len as usize];
-    f.read_exact(&mut head)
-        .map_err(|_| err(&"the header is cut short (truncated download?)"))?;
-    let json: serde_json::Value = serde_json::from_slice(&head).map_err(|e| err(&e))?;
-    let obj = json
-        .as_object()
-        .ok_or_else(|| err(&"the header is not a JSON object"))?;
-    Ok(obj
-        .iter()
-        .filter(|(k, _)| *k != "__metadata__")
-        .map(|(_, v)| {
-            v.get("shape")
-                .and_then(|s| s.as_array())
-                .map_or(0, |s| s.iter().filter_map(|d| d.as_u64()).product::<u64>())
-        })
-        .sum())
-}
-
-/// A component's weight files: `stem.safetensors`, its shards, or the fp16 variant.
-fn weight_files(dir: &Path, stem: &str) -> Result<Vec<PathBuf>, String> {
-    for variant in ["", ".fp16"] {
-        let single = dir.join(format!("{stem}{variant}.safetensors"));
-        if single.is_file() {
-            return Ok(vec![single]);
-        }
-        let index = dir.join(format!("{stem}.safetensors.index{variant}.json"));
-        let index = if index.is_file() {
-            index
-        } else {
-            dir.join(format!("{stem}{variant}.safetensors.index.json"))
-        };
-        if index.is_file() {
-            let j = Json::read(&index)?;
-            let map = j
-                .value
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| format!("{}: no \"weight_map\"", index.display()))?;
-            let mut files: Vec<PathBuf> = map
-                .values()
-                .filter_map(|v| v.as_str())
-                .map(|f| dir.join(f))
-                .collect();
-            files.sort();
-            files.dedup();
-            if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-                return Err(format!(
-                    "{}: missing (listed in {})",
-                    missing.display(),
-                    index.display()
-                ));
-            }
-            return Ok(files);
-        }
-    }
-    let bin = dir.join(format!("{stem}.bin"));
-    Err(if bin.is_file() {
-        format!(
-            "{}: PyTorch pickle weights only; descent reads safetensors (convert them, or pull \
-             a revision with {stem}.safetensors)",
-            bin.display()
-        )
-    } else {
-        format!("{}: no {stem}.safetensors", dir.display())
-    })
-}
-
 /// Whether `dir` is a Stable Diffusion pipeline folder (by its `model_index.json`).
 pub fn is_pipeline(dir: &Path) -> bool {
     Json::read(&dir.join("model_index.json"))
@@ -193,14 +112,14 @@ pub fn inspect(dir: &Path) -> Result<Inspected, String> {
         ));
     }
     let files = [
-        weight_files(&u, "diffusion_pytorch_model")?,
-        weight_files(&v, "diffusion_pytorch_model")?,
-        weight_files(&t, "model")?,
+        crate::weights::files(&u, "diffusion_pytorch_model")?,
+        crate::weights::files(&v, "diffusion_pytorch_model")?,
+        crate::weights::files(&t, "model")?,
     ];
     let mut params = [0u64; 3];
     for (k, fs) in files.iter().enumerate() {
         for f in fs {
-            params[k] += safetensors_params(f)?;
+            params[k] += crate::weights::header_params(f)?;
         }
     }
     Ok(Inspected {
@@ -211,20 +130,6 @@ pub fn inspect(dir: &Path) -> Result<Inspected, String> {
         files,
         params,
     })
-}
-
-fn var_builder(
-    files: &[PathBuf],
-    dtype: DType,
-    device: &Device,
-) -> Result<VarBuilder<'static>, String> {
-    let mut all = std::collections::HashMap::new();
-    for f in files {
-        let t = candle_core::safetensors::load(f, &Device::Cpu)
-            .map_err(|e| format!("{}: {e}", f.display()))?;
-        all.extend(t);
-    }
-    Ok(VarBuilder::from_tensors(all, dtype, device))
 }
 
 /// A pipeline loaded for sampling.
@@ -256,7 +161,7 @@ impl Pipeline {
                 f.first().map_or(String::new(), |p| p.display().to_string())
             )
         };
-        let vb = var_builder(&info.files[0], dtype, device)?;
+        let vb = crate::weights::var_builder(&info.files[0], dtype, device)?;
         let unet = UNet2DConditionModel::new(
             vb,
             info.unet.in_channels,
@@ -265,7 +170,7 @@ impl Pipeline {
             info.unet.config.clone(),
         )
         .map_err(|e| ctx(&info.files[0], e))?;
-        let vb = var_builder(&info.files[1], dtype, device)?;
+        let vb = crate::weights::var_builder(&info.files[1], dtype, device)?;
         let vae = AutoEncoderKL::new(
             vb,
             info.vae.in_channels,
@@ -273,7 +178,7 @@ impl Pipeline {
             info.vae.config.clone(),
         )
         .map_err(|e| ctx(&info.files[1], e))?;
-        let vb = var_builder(&info.files[2], dtype, device)?;
+        let vb = crate::weights::var_builder(&info.files[2], dtype, device)?;
         let text = clip::TextEncoder::new(vb, &info.clip).map_err(|e| ctx(&info.files[2], e))?;
         let tokenizer =
             tokenizer::ClipTokenizer::open(&info.dir.join("tokenizer"), info.clip.max_positions)?;

@@ -1,0 +1,222 @@
+//! Batched generation with a KV cache: prompts of different lengths left-padded, with their
+//! attention masks and position ids; greedy or sampled (temperature, top-k, top-p, min-p)
+//! from per-row seeded generators; stop tokens and a token budget; the log-probability and
+//! entropy of every generated token (what GRPO needs).
+
+use super::model::{KvCache, Transformer, causal_mask};
+use candle_core::{D, DType, Result, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sampling {
+    /// 0: greedy.
+    pub temperature: f64,
+    /// 0: off.
+    pub top_k: usize,
+    /// 1: off.
+    pub top_p: f64,
+    /// 0: off. Keeps tokens with p ≥ min_p · p_max.
+    pub min_p: f64,
+    pub max_new_tokens: usize,
+    pub stop_tokens: Vec<u32>,
+    /// Row r draws from ChaCha8 seeded `seed + r`.
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            max_new_tokens: 64,
+            stop_tokens: Vec::new(),
+            seed: 0,
+        }
+    }
+}
+
+/// One prompt's continuation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Generated {
+    /// The new tokens, the stop token included when one ended it.
+    pub tokens: Vec<u32>,
+    /// log p of each token under the distribution it was drawn from (logits / temperature,
+    /// before top-k/top-p/min-p; the raw logits when greedy).
+    pub logprobs: Vec<f32>,
+    /// The entropy of that distribution at each step, in nats.
+    pub entropies: Vec<f32>,
+    /// A stop token ended it (else the budget did).
+    pub stopped: bool,
+}
+
+/// Picks a token from one row of logits; returns (token, log p, entropy).
+fn choose(logits: &[f32], s: &Sampling, rng: &mut ChaCha8Rng) -> (u32, f32, f32) {
+    let t = if s.temperature > 0.0 {
+        s.temperature
+    } else {
+        1.0
+    };
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let z: Vec<f64> = logits
+        .iter()
+        .map(|&v| ((v as f64 - max) / t).exp())
+        .collect();
+    let sum: f64 = z.iter().sum();
+    let p: Vec<f64> = z.iter().map(|v| v / sum).collect();
+    let entropy = -p
+        .iter()
+        .filter(|&&q| q > 0.0)
+        .map(|q| q * q.ln())
+        .sum::<f64>();
+    let logp = |i: usize| (p[i].max(f64::MIN_POSITIVE)).ln() as f32;
+    if s.temperature <= 0.0 {
+        let best = (0..p.len())
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
+            .unwrap_or(0);
+        return (best as u32, logp(best), entropy as f32);
+    }
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    let mut keep = order.len();
+    if s.top_k > 0 {
+        keep = keep.min(s.top_k);
+    }
+    if s.min_p > 0.0 {
+        let floor = s.min_p * p[order[0]];
+        keep = keep.min(order.iter().take_while(|&&i| p[i] >= floor).count().max(1));
+    }
+    if s.top_p < 1.0 {
+        let mut acc = 0.0;
+        let mut n = 0;
+        for &i in &order[..keep] {
+            acc += p[i];
+            n += 1;
+            if acc >= s.top_p {
+                break;
+            }
+        }
+        keep = n.max(1);
+    }
+    let mass: f64 = order[..keep].iter().map(|&i| p[i]).sum();
+    let mut u = rng.random::<f64>() * mass;
+    let mut pick = order[keep - 1];
+    for &i in &order[..keep] {
+        u -= p[i];
+        if u <= 0.0 {
+            pick = i;
+            break;
+        }
+    }
+    (pick as u32, logp(pick), entropy as f32)
+}
+
+/// Continues every prompt; `on_token(row, token)` sees each token as it is chosen.
+pub fn generate(
+    model: &Transformer,
+    prompts: &[Vec<u32>],
+    s: &Sampling,
+    pad: u32,
+    on_token: &mut dyn FnMut(usize, u32),
+) -> Result<Vec<Generated>> {
+    let n = prompts.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if let Some(r) = prompts.iter().position(|p| p.is_empty()) {
+        candle_core::bail!("prompt {r} is empty; a prompt needs at least one token");
+    }
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let limit = model.config.max_positions;
+    if longest + s.max_new_tokens > limit {
+        candle_core::bail!(
+            "a prompt of {longest} tokens and {} new ones exceed the model's {limit} positions",
+            s.max_new_tokens
+        );
+    }
+    let dev = model.device().clone();
+    let mut valid: Vec<Vec<bool>> = prompts
+        .iter()
+        .map(|p| {
+            let mut v = vec![false; longest - p.len()];
+            v.extend(std::iter::repeat_n(true, p.len()));
+            v
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(n * longest);
+    let mut pos = Vec::with_capacity(n * longest);
+    for p in prompts {
+        let padn = longest - p.len();
+        ids.extend(std::iter::repeat_n(pad, padn).chain(p.iter().copied()));
+        pos.extend(std::iter::repeat_n(0, padn).chain(0..p.len() as u32));
+    }
+    let mut next_pos: Vec<u32> = prompts.iter().map(|p| p.len() as u32).collect();
+    let mut rngs: Vec<ChaCha8Rng> = (0..n)
+        .map(|r| ChaCha8Rng::seed_from_u64(s.seed.wrapping_add(r as u64)))
+        .collect();
+    let mut out = vec![Generated::default(); n];
+    let mut cache = KvCache::default();
+    let mut step_ids = Tensor::from_vec(ids, (n, longest), &dev)?;
+    let mut step_pos = Tensor::from_vec(pos, (n, longest), &dev)?;
+    for _ in 0..s.max_new_tokens {
+        let t = step_ids.dim(1)?;
+        let mask = causal_mask(&valid, cache.len(), t, &dev)?;
+        let hidden = model.forward(&step_ids, &step_pos, &mask, Some(&mut cache))?;
+        let last = hidden.narrow(1, t - 1, 1)?;
+        let logits: Vec<Vec<f32>> = model
+            .logits(&last)?
+            .squeeze(1)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?;
+        let mut new_ids = Vec::with_capacity(n);
+        for r in 0..n {
+            if out[r].stopped {
+                new_ids.push(pad);
+                valid[r].push(false);
+                continue;
+            }
+            let (tok, lp, h) = choose(&logits[r], s, &mut rngs[r]);
+            let g = &mut out[r];
+            g.tokens.push(tok);
+            g.logprobs.push(lp);
+            g.entropies.push(h);
+            on_token(r, tok);
+            if s.stop_tokens.contains(&tok) {
+                g.stopped = true;
+            }
+            new_ids.push(tok);
+            valid[r].push(true);
+        }
+        if out.iter().all(|g| g.stopped) {
+            break;
+        }
+        let pos: Vec<u32> = next_pos.clone();
+        next_pos.iter_mut().for_each(|p| *p += 1);
+        step_ids = Tensor::from_vec(new_ids, (n, 1), &dev)?;
+        step_pos = Tensor::from_vec(pos, (n, 1), &dev)?;
+    }
+    Ok(out)
+}
+
+/// Greedy continuation of one prompt without a cache: the whole sequence re-run each step
+/// (the reference the cached, batched path is tested against).
+pub fn greedy_uncached(model: &Transformer, prompt: &[u32], steps: usize) -> Result<Vec<u32>> {
+    let dev = model.device().clone();
+    let mut seq = prompt.to_vec();
+    for _ in 0..steps {
+        let t = seq.len();
+        let ids = Tensor::from_vec(seq.clone(), (1, t), &dev)?;
+        let pos = Tensor::arange(0u32, t as u32, &dev)?.unsqueeze(0)?;
+        let mask = causal_mask(&[vec![true; t]], 0, t, &dev)?;
+        let h = model.forward(&ids, &pos, &mask, None)?;
+        let next = model
+            .logits(&h.narrow(1, t - 1, 1)?)?
+            .flatten_all()?
+            .argmax(D::Minus1)?
+            .to_scalar::<u32>()?;
+        seq.push(next);
+    }
+    Ok(seq[prompt.len()..].to_vec())
+}

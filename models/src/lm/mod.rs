@@ -1,0 +1,73 @@
+//! Language models: the Llama, Qwen2 and Qwen3 decoders in differentiable ops, read from and
+//! written to Hugging Face folders, and batched KV-cached generation.
+
+pub mod config;
+pub mod generate;
+pub mod model;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use config::LmConfig;
+use model::Transformer;
+use std::path::Path;
+
+/// Reads a folder's `config.json`.
+pub fn read_config(dir: &Path) -> Result<LmConfig, String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    LmConfig::parse(&text, &path.display().to_string())
+}
+
+/// Opens a Hugging Face model folder (`config.json`, `model.safetensors` or its shards) with
+/// the weights in `dtype` on `device`.
+pub fn open(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer, String> {
+    let config = read_config(dir)?;
+    let files = crate::weights::files(dir, "model")?;
+    let vb = crate::weights::var_builder(&files, dtype, device)?;
+    Transformer::new(&config, vb).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// A model of `config` with fresh weights in a VarMap (every weight a trainable `Var`), as
+/// candle-nn initialises them (the norms at one).
+pub fn init(config: &LmConfig, device: &Device) -> Result<(Transformer, VarMap), String> {
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, DType::F32, device);
+    let model = Transformer::new(config, vb).map_err(|e| e.to_string())?;
+    Ok((model, vm))
+}
+
+/// Writes `config` and random weights as a Hugging Face folder (for tests).
+pub fn write_random(dir: &Path, config_json: &serde_json::Value) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(config_json).expect("json");
+    let path = dir.join("config.json");
+    std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = LmConfig::parse(&text, &path.display().to_string())?;
+    let (_, vm) = init(&config, &Device::Cpu)?;
+    let out = dir.join("model.safetensors");
+    vm.save(&out).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// Saves a model built by [`init`] as a Hugging Face folder: `config.json` and
+/// `model.safetensors` (PyTorch's `[out, in]` layout, the names transformers uses), through a
+/// temp folder and a rename so that no half-written folder is left.
+pub fn save(dir: &Path, config: &LmConfig, weights: &VarMap) -> Result<(), String> {
+    let tmp = dir.with_extension("tmp");
+    let io = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, &e))?;
+    let cfg = tmp.join("config.json");
+    let text = serde_json::to_string_pretty(&config.to_json()).expect("json");
+    std::fs::write(&cfg, text).map_err(|e| io(&cfg, &e))?;
+    let st = tmp.join("model.safetensors");
+    weights.save(&st).map_err(|e| io(&st, &e))?;
+    for f in [&cfg, &st] {
+        std::fs::File::open(f)
+            .and_then(|h| h.sync_all())
+            .map_err(|e| io(f, &e))?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| io(dir, &e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| io(dir, &e))
+}

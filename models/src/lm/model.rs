@@ -1,0 +1,279 @@
+//! The decoder of the Llama, Qwen2 and Qwen3 families in differentiable ops, under Hugging
+//! Face's weight names, so one model trains and generates.
+//!
+//! Ours rather than candle-transformers': its models use `rms_norm`, `softmax_last_dim` and
+//! `rope`, fused ops that record no gradient (shared notes, candle.md), return the last
+//! position's logits only, and always append to their KV cache. Here RMSNorm, RoPE and the
+//! attention softmax are written in primitive ops; attention scores and softmax run in f32
+//! whatever the weights' dtype.
+
+use super::config::LmConfig;
+use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+/// Additive mask value for positions a query must not see (finite, so a row that sees
+/// nothing becomes uniform rather than NaN).
+pub const MASKED: f32 = -1e30;
+
+struct Block {
+    ln1: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
+    ln2: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Keys and values of the positions seen so far, per layer: `[batch, kv_heads, T, head_dim]`.
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct Transformer {
+    pub config: LmConfig,
+    embed: Embedding,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    /// `None`: tied to the embedding.
+    head: Option<Linear>,
+    /// RoPE tables `[max_positions, head_dim / 2]`, f32.
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
+    y.to_dtype(dtype)?.broadcast_mul(w)
+}
+
+/// HF's `rotate_half` RoPE: x·cos + [−x₂, x₁]·sin, halves not interleaved.
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let (x1, x2) = (
+        x.narrow(D::Minus1, 0, d / 2)?,
+        x.narrow(D::Minus1, d / 2, d / 2)?,
+    );
+    let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
+}
+
+impl Transformer {
+    /// Builds the model from `vb` (a VarMap's for training, a file's for inference).
+    pub fn new(config: &LmConfig, vb: VarBuilder) -> Result<Transformer> {
+        let c = config;
+        let (h, q_dim, kv_dim) = (c.hidden_size, c.heads * c.head_dim, c.kv_heads * c.head_dim);
+        let m = vb.pp("model");
+        let ones = candle_nn::Init::Const(1.0);
+        let embed = candle_nn::embedding(c.vocab_size, h, m.pp("embed_tokens"))?;
+        let blocks = (0..c.layers)
+            .map(|i| {
+                let l = m.pp(format!("layers.{i}"));
+                let a = l.pp("self_attn");
+                let mlp = l.pp("mlp");
+                let lin_b = |d_in, d_out, p: &str| {
+                    if c.qkv_bias {
+                        candle_nn::linear(d_in, d_out, a.pp(p))
+                    } else {
+                        candle_nn::linear_no_bias(d_in, d_out, a.pp(p))
+                    }
+                };
+                Ok(Block {
+                    ln1: l.get_with_hints(h, "input_layernorm.weight", ones)?,
+                    q: lin_b(h, q_dim, "q_proj")?,
+                    k: lin_b(h, kv_dim, "k_proj")?,
+                    v: lin_b(h, kv_dim, "v_proj")?,
+                    o: candle_nn::linear_no_bias(q_dim, h, a.pp("o_proj"))?,
+                    q_norm: c
+                        .qk_norm
+                        .then(|| a.get_with_hints(c.head_dim, "q_norm.weight", ones))
+                        .transpose()?,
+                    k_norm: c
+                        .qk_norm
+                        .then(|| a.get_with_hints(c.head_dim, "k_norm.weight", ones))
+                        .transpose()?,
+                    ln2: l.get_with_hints(h, "post_attention_layernorm.weight", ones)?,
+                    gate: candle_nn::linear_no_bias(h, c.intermediate_size, mlp.pp("gate_proj"))?,
+                    up: candle_nn::linear_no_bias(h, c.intermediate_size, mlp.pp("up_proj"))?,
+                    down: candle_nn::linear_no_bias(c.intermediate_size, h, mlp.pp("down_proj"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let norm = m.get_with_hints(h, "norm.weight", ones)?;
+        let head = if c.tie_word_embeddings {
+            None
+        } else {
+            Some(candle_nn::linear_no_bias(
+                h,
+                c.vocab_size,
+                vb.pp("lm_head"),
+            )?)
+        };
+        let inv = c.inv_freq();
+        let half = inv.len();
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        for p in 0..c.max_positions {
+            for f in &inv {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        let device = vb.device().clone();
+        Ok(Transformer {
+            config: c.clone(),
+            embed,
+            blocks,
+            norm,
+            head,
+            cos: Tensor::from_vec(cos, (c.max_positions, half), &device)?,
+            sin: Tensor::from_vec(sin, (c.max_positions, half), &device)?,
+            device,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The tables for `positions` `[b, t]` (u32), as `[b, 1, t, head_dim]` in `dtype`.
+    fn rope_tables(&self, positions: &Tensor, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let (b, t) = positions.dims2()?;
+        let flat = positions.flatten_all()?;
+        let pick = |table: &Tensor| -> Result<Tensor> {
+            let half = table.index_select(&flat, 0)?.reshape((b, 1, t, ()))?;
+            Tensor::cat(&[&half, &half], D::Minus1)?.to_dtype(dtype)
+        };
+        Ok((pick(&self.cos)?, pick(&self.sin)?))
+    }
+
+    /// Hidden states `[b, t, hidden]` of tokens `ids` `[b, t]` at `positions` `[b, t]`, with
+    /// `mask` `[b, 1, t, T]` added to the scores (T = cached + t; see [`causal_mask`]). With
+    /// a cache, the new keys and values are appended to it.
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, t) = ids.dims2()?;
+        if let Some(cache) = cache.as_deref_mut()
+            && cache.layers.len() != self.blocks.len()
+        {
+            cache.layers = (0..self.blocks.len()).map(|_| None).collect();
+        }
+        let mut x = self.embed.forward(ids)?;
+        let (cos, sin) = self.rope_tables(positions, x.dtype())?;
+        let rep = c.heads / c.kv_heads;
+        let scale = (c.head_dim as f64).powf(-0.5);
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let hx = rms_norm(&x, &blk.ln1, c.rms_norm_eps)?;
+            let split = |y: Tensor, heads: usize| -> Result<Tensor> {
+                y.reshape((b, t, heads, c.head_dim))?.transpose(1, 2)
+            };
+            let mut q = split(blk.q.forward(&hx)?, c.heads)?;
+            let mut k = split(blk.k.forward(&hx)?, c.kv_heads)?;
+            let v = split(blk.v.forward(&hx)?, c.kv_heads)?.contiguous()?;
+            if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
+                q = rms_norm(&q, qn, c.rms_norm_eps)?;
+                k = rms_norm(&k, kn, c.rms_norm_eps)?;
+            }
+            let q = rope(&q, &cos, &sin)?;
+            let k = rope(&k, &cos, &sin)?.contiguous()?;
+            let (k, v) = match cache.as_deref_mut() {
+                Some(cache) => {
+                    let slot = &mut cache.layers[i];
+                    let kv = match slot.take() {
+                        Some((pk, pv)) => {
+                            (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?)
+                        }
+                        None => (k, v),
+                    };
+                    *slot = Some(kv.clone());
+                    kv
+                }
+                None => (k, v),
+            };
+            let total = k.dim(2)?;
+            let expand = |y: &Tensor| -> Result<Tensor> {
+                if rep == 1 {
+                    return Ok(y.clone());
+                }
+                y.unsqueeze(2)?
+                    .expand((b, c.kv_heads, rep, total, c.head_dim))?
+                    .reshape((b, c.heads, total, c.head_dim))
+            };
+            let (k, v) = (expand(&k)?, expand(&v)?);
+            let dtype = q.dtype();
+            let scores = (q
+                .to_dtype(DType::F32)?
+                .matmul(&k.to_dtype(DType::F32)?.t()?)?
+                * scale)?
+                .broadcast_add(mask)?;
+            let p = candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(dtype)?;
+            let y = p
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, t, c.heads * c.head_dim))?;
+            x = (x + blk.o.forward(&y)?)?;
+            let hx = rms_norm(&x, &blk.ln2, c.rms_norm_eps)?;
+            let act = candle_nn::ops::silu(&blk.gate.forward(&hx)?)?;
+            x = (x + blk.down.forward(&(act * blk.up.forward(&hx)?)?)?)?;
+        }
+        rms_norm(&x, &self.norm, c.rms_norm_eps)
+    }
+
+    /// Logits `[…, vocab]` of hidden states.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        match &self.head {
+            Some(h) => h.forward(hidden),
+            None => hidden.broadcast_matmul(&self.embed.embeddings().t()?),
+        }
+    }
+}
+
+/// The additive mask `[b, 1, t, cached + t]` for `t` new tokens after `cached` ones: query
+/// i of row r sees key j when j ≤ cached + i and `valid[r][j]` (false for padding).
+pub fn causal_mask(
+    valid: &[Vec<bool>],
+    cached: usize,
+    t: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let total = cached + t;
+    let mut m = Vec::with_capacity(valid.len() * t * total);
+    for row in valid {
+        for i in 0..t {
+            for j in 0..total {
+                let ok = j <= cached + i && row.get(j).copied().unwrap_or(false);
+                m.push(if ok { 0.0 } else { MASKED });
+            }
+        }
+    }
+    Tensor::from_vec(m, (valid.len(), 1, t, total), device)
+}
