@@ -167,7 +167,8 @@ fn folders_that_are_not_diffusion_models_say_what_was_expected() {
     .unwrap();
     let e = export::open(dir.path(), &Device::Cpu).err().unwrap();
     assert!(
-        e.contains("UNet2DConditionModel") && e.contains("not supported yet"),
+        e.contains("UNet2DConditionModel")
+            && e.contains("Stable Diffusion 1.x/2.x pipelines (StableDiffusionPipeline)"),
         "{e}"
     );
 }

@@ -287,3 +287,37 @@ fn a_saved_folder_reopens_with_identical_logits_and_both_rope_formats_read_alike
     let b = lm::config::LmConfig::parse(&new.to_string(), "b").unwrap();
     assert_eq!(a, b);
 }
+
+/// `tests/chat/expected.json` is what transformers 5.24's `render_jinja_template` (the code
+/// behind `apply_chat_template`) made of the two templates beside it.
+#[test]
+fn chat_templates_of_the_smollm2_and_qwen_styles_render_as_transformers_renders_them() {
+    use lm::chat::{ChatTemplate, Message};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chat");
+    let expected: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let msgs = vec![
+        Message::new("system", "  Be brief.  "),
+        Message::new("user", "What is 2+3?"),
+        Message::new("assistant", "<think>easy</think>\n5"),
+        Message::new("user", " And 4*4? "),
+    ];
+    for name in ["smollm2", "qwen"] {
+        let src = std::fs::read_to_string(dir.join(format!("{name}.jinja"))).unwrap();
+        let t = ChatTemplate::new(&src, name, "", "");
+        for (label, m) in [("with_system", &msgs[..]), ("no_system", &msgs[1..2])] {
+            let got = t.render(m, true).unwrap();
+            let want = expected[&format!("{name}_{label}")].as_str().unwrap();
+            assert_eq!(got, want, "{name} {label}");
+        }
+    }
+    // A folder's template comes from tokenizer_config.json.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tokenizer_config.json"),
+        json!({"chat_template": "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}", "bos_token": "<s>"}).to_string(),
+    )
+    .unwrap();
+    let t = ChatTemplate::from_folder(tmp.path()).unwrap().unwrap();
+    assert_eq!(t.render(&msgs[1..2], false).unwrap(), "<s>What is 2+3?");
+}

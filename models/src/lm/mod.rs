@@ -1,6 +1,7 @@
 //! Language models: the Llama, Qwen2 and Qwen3 decoders in differentiable ops, read from and
 //! written to Hugging Face folders, and batched KV-cached generation.
 
+pub mod chat;
 pub mod config;
 pub mod generate;
 pub mod model;
