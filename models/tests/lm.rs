@@ -296,7 +296,7 @@ fn chat_templates_of_the_smollm2_and_qwen_styles_render_as_transformers_renders_
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chat");
     let expected: serde_json::Map<String, Value> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let msgs = vec![
+    let msgs = [
         Message::new("system", "  Be brief.  "),
         Message::new("user", "What is 2+3?"),
         Message::new("assistant", "<think>easy</think>\n5"),
