@@ -60,6 +60,8 @@ pub enum Command {
     Pull(crate::hub::PullArgs),
     /// Sample a diffusion model with CFG, Adaptive Guidance or LinearAG (--compare for all)
     Sample(Box<crate::cli_sample::SampleArgs>),
+    /// Continue a prompt with a language model (Llama, Qwen2, Qwen3), streaming the tokens
+    Generate(Box<crate::cli_generate::GenerateArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -81,6 +83,7 @@ pub fn main() -> ExitCode {
         Some(Command::Ckpt(c)) => crate::cli_inspect::ckpt(c),
         Some(Command::Pull(args)) => crate::hub::pull(args),
         Some(Command::Sample(args)) => crate::cli_sample::sample(*args),
+        Some(Command::Generate(args)) => crate::cli_generate::generate(*args),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

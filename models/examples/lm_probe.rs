@@ -22,7 +22,7 @@ fn run(model: &lm::model::Transformer, ids: &[u32]) -> candle_core::Result<(Tens
         max_new_tokens: 16,
         ..Default::default()
     };
-    let got = generate::generate(model, &[ids.to_vec()], &s, 0, &mut |_, _| {})?;
+    let got = generate::generate(model, &[ids.to_vec()], &s, 0, &mut |_, _| false)?;
     Ok((logits, got[0].tokens.clone()))
 }
 

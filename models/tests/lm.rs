@@ -129,7 +129,7 @@ fn batched_cached_generation_equals_greedy_decoding_of_each_prompt_alone() {
             max_new_tokens: 12,
             ..Default::default()
         };
-        let out = generate::generate(&model, &prompts, &s, 0, &mut |_, _| {}).unwrap();
+        let out = generate::generate(&model, &prompts, &s, 0, &mut |_, _| false).unwrap();
         for (p, g) in prompts.iter().zip(&out) {
             let alone = generate::greedy_uncached(&model, p, 12).unwrap();
             assert_eq!(g.tokens, alone, "{name}: prompt {p:?}");
@@ -160,21 +160,21 @@ fn seeded_sampling_repeats_and_stop_tokens_end_a_row() {
         seed: 7,
         ..Default::default()
     };
-    let a = generate::generate(&model, &prompts, &s, 0, &mut |_, _| {}).unwrap();
-    let b = generate::generate(&model, &prompts, &s, 0, &mut |_, _| {}).unwrap();
+    let a = generate::generate(&model, &prompts, &s, 0, &mut |_, _| false).unwrap();
+    let b = generate::generate(&model, &prompts, &s, 0, &mut |_, _| false).unwrap();
     assert_eq!(a, b);
     let other = generate::Sampling {
         seed: 8,
         ..s.clone()
     };
-    let c = generate::generate(&model, &prompts, &other, 0, &mut |_, _| {}).unwrap();
+    let c = generate::generate(&model, &prompts, &other, 0, &mut |_, _| false).unwrap();
     assert_ne!(a[0].tokens, c[0].tokens, "another seed, another sample");
     // Stopping on the first token row 0 drew ends that row at once.
     let stop = generate::Sampling {
         stop_tokens: vec![a[0].tokens[0]],
         ..s
     };
-    let d = generate::generate(&model, &prompts, &stop, 0, &mut |_, _| {}).unwrap();
+    let d = generate::generate(&model, &prompts, &stop, 0, &mut |_, _| false).unwrap();
     assert_eq!(d[0].tokens, vec![a[0].tokens[0]]);
     assert!(d[0].stopped);
 }

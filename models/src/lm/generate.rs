@@ -113,13 +113,14 @@ fn choose(logits: &[f32], s: &Sampling, rng: &mut ChaCha8Rng) -> (u32, f32, f32)
     (pick as u32, logp(pick), entropy as f32)
 }
 
-/// Continues every prompt; `on_token(row, token)` sees each token as it is chosen.
+/// Continues every prompt; `on_token(row, token)` sees each token as it is chosen and
+/// returns true to end that row there (a stop string, say).
 pub fn generate(
     model: &Transformer,
     prompts: &[Vec<u32>],
     s: &Sampling,
     pad: u32,
-    on_token: &mut dyn FnMut(usize, u32),
+    on_token: &mut dyn FnMut(usize, u32) -> bool,
 ) -> Result<Vec<Generated>> {
     let n = prompts.len();
     if n == 0 {
@@ -182,8 +183,7 @@ pub fn generate(
             g.tokens.push(tok);
             g.logprobs.push(lp);
             g.entropies.push(h);
-            on_token(r, tok);
-            if s.stop_tokens.contains(&tok) {
+            if on_token(r, tok) || s.stop_tokens.contains(&tok) {
                 g.stopped = true;
             }
             new_ids.push(tok);

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod config;
 pub mod generate;
 pub mod model;
+pub mod session;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
