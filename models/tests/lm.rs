@@ -133,6 +133,10 @@ fn batched_cached_generation_equals_greedy_decoding_of_each_prompt_alone() {
         for (p, g) in prompts.iter().zip(&out) {
             let alone = generate::greedy_uncached(&model, p, 12).unwrap();
             assert_eq!(g.tokens, alone, "{name}: prompt {p:?}");
+            // A batch of one decodes one row at a time (another matrix-product path).
+            let one = generate::generate(&model, std::slice::from_ref(p), &s, 0, &mut |_, _| false)
+                .unwrap();
+            assert_eq!(one[0].tokens, alone, "{name}: prompt {p:?} alone");
             assert_eq!(g.logprobs.len(), 12);
             assert!(g.logprobs.iter().all(|&l| l <= 0.0));
             assert!(

@@ -165,10 +165,8 @@ pub fn generate(
         let t = step_ids.dim(1)?;
         let mask = causal_mask(&valid, cache.len(), t, &dev)?;
         let hidden = model.forward(&step_ids, &step_pos, &mask, Some(&mut cache))?;
-        let last = hidden.narrow(1, t - 1, 1)?;
         let logits: Vec<Vec<f32>> = model
-            .logits(&last)?
-            .squeeze(1)?
+            .next_logits(&hidden)?
             .to_dtype(DType::F32)?
             .to_vec2()?;
         let mut new_ids = Vec::with_capacity(n);

@@ -1,0 +1,57 @@
+//! descent's side of benches/parity/lm_speed.py: prefill and batched generation tokens/s on
+//! a model folder, greedy, 64 new tokens after a 32-token prompt, at batch 1 and 8.
+//!
+//!     cargo run --release -p descent-models --example lm_bench -- DIR
+
+use candle_core::{DType, Device, Tensor};
+use descent_models::lm::{self, generate, model::causal_mask};
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: no other thread exists yet.
+    unsafe { descent_models::configure_cpu_threads(0) };
+    let dir = std::env::args().nth(1).expect("usage: lm_bench DIR");
+    let model = lm::open(std::path::Path::new(&dir), DType::F32, &Device::Cpu)?;
+    let vocab = model.config.vocab_size as u32;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(3..vocab)).collect() };
+    let prompt = ids(256);
+    let run = |p: &[u32]| -> candle_core::Result<()> {
+        let t = p.len();
+        let x = Tensor::from_vec(p.to_vec(), (1, t), &Device::Cpu)?;
+        let pos = Tensor::arange(0u32, t as u32, &Device::Cpu)?.unsqueeze(0)?;
+        let mask = causal_mask(&[vec![true; t]], 0, t, &Device::Cpu)?;
+        let h = model.forward(&x, &pos, &mask, None)?;
+        model.logits(&h.narrow(1, t - 1, 1)?)?;
+        Ok(())
+    };
+    run(&prompt[..16])?;
+    let t0 = Instant::now();
+    run(&prompt)?;
+    println!(
+        "descent prefill 256 tokens: {:.1} tokens/s",
+        256.0 / t0.elapsed().as_secs_f64()
+    );
+    for batch in [1usize, 8] {
+        let prompts: Vec<Vec<u32>> = (0..batch).map(|_| ids(32)).collect();
+        let warm = generate::Sampling {
+            max_new_tokens: 4,
+            ..Default::default()
+        };
+        generate::generate(&model, &prompts, &warm, 0, &mut |_, _| false)?;
+        let s = generate::Sampling {
+            max_new_tokens: 64,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let out = generate::generate(&model, &prompts, &s, 0, &mut |_, _| false)?;
+        let dt = t0.elapsed().as_secs_f64();
+        let n: usize = out.iter().map(|g| g.tokens.len()).sum();
+        println!(
+            "descent batch {batch}, 32-token prompt, 64 new tokens: {:.1} tokens/s ({dt:.2} s)",
+            n as f64 / dt
+        );
+    }
+    Ok(())
+}
