@@ -743,14 +743,17 @@ impl App {
             }
             Action::SampleCheckpoint if pane == Pane::Checkpoints => {
                 match descent_panes::selected_checkpoint(&self.view, &self.ui) {
-                    Some(c) if !c.source.starts_with("hub:") => {
-                        self.open_in_sampler(PathBuf::from(&c.source));
+                    Some(c) => {
+                        let cache = self.hub_cache();
+                        match crate::sources::resolve(
+                            &c.source,
+                            crate::sources::RepoKind::Model,
+                            cache.as_deref(),
+                        ) {
+                            Ok(path) => self.open_in_sampler(path),
+                            Err(e) => self.notice(format!("{}: {e:#}", c.label)),
+                        }
                     }
-                    Some(c) => self.notice(format!(
-                        "{}: descent samples the diffusion models it trains; hub pipelines \
-                         (Stable Diffusion) are not supported yet",
-                        c.label
-                    )),
                     None => self.notice("no checkpoint selected".into()),
                 }
             }
