@@ -264,6 +264,17 @@ screen | grep -E "│ag +[0-9]+" >/dev/null || fail "no AG row for the pipeline"
 sd_job=$(ls -d "$WS"/samples/*tiny-sd*/ | head -1)
 [ -f "$sd_job/cfg/sample-0003.png" ] || fail "the pipeline's job wrote no PNGs"
 screen | grep -q "▀\|▄" || fail "no half-block images of the pipeline's samples"
+
+step "Checkpoints pane: T sends a message to a language-model folder and the reply streams in"
+"$(dirname "$BIN")/examples/tiny_lm" "$TMP/tiny-lm" || fail "could not write the tiny language model"
+key 3
+key o; wait_for "open"
+tmux send-keys -t "$SESSION" "$TMP/tiny-lm"; key Enter
+wait_for "tiny-lm" 10
+key T; wait_for "message to"
+tmux send-keys -t "$SESSION" "hi there"; key Enter
+wait_for "you  hi there" 10
+wait_for "· done, chat template" 60
 key q
 wait_for "descent exited with 0"
 

@@ -103,6 +103,16 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         bail!("--top-p and --min-p lie in [0, 1]");
     }
     let limit = lm.model.config.max_positions;
+    if args.max_new_tokens.is_none() {
+        // The default budget stops where the context does.
+        s.max_new_tokens = s.max_new_tokens.min(limit.saturating_sub(enc.ids.len()));
+    }
+    if enc.ids.len() >= limit {
+        bail!(
+            "the prompt is {} tokens; the model has {limit} positions",
+            enc.ids.len()
+        );
+    }
     if enc.ids.len() + s.max_new_tokens > limit {
         bail!(
             "the prompt is {} tokens and --max-new-tokens {}; the model has {limit} positions",

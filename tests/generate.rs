@@ -6,63 +6,10 @@ use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 
-const WORDS: &[&str] = &[
-    "<unk>",
-    "<s>",
-    "</s>",
-    "a",
-    "b",
-    "c",
-    "d",
-    "e",
-    "user",
-    "system",
-    "assistant",
-    ":",
-    "hi",
-    "there",
-    "one",
-    "two",
-    "three",
-];
+use descent_models::lm::tiny::WORDS;
 
 fn write_model(dir: &Path) {
-    let vocab: serde_json::Map<String, serde_json::Value> = WORDS
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.to_string(), json!(i)))
-        .collect();
-    descent_models::lm::write_random(
-        dir,
-        &json!({
-            "model_type": "llama", "vocab_size": WORDS.len(), "hidden_size": 32,
-            "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "max_position_embeddings": 32, "rms_norm_eps": 1e-6,
-            "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2,
-        }),
-    )
-    .unwrap();
-    let tokenizer = json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": null, "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"},
-    });
-    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).unwrap();
-    std::fs::write(
-        dir.join("tokenizer_config.json"),
-        json!({
-            "bos_token": "<s>", "eos_token": "</s>",
-            "chat_template": "{% for m in messages %}{{ m.role }} : {{ m.content }} {% endfor %}{% if add_generation_prompt %}assistant : {% endif %}",
-        })
-        .to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("generation_config.json"),
-        json!({"eos_token_id": 2, "max_new_tokens": 6}).to_string(),
-    )
-    .unwrap();
+    descent_models::lm::tiny::write_folder(dir).unwrap();
 }
 
 fn descent(args: &[&str]) -> std::process::Output {
@@ -160,7 +107,12 @@ fn bad_requests_name_the_file_or_flag() {
     let long = vec!["a"; 40].join(" ");
     let e = fails(&["generate", m, "--prompt", &long]);
     assert!(
-        e.contains("the prompt is 40 tokens") && e.contains("32 positions"),
+        e.contains("the prompt is 40 tokens; the model has 32 positions"),
+        "{e}"
+    );
+    let e = fails(&["generate", m, "--prompt", "a b", "--max-new-tokens", "31"]);
+    assert!(
+        e.contains("--max-new-tokens 31; the model has 32 positions"),
         "{e}"
     );
     let e = fails(&["generate", m, "--prompt", "a", "--temperature", "-1"]);

@@ -183,6 +183,21 @@ pub struct CheckpointsView {
     pub entries: Vec<CheckpointEntry>,
     pub detail: Option<CheckpointDetail>,
     pub pull: Option<PullView>,
+    /// The talk box: a message to a language model and its reply.
+    pub chat: Option<ChatView>,
+}
+
+/// A message sent to a language-model folder and the reply as it streams in.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatView {
+    pub model: String,
+    pub prompt: String,
+    /// The model's chat template was applied.
+    pub templated: bool,
+    pub reply: String,
+    /// "writing…", "done" or "failed".
+    pub state: String,
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

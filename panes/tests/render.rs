@@ -113,6 +113,7 @@ fn populated() -> AppView {
             ],
             detail: None,
             pull: None,
+            chat: None,
         },
         system: SystemView {
             host: "gpu-box".into(),
@@ -653,4 +654,33 @@ fn statistics_give_column_names_the_width_they_need_beside_the_class_histogram()
         }
         assert!(s.contains("min") && s.contains("mean"), "{s}");
     }
+}
+
+#[test]
+fn the_talk_box_shows_the_message_and_the_end_of_a_long_reply() {
+    let mut v = with_pane(populated(), Pane::Checkpoints);
+    let reply: Vec<String> = (1..=40)
+        .map(|i| format!("line {i} of the answer"))
+        .collect();
+    v.checkpoints.chat = Some(descent_panes::ChatView {
+        model: "org/tiny-model".into(),
+        prompt: "What is 2+3?".into(),
+        templated: true,
+        reply: reply.join("\n"),
+        state: "writing…".into(),
+        error: None,
+    });
+    let s = screen(&v, 120, 40);
+    assert!(
+        s.contains("org/tiny-model · writing…, chat template"),
+        "{s}"
+    );
+    assert!(
+        s.contains("line 40 of the answer"),
+        "the reply's end is in view:\n{s}"
+    );
+    assert!(
+        !s.contains("line 1 of the answer"),
+        "the start scrolled away:\n{s}"
+    );
 }

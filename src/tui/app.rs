@@ -55,6 +55,9 @@ pub struct App {
     browser: super::browse::Browser,
     /// The Sampler pane's models, settings and jobs.
     sampler: super::sampler::Sampler,
+    /// The Checkpoints pane's talk box, and the model the open prompt will talk to.
+    chat: super::chat::Chat,
+    talk_to: Option<(PathBuf, String)>,
     /// What the open prompt asks for.
     prompt_for: PromptFor,
 }
@@ -67,6 +70,7 @@ enum PromptFor {
     Pull { dataset: bool },
     SamplerSetting,
     SamplerOpen,
+    Talk,
 }
 
 /// Rows a page key moves.
@@ -95,6 +99,8 @@ impl App {
             charts: ChartSettings::default(),
             browser: Default::default(),
             sampler: Default::default(),
+            chat: Default::default(),
+            talk_to: None,
             prompt_for: PromptFor::Lr,
         }
     }
@@ -190,6 +196,7 @@ impl App {
 
     /// Lets background work wake the event loop (see [`AppEvent::Browse`]).
     pub fn set_browse_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.chat.set_waker(wake.clone());
         self.browser.set_waker(wake);
     }
 
@@ -224,9 +231,14 @@ impl App {
             }
             _ => {}
         }
-        let changed = self.browser.poll();
+        let mut changed = self.browser.poll();
         if changed || force {
             self.show_browser();
+        }
+        let chat = self.chat.view();
+        if chat != self.view.checkpoints.chat {
+            self.view.checkpoints.chat = chat;
+            changed = true;
         }
         changed || force
     }
@@ -250,6 +262,7 @@ impl App {
             self.view.checkpoints =
                 views::checkpoints_view(&u.workspace, &u.inventory, &self.browser.opened);
         }
+        self.view.checkpoints.chat = self.chat.view();
         self.show_browser();
     }
 
@@ -394,6 +407,18 @@ impl App {
     fn answer_prompt(&mut self, text: &str) {
         match self.prompt_for {
             PromptFor::Lr => {}
+            PromptFor::Talk => {
+                if let Some((dir, label)) = self.talk_to.take() {
+                    if text.trim().is_empty() {
+                        return self.notice("an empty message; nothing sent".into());
+                    }
+                    if let Err(e) = self.chat.start(&dir, &label, text) {
+                        self.notice(e);
+                    }
+                    self.view.checkpoints.chat = self.chat.view();
+                }
+                return;
+            }
             PromptFor::OpenPath => {
                 let path = PathBuf::from(text.trim());
                 let path = std::fs::canonicalize(&path).unwrap_or(path);
@@ -758,6 +783,35 @@ impl App {
                 }
             }
             Action::SampleCheckpoint => {}
+            Action::Talk if pane == Pane::Checkpoints => {
+                let Some(c) = descent_panes::selected_checkpoint(&self.view, &self.ui) else {
+                    return self.notice("no checkpoint selected".into());
+                };
+                let cache = self.hub_cache();
+                let dir = match crate::sources::resolve(
+                    &c.source,
+                    crate::sources::RepoKind::Model,
+                    cache.as_deref(),
+                ) {
+                    Ok(d) => d,
+                    Err(e) => return self.notice(format!("{}: {e:#}", c.label)),
+                };
+                if !super::chat::is_language_model(&dir) {
+                    return self.notice(format!(
+                        "{}: not a language model descent can talk to (it needs a config.json \
+                         of the {} family and a tokenizer.json)",
+                        c.label,
+                        descent_models::lm::config::FAMILIES.join(", ")
+                    ));
+                }
+                self.talk_to = Some((dir, c.label.clone()));
+                self.prompt_for = PromptFor::Talk;
+                self.view.prompt = Some(PromptView {
+                    label: format!("message to {}", c.label),
+                    text: String::new(),
+                });
+            }
+            Action::Talk => {}
             Action::Open
             | Action::DetailDown
             | Action::DetailUp

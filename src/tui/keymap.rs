@@ -51,6 +51,7 @@ pub enum Action {
     CancelPull,
     /// Checkpoints: open the selected folder in the Sampler.
     SampleCheckpoint,
+    Talk,
     Up,
     Down,
     PageUp,
@@ -160,6 +161,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "data and checkpoints", &[k('L')], ColumnsRight, "rows and statistics: later columns (Sampler: larger value)"),
     bind(Normal, "data and checkpoints", &[k('o')], OpenPath, "open a dataset, checkpoint or diffusion model by path"),
     bind(Normal, "data and checkpoints", &[k('S')], SampleCheckpoint, "Checkpoints: sample the selected diffusion model or pipeline in the Sampler"),
+    bind(Normal, "data and checkpoints", &[k('T')], Talk, "Checkpoints: send a message to the selected language model; the reply streams in"),
     bind(Normal, "data and checkpoints", &[k('P')], Pull, "pull a repository from the Hugging Face hub"),
     bind(Normal, "data and checkpoints", &[k('x')], CancelPull, "cancel the running pull (resumes next time; Sampler: the selected job)"),
     bind(Input, "text input", &[code(KeyCode::Enter)], AcceptInput, "keep the filter / send"),

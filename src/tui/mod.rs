@@ -4,6 +4,7 @@
 
 mod app;
 mod browse;
+mod chat;
 pub mod keymap;
 mod sampler;
 mod tail;

@@ -279,6 +279,7 @@ pub fn checkpoints_view(ws: &Workspace, inv: &Inventory, opened: &[PathBuf]) -> 
         entries,
         detail: None,
         pull: None,
+        chat: None,
     }
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod generate;
 pub mod model;
 pub mod session;
+pub mod tiny;
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};

@@ -63,6 +63,15 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
         list,
         &mut state,
     );
+    let detail = match &c.chat {
+        Some(chat) => {
+            let [d, talk] =
+                Layout::vertical([Constraint::Min(6), Constraint::Percentage(40)]).areas(detail);
+            draw_chat(frame, talk, t, chat);
+            d
+        }
+        None => detail,
+    };
     match (&c.detail, rows.get(selected)) {
         (Some(d), Some(e)) if d.key == e.source => draw_detail(frame, detail, t, d),
         (_, Some(e)) => {
@@ -178,4 +187,41 @@ fn draw_detail(frame: &mut Frame, area: Rect, t: &Theme, d: &CheckpointDetail) {
             frame.render_widget(spark, hist);
         }
     }
+}
+
+/// The talk box: the message, then the reply as it streams in.
+fn draw_chat(frame: &mut Frame, area: Rect, t: &Theme, chat: &crate::view::ChatView) {
+    let title = format!(
+        " {} · {}{} (T: another message) ",
+        chat.model,
+        chat.state,
+        if chat.templated {
+            ", chat template"
+        } else {
+            ""
+        }
+    );
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("you  ", t.dim()),
+            Span::raw(chat.prompt.clone()),
+        ]),
+        Line::from(""),
+    ];
+    lines.extend(chat.reply.lines().map(|l| Line::from(l.to_string())));
+    if let Some(e) = &chat.error {
+        lines.extend(e.lines().map(|l| Line::styled(l.to_string(), t.error())));
+    }
+    // Keep the end of a long reply in view.
+    let inner_h = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(2).max(1) as usize;
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(width).max(1)).sum();
+    let scroll = rows.saturating_sub(inner_h) as u16;
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
+            .block(block(t, title)),
+        area,
+    );
 }
