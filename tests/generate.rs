@@ -48,38 +48,26 @@ fn a_folder_generates_greedy_and_seeded_completions_with_logprobs() {
     assert_eq!(sc["stopped"], true, "{sc}");
     assert_eq!(sc["tokens"].as_array().unwrap().len(), 1);
     assert_eq!(sc["completion"], "");
-    let s = json_of(&descent(&[
-        "generate",
-        m,
-        "--prompt",
-        "a b c",
-        "--temperature",
-        "1",
-        "-n",
-        "3",
-        "--seed",
-        "4",
-        "--max-new-tokens",
-        "8",
-        "--json",
-    ]));
+    let sampled = || {
+        json_of(&descent(&[
+            "generate",
+            m,
+            "--prompt",
+            "a b c",
+            "--temperature",
+            "1",
+            "-n",
+            "3",
+            "--seed",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ]))
+    };
+    let s = sampled();
     assert_eq!(s["completions"].as_array().unwrap().len(), 3);
-    let again = json_of(&descent(&[
-        "generate",
-        m,
-        "--prompt",
-        "a b c",
-        "--temperature",
-        "1",
-        "-n",
-        "3",
-        "--seed",
-        "4",
-        "--max-new-tokens",
-        "8",
-        "--json",
-    ]));
-    assert_eq!(s, again, "a seed repeats");
+    assert_eq!(s, sampled(), "a seed repeats");
     let chat = json_of(&descent(&[
         "generate", m, "--prompt", "hi there", "--chat", "--system", "one two", "--json",
     ]));

@@ -104,7 +104,7 @@ impl ChatTemplate {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
         env.add_function("strftime_now", |fmt: String| -> String {
-            chrono_like_now(&fmt)
+            strftime_now(&fmt)
         });
         let where_ = |e: &Error| {
             let line = e.line().map_or(String::new(), |l| format!(" (line {l})"));
@@ -128,29 +128,15 @@ impl ChatTemplate {
     }
 }
 
-/// `strftime_now` for the formats templates use (Llama 3's "%d %b %Y"), in UTC.
-fn chrono_like_now(fmt: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let days = secs.div_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    fmt.replace("%d", &format!("{d:02}"))
-        .replace("%b", MONTHS[(m - 1) as usize])
-        .replace("%m", &format!("{m:02}"))
-        .replace("%Y", &y.to_string())
+/// `strftime_now`, as transformers gives templates (Llama 3 writes "%d %b %Y"); local time.
+fn strftime_now(fmt: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    // A format chrono cannot read renders as the format itself rather than failing.
+    if write!(out, "{}", chrono::Local::now().format(fmt)).is_err() {
+        return fmt.to_string();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -179,7 +165,7 @@ mod tests {
 
     #[test]
     fn dates_are_civil() {
-        let s = chrono_like_now("%Y-%m-%d");
+        let s = strftime_now("%Y-%m-%d");
         assert_eq!(s.len(), 10);
         assert!(s.starts_with("20"), "{s}");
     }

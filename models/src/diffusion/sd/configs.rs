@@ -150,89 +150,97 @@ pub struct Unet {
 
 pub fn unet(j: &Json) -> Result<Unet, String> {
     j.class_name(&["UNet2DConditionModel"])?;
-    let null = Value::Null;
     // Keys SDXL, ControlNet-style and other variants set; SD 1.x/2.x leave them at these.
-    j.only("class_embed_type", &null, "class embeddings")?;
-    j.only("addition_embed_type", &null, "added embeddings, as SDXL's")?;
-    j.only("num_class_embeds", &null, "class embeddings")?;
-    j.only(
-        "time_cond_proj_dim",
-        &null,
-        "a guidance-distilled time condition",
-    )?;
-    j.only("encoder_hid_dim", &null, "an encoder projection")?;
-    j.only(
-        "dual_cross_attention",
-        &Value::Bool(false),
-        "dual cross-attention",
-    )?;
-    j.only(
-        "only_cross_attention",
-        &Value::Bool(false),
-        "cross-attention only",
-    )?;
-    j.only(
-        "act_fn",
-        &Value::from("silu"),
-        "activations other than SiLU",
-    )?;
-    j.only(
-        "resnet_time_scale_shift",
-        &Value::from("default"),
-        "scale-shift time conditioning",
-    )?;
-    j.only(
-        "time_embedding_type",
-        &Value::from("positional"),
-        "Fourier time embeddings",
-    )?;
-    j.only(
-        "conv_in_kernel",
-        &Value::from(3),
-        "input kernels other than 3",
-    )?;
-    j.only(
-        "conv_out_kernel",
-        &Value::from(3),
-        "output kernels other than 3",
-    )?;
-    j.only("attention_type", &Value::from("default"), "gated attention")?;
-    j.only(
-        "mid_block_type",
-        &Value::from("UNetMidBlock2DCrossAttn"),
-        "other middle blocks",
-    )?;
-    j.only(
-        "reverse_transformer_layers_per_block",
-        &null,
-        "asymmetric up blocks",
-    )?;
-    j.only(
-        "resnet_skip_time_act",
-        &Value::Bool(false),
-        "time activation skips",
-    )?;
-    j.only(
-        "resnet_out_scale_factor",
-        &Value::from(1.0),
-        "rescaled residuals",
-    )?;
-    j.only(
-        "timestep_post_act",
-        &null,
-        "a post-activation of the time embedding",
-    )?;
-    j.only(
-        "time_embedding_dim",
-        &null,
-        "a time embedding of another width",
-    )?;
-    j.only("cross_attention_norm", &null, "a normed cross-attention")?;
-    j.only(
-        "class_embeddings_concat",
-        &Value::Bool(false),
-        "concatenated class embeddings",
-    )?;
+    let refused = [
+        ("class_embed_type", Value::Null, "class embeddings"),
+        (
+            "addition_embed_type",
+            Value::Null,
+            "added embeddings, as SDXL's",
+        ),
+        ("num_class_embeds", Value::Null, "class embeddings"),
+        (
+            "time_cond_proj_dim",
+            Value::Null,
+            "a guidance-distilled time condition",
+        ),
+        ("encoder_hid_dim", Value::Null, "an encoder projection"),
+        (
+            "dual_cross_attention",
+            Value::Bool(false),
+            "dual cross-attention",
+        ),
+        (
+            "only_cross_attention",
+            Value::Bool(false),
+            "cross-attention only",
+        ),
+        ("act_fn", Value::from("silu"), "activations other than SiLU"),
+        (
+            "resnet_time_scale_shift",
+            Value::from("default"),
+            "scale-shift time conditioning",
+        ),
+        (
+            "time_embedding_type",
+            Value::from("positional"),
+            "Fourier time embeddings",
+        ),
+        (
+            "conv_in_kernel",
+            Value::from(3),
+            "input kernels other than 3",
+        ),
+        (
+            "conv_out_kernel",
+            Value::from(3),
+            "output kernels other than 3",
+        ),
+        ("attention_type", Value::from("default"), "gated attention"),
+        (
+            "mid_block_type",
+            Value::from("UNetMidBlock2DCrossAttn"),
+            "other middle blocks",
+        ),
+        (
+            "reverse_transformer_layers_per_block",
+            Value::Null,
+            "asymmetric up blocks",
+        ),
+        (
+            "resnet_skip_time_act",
+            Value::Bool(false),
+            "time activation skips",
+        ),
+        (
+            "resnet_out_scale_factor",
+            Value::from(1.0),
+            "rescaled residuals",
+        ),
+        (
+            "timestep_post_act",
+            Value::Null,
+            "a post-activation of the time embedding",
+        ),
+        (
+            "time_embedding_dim",
+            Value::Null,
+            "a time embedding of another width",
+        ),
+        (
+            "cross_attention_norm",
+            Value::Null,
+            "a normed cross-attention",
+        ),
+        (
+            "class_embeddings_concat",
+            Value::Bool(false),
+            "concatenated class embeddings",
+        ),
+    ];
+    for (key, ok, what) in &refused {
+        j.only(key, ok, what)?;
+    }
     let channels = j.usizes("block_out_channels")?;
     let n = channels.len();
     let down = j.strings("down_block_types")?;
