@@ -28,7 +28,7 @@ fn run(model: &lm::model::Transformer, ids: &[u32]) -> candle_core::Result<(Tens
 
 fn save(from: &str, out: &str) -> Result<(), Box<dyn std::error::Error>> {
     let config = lm::read_config(std::path::Path::new(from))?;
-    let (model, vm) = lm::init(&config, &Device::Cpu)?;
+    let (model, vm) = lm::init(&config, &Device::Cpu, 0)?;
     let out = std::path::Path::new(out);
     lm::save(out, &config, &vm)?;
     let ids: Vec<u32> = vec![1, 5, 17, 33, 8, 90, 41, 3, 60, 22, 7, 11];

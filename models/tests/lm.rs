@@ -220,7 +220,7 @@ fn every_weight_gets_a_gradient() {
     use candle_core::Var;
     for (name, cfg) in configs() {
         let c = lm::config::LmConfig::parse(&cfg.to_string(), "config.json").unwrap();
-        let (model, vm) = lm::init(&c, &Device::Cpu).unwrap();
+        let (model, vm) = lm::init(&c, &Device::Cpu, 0).unwrap();
         let ids = Tensor::from_vec(vec![1u32, 5, 17, 33, 8], (1, 5), &Device::Cpu).unwrap();
         let pos = Tensor::arange(0u32, 5, &Device::Cpu)
             .unwrap()
@@ -257,7 +257,7 @@ fn every_weight_gets_a_gradient() {
 fn a_saved_folder_reopens_with_identical_logits_and_both_rope_formats_read_alike() {
     for (name, cfg) in configs() {
         let c = lm::config::LmConfig::parse(&cfg.to_string(), "config.json").unwrap();
-        let (model, vm) = lm::init(&c, &Device::Cpu).unwrap();
+        let (model, vm) = lm::init(&c, &Device::Cpu, 0).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("saved");
         lm::save(&dir, &c, &vm).unwrap();
@@ -324,4 +324,40 @@ fn chat_templates_of_the_smollm2_and_qwen_styles_render_as_transformers_renders_
     .unwrap();
     let t = ChatTemplate::from_folder(tmp.path()).unwrap().unwrap();
     assert_eq!(t.render(&msgs[1..2], false).unwrap(), "<s>What is 2+3?");
+}
+
+#[test]
+fn a_fresh_model_starts_near_the_uniform_loss() {
+    let (_, cfg) = &configs()[1];
+    let c = lm::config::LmConfig::parse(&cfg.to_string(), "config.json").unwrap();
+    let (model, _) = lm::init(&c, &Device::Cpu, 3).unwrap();
+    let ids: Vec<u32> = (0..40u32).map(|i| (i * 37 + 11) % 97).collect();
+    let x = Tensor::from_vec(ids[..39].to_vec(), (1, 39), &Device::Cpu).unwrap();
+    let y = Tensor::from_vec(ids[1..].to_vec(), 39, &Device::Cpu).unwrap();
+    let pos = Tensor::arange(0u32, 39, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let mask = causal_mask(&[vec![true; 39]], 0, 39, &Device::Cpu).unwrap();
+    let logits = model
+        .logits(&model.forward(&x, &pos, &mask, None).unwrap())
+        .unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits.squeeze(0).unwrap(), &y)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let uniform = (97f32).ln();
+    assert!(
+        (loss - uniform).abs() < 0.05 * uniform,
+        "first loss {loss}, ln V = {uniform}"
+    );
+    // The same seed, the same weights.
+    let (again, _) = lm::init(&c, &Device::Cpu, 3).unwrap();
+    let l2 = again
+        .logits(&again.forward(&x, &pos, &mask, None).unwrap())
+        .unwrap();
+    assert_eq!(
+        logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        l2.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
 }

@@ -30,23 +30,68 @@ pub fn open(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer, St
     Transformer::new(&config, vb).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-/// A model of `config` with fresh weights in a VarMap (every weight a trainable `Var`), as
-/// candle-nn initialises them (the norms at one).
-pub fn init(config: &LmConfig, device: &Device) -> Result<(Transformer, VarMap), String> {
+/// A model of `config` with fresh weights in a VarMap (every weight a trainable `Var`),
+/// initialised as transformers does: matrices normal(0, 0.02), biases zero, norms one. (candle-
+/// nn's own initialisation draws the embedding from normal(0, 1): with tied embeddings the
+/// first logits are in the hundreds and the first loss about 100.) Drawn from ChaCha8 seeded
+/// `seed`, in the order of the weights' names, so a seed gives the same model everywhere.
+pub fn init(
+    config: &LmConfig,
+    device: &Device,
+    seed: u64,
+) -> Result<(Transformer, VarMap), String> {
+    init_with(config, device, seed, 0.02)
+}
+
+fn init_with(
+    config: &LmConfig,
+    device: &Device,
+    seed: u64,
+    std: f32,
+) -> Result<(Transformer, VarMap), String> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, Normal};
     let vm = VarMap::new();
     let vb = VarBuilder::from_varmap(&vm, DType::F32, device);
     let model = Transformer::new(config, vb).map_err(|e| e.to_string())?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, std).expect("a valid normal");
+    let mut vars: Vec<(String, candle_core::Var)> = vm
+        .data()
+        .lock()
+        .expect("the varmap")
+        .iter()
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in vars {
+        let shape = var.shape().clone();
+        let fresh = if shape.rank() >= 2 {
+            let vals: Vec<f32> = (0..shape.elem_count())
+                .map(|_| normal.sample(&mut rng))
+                .collect();
+            candle_core::Tensor::from_vec(vals, shape, device)
+        } else if name.ends_with(".bias") {
+            candle_core::Tensor::zeros(shape, DType::F32, device)
+        } else {
+            continue;
+        };
+        var.set(&fresh.map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
     Ok((model, vm))
 }
 
-/// Writes `config` and random weights as a Hugging Face folder (for tests).
+/// Writes `config` and random weights as a Hugging Face folder (for tests): ten times
+/// transformers' spread, so that logits are of order one and a mismatch between two
+/// implementations shows.
 pub fn write_random(dir: &Path, config_json: &serde_json::Value) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(config_json).expect("json");
     let path = dir.join("config.json");
     std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     let config = LmConfig::parse(&text, &path.display().to_string())?;
-    let (_, vm) = init(&config, &Device::Cpu)?;
+    let (_, vm) = init_with(&config, &Device::Cpu, 0, 0.2)?;
     let out = dir.join("model.safetensors");
     vm.save(&out).map_err(|e| format!("{}: {e}", out.display()))
 }

@@ -1,0 +1,84 @@
+//! One training step of a language model (forward, cross-entropy on the next token,
+//! backward, AdamW) on a folder's configuration with fresh weights, for the training-speed
+//! row of BENCHMARKS.md beside benches/parity/lm_train_speed.py.
+//!
+//!     cargo run --release -p descent-models --example lm_train_bench -- DIR BATCH SEQ
+
+use candle_core::{DType, Device, Tensor};
+use descent_models::lm::{self, model::causal_mask};
+use descent_models::nn::Param;
+use descent_models::optim::{Hyper, OptimName, Optimizer};
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: no other thread exists yet.
+    unsafe { descent_models::configure_cpu_threads(0) };
+    let a: Vec<String> = std::env::args().collect();
+    let (dir, batch, seq): (&str, usize, usize) = (&a[1], a[2].parse()?, a[3].parse()?);
+    let config = lm::read_config(std::path::Path::new(dir))?;
+    let (model, vm) = lm::init(&config, &Device::Cpu, 0)?;
+    let mut params: Vec<Param> = vm
+        .data()
+        .lock()
+        .expect("varmap")
+        .iter()
+        .map(|(n, v)| Param {
+            name: n.clone(),
+            var: v.clone(),
+        })
+        .collect();
+    params.sort_by(|x, y| x.name.cmp(&y.name));
+    let hyper = Hyper {
+        name: OptimName::Adamw,
+        weight_decay: 0.01,
+        momentum: 0.0,
+        nesterov: false,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let mut opt = Optimizer::new(hyper, &params);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let vocab = config.vocab_size as u32;
+    let ids: Vec<u32> = (0..batch * (seq + 1))
+        .map(|_| rng.random_range(0..vocab))
+        .collect();
+    let all = Tensor::from_vec(ids, (batch, seq + 1), &Device::Cpu)?;
+    let (x, y) = (
+        all.narrow(1, 0, seq)?,
+        all.narrow(1, 1, seq)?.flatten_all()?,
+    );
+    let pos = Tensor::arange(0u32, seq as u32, &Device::Cpu)?
+        .unsqueeze(0)?
+        .repeat((batch, 1))?;
+    let mask = causal_mask(&vec![vec![true; seq]; batch], 0, seq, &Device::Cpu)?;
+    let mut times = Vec::new();
+    for i in 0..5 {
+        let t0 = Instant::now();
+        let logits = model.logits(&model.forward(&x, &pos, &mask, None)?)?;
+        let loss = candle_nn::loss::cross_entropy(
+            &logits
+                .reshape((batch * seq, config.vocab_size))?
+                .to_dtype(DType::F32)?,
+            &y,
+        )?;
+        let grads = descent_models::train::autograd(&loss, &params)?;
+        opt.step(&params, &grads, 1e-4, 1.0)?;
+        let dt = t0.elapsed().as_secs_f64();
+        println!(
+            "step {i}: loss {:.4}, {:.2} s",
+            loss.to_scalar::<f32>()?,
+            dt
+        );
+        if i >= 2 {
+            times.push(dt);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "descent train step, batch {batch} × {seq}: median {:.2} s",
+        times[times.len() / 2]
+    );
+    Ok(())
+}
