@@ -373,17 +373,23 @@ fn open_subject(
         }
         Ok(())
     };
+    // The biggest batch: every sample's conditional pass, and its unconditional one unless
+    // every mode is unguided.
+    let rows = if p.modes.iter().all(|m| m == "none") {
+        p.n
+    } else {
+        2 * p.n
+    };
     match export::config(dir).map_err(anyhow::Error::msg)? {
         export::Config::StableDiffusion(info) => {
             let dtype = parse_dtype(p, &chosen.device);
             let latent: usize = info.latent_shape().iter().product();
-            // The biggest batch is every sample twice (CFG's two passes).
             over(&descent_models::memory::sampling(
                 info.param_count(),
                 dtype.size_in_bytes() as u64,
                 info.activation_elems(),
                 latent,
-                2 * p.n,
+                rows,
             ))?;
             let sched = read_scheduler(dir)?;
             let pipeline =
@@ -402,7 +408,7 @@ fn open_subject(
                 4,
                 spec.activation_elems() / 2,
                 spec.features(),
-                2 * p.n,
+                rows,
             ))?;
             let sched = SchedulerFile {
                 noise: opened.noise.clone(),
