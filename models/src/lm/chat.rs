@@ -29,14 +29,6 @@ pub struct ChatTemplate {
     eos: String,
 }
 
-fn token(config: &serde_json::Value, key: &str) -> String {
-    let v = &config[key];
-    v.as_str()
-        .or_else(|| v.get("content").and_then(|c| c.as_str()))
-        .unwrap_or("")
-        .to_string()
-}
-
 impl ChatTemplate {
     pub fn new(source: &str, origin: &str, bos: &str, eos: &str) -> ChatTemplate {
         ChatTemplate {
@@ -58,7 +50,8 @@ impl ChatTemplate {
             }
             Err(_) => serde_json::Value::Null,
         };
-        let (bos, eos) = (token(&config, "bos_token"), token(&config, "eos_token"));
+        let token = |key| crate::hf_json::special_token(&config, key).unwrap_or_default();
+        let (bos, eos) = (token("bos_token"), token("eos_token"));
         let file = dir.join("chat_template.jinja");
         if let Ok(source) = std::fs::read_to_string(&file) {
             return Ok(Some(ChatTemplate::new(

@@ -2,6 +2,7 @@
 //! Llama (Llama 2/3 with `llama3` RoPE scaling, SmolLM2, TinyLlama), Qwen2 (bias on q, k and
 //! v) and Qwen3 (RMSNorm on q and k).
 
+use crate::hf_json::Json;
 use serde_json::Value;
 
 /// The architectures descent supports, as `config.json`'s `model_type` names them.
@@ -46,50 +47,18 @@ pub struct LmConfig {
     pub eos_token_ids: Vec<u32>,
 }
 
-fn err(file: &str, key: &str, why: impl std::fmt::Display) -> String {
-    format!("{file}: \"{key}\": {why}")
-}
-
 impl LmConfig {
     /// Reads `config.json`'s text; `file` names it in messages.
     pub fn parse(text: &str, file: &str) -> Result<LmConfig, String> {
-        let v: Value = serde_json::from_str(text).map_err(|e| format!("{file}: {e}"))?;
-        let get = |k: &str| v.get(k).filter(|x| !x.is_null());
-        let uint = |k: &str| -> Result<Option<usize>, String> {
-            match get(k) {
-                None => Ok(None),
-                Some(x) => x
-                    .as_u64()
-                    .map(|n| Some(n as usize))
-                    .ok_or_else(|| err(file, k, format!("expected a whole number, found {x}"))),
-            }
-        };
-        let need = |k: &str| uint(k)?.ok_or_else(|| err(file, k, "missing"));
-        let float = |k: &str, d: f64| -> Result<f64, String> {
-            match get(k) {
-                None => Ok(d),
-                Some(x) => x
-                    .as_f64()
-                    .ok_or_else(|| err(file, k, format!("expected a number, found {x}"))),
-            }
-        };
-        let flag = |k: &str, d: bool| -> Result<bool, String> {
-            match get(k) {
-                None => Ok(d),
-                Some(x) => x
-                    .as_bool()
-                    .ok_or_else(|| err(file, k, format!("expected true or false, found {x}"))),
-            }
-        };
-        let model_type = get("model_type").and_then(Value::as_str).unwrap_or("");
+        let j = Json::parse(text, file)?;
+        let model_type = j.get("model_type").and_then(Value::as_str).unwrap_or("");
         let family = match model_type {
             "llama" => Family::Llama,
             "qwen2" => Family::Qwen2,
             "qwen3" => Family::Qwen3,
-            "" => return Err(err(file, "model_type", "missing")),
+            "" => return Err(j.err("model_type", "missing")),
             other => {
-                return Err(err(
-                    file,
+                return Err(j.err(
                     "model_type",
                     format!(
                         "{other} is not supported; descent supports {}",
@@ -98,62 +67,54 @@ impl LmConfig {
                 ));
             }
         };
-        let act = get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
+        let act = j
+            .get("hidden_act")
+            .and_then(Value::as_str)
+            .unwrap_or("silu");
         if act != "silu" {
-            return Err(err(
-                file,
+            return Err(j.err(
                 "hidden_act",
                 format!("{act}; descent's MLP is SwiGLU (silu)"),
             ));
         }
-        let hidden = need("hidden_size")?;
-        let heads = need("num_attention_heads")?;
+        let hidden = j.usize("hidden_size")?;
+        let heads = j.usize("num_attention_heads")?;
         if heads == 0 {
-            return Err(err(file, "num_attention_heads", "must be at least 1"));
+            return Err(j.err("num_attention_heads", "must be at least 1"));
         }
-        let kv_heads = uint("num_key_value_heads")?.unwrap_or(heads);
+        let kv_heads = j.opt_usize("num_key_value_heads")?.unwrap_or(heads);
         if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
-            return Err(err(
-                file,
+            return Err(j.err(
                 "num_key_value_heads",
                 format!("{kv_heads} does not divide {heads} attention heads"),
             ));
         }
-        let head_dim = match uint("head_dim")? {
+        let head_dim = match j.opt_usize("head_dim")? {
             Some(d) => d,
             None if hidden.is_multiple_of(heads) => hidden / heads,
             None => {
-                return Err(err(
-                    file,
+                return Err(j.err(
                     "num_attention_heads",
                     format!("{heads} heads do not divide hidden_size {hidden}, and no head_dim"),
                 ));
             }
         };
         if head_dim % 2 != 0 {
-            return Err(err(
-                file,
-                "head_dim",
-                format!("{head_dim}: RoPE needs an even size"),
-            ));
+            return Err(j.err("head_dim", format!("{head_dim}: RoPE needs an even size")));
         }
-        if flag("mlp_bias", false)? {
-            return Err(err(
-                file,
-                "mlp_bias",
-                "true is not supported (no bias in the MLP)",
-            ));
+        if j.bool_or("mlp_bias", false)? {
+            return Err(j.err("mlp_bias", "true is not supported (no bias in the MLP)"));
         }
         // transformers 5 writes `rope_parameters` (θ inside it) for `rope_theta` and
         // `rope_scaling`.
-        let params = get("rope_parameters").filter(|p| p.is_object());
+        let params = j.get("rope_parameters").filter(|p| p.is_object());
         let rope_theta = match params.and_then(|p| p.get("rope_theta")) {
             Some(t) => t
                 .as_f64()
-                .ok_or_else(|| err(file, "rope_parameters", "rope_theta is not a number"))?,
-            None => float("rope_theta", 10_000.0)?,
+                .ok_or_else(|| j.err("rope_parameters", "rope_theta is not a number"))?,
+            None => j.f64_or("rope_theta", 10_000.0)?,
         };
-        let rope_scaling = match get("rope_scaling").or(params) {
+        let rope_scaling = match j.get("rope_scaling").or(params) {
             None => None,
             Some(s) => {
                 let kind = s
@@ -165,7 +126,7 @@ impl LmConfig {
                     "llama3" => {
                         let f = |k: &str| {
                             s.get(k).and_then(Value::as_f64).ok_or_else(|| {
-                                err(file, "rope_scaling", format!("llama3 scaling needs {k}"))
+                                j.err("rope_scaling", format!("llama3 scaling needs {k}"))
                             })
                         };
                         Some(Llama3Scaling {
@@ -179,8 +140,7 @@ impl LmConfig {
                     }
                     "default" => None,
                     other => {
-                        return Err(err(
-                            file,
+                        return Err(j.err(
                             "rope_scaling",
                             format!("type {other:?} is not supported (llama3 or none)"),
                         ));
@@ -188,7 +148,7 @@ impl LmConfig {
                 }
             }
         };
-        let eos_token_ids = match get("eos_token_id") {
+        let eos_token_ids = match j.get("eos_token_id") {
             None => Vec::new(),
             Some(Value::Array(a)) => a
                 .iter()
@@ -199,24 +159,24 @@ impl LmConfig {
         };
         Ok(LmConfig {
             family,
-            vocab_size: need("vocab_size")?,
+            vocab_size: j.usize("vocab_size")?,
             hidden_size: hidden,
-            intermediate_size: need("intermediate_size")?,
-            layers: need("num_hidden_layers")?,
+            intermediate_size: j.usize("intermediate_size")?,
+            layers: j.usize("num_hidden_layers")?,
             heads,
             kv_heads,
             head_dim,
-            rms_norm_eps: float("rms_norm_eps", 1e-6)?,
+            rms_norm_eps: j.f64_or("rms_norm_eps", 1e-6)?,
             rope_theta,
             rope_scaling,
-            max_positions: uint("max_position_embeddings")?.unwrap_or(2048),
-            tie_word_embeddings: flag("tie_word_embeddings", false)?,
+            max_positions: j.opt_usize("max_position_embeddings")?.unwrap_or(2048),
+            tie_word_embeddings: j.bool_or("tie_word_embeddings", false)?,
             qkv_bias: match family {
                 Family::Qwen2 => true,
-                _ => flag("attention_bias", false)?,
+                _ => j.bool_or("attention_bias", false)?,
             },
             qk_norm: family == Family::Qwen3,
-            bos_token_id: uint("bos_token_id")?.map(|b| b as u32),
+            bos_token_id: j.opt_usize("bos_token_id")?.map(|b| b as u32),
             eos_token_ids,
         })
     }

@@ -4,6 +4,7 @@
 //! ends). Prompts are cut to the model's length and padded as diffusers' pipelines do:
 //! `[bos] tokens… [eos] pad…`.
 
+use crate::hf_json::special_token;
 use std::path::Path;
 use tokenizers::Tokenizer;
 use tokenizers::models::bpe::BPE;
@@ -31,14 +32,6 @@ pub struct Tokens {
     pub ids: Vec<u32>,
     /// Prompt tokens cut off to fit `max_len`.
     pub truncated: usize,
-}
-
-/// A special token's text from `tokenizer_config.json`: a string or `{"content": …}`.
-fn special(config: &serde_json::Value, key: &str) -> Option<String> {
-    let v = config.get(key)?;
-    v.as_str()
-        .or_else(|| v.get("content").and_then(|c| c.as_str()))
-        .map(String::from)
 }
 
 fn build_from_vocab(dir: &Path, unk: &str) -> Result<Tokenizer, String> {
@@ -91,11 +84,11 @@ impl ClipTokenizer {
             }
             Err(_) => serde_json::Value::Null,
         };
-        let bos = special(&config, "bos_token").unwrap_or("<|startoftext|>".into());
-        let eos = special(&config, "eos_token").unwrap_or("<|endoftext|>".into());
-        let unk = special(&config, "unk_token").unwrap_or(eos.clone());
+        let bos = special_token(&config, "bos_token").unwrap_or("<|startoftext|>".into());
+        let eos = special_token(&config, "eos_token").unwrap_or("<|endoftext|>".into());
+        let unk = special_token(&config, "unk_token").unwrap_or(eos.clone());
         // SD 1.x pads with the eos token, SD 2.x with "!".
-        let pad = special(&config, "pad_token").unwrap_or(eos.clone());
+        let pad = special_token(&config, "pad_token").unwrap_or(eos.clone());
         let json = dir.join("tokenizer.json");
         let inner = if json.is_file() {
             Tokenizer::from_file(&json).map_err(|e| format!("{}: {e}", json.display()))?
