@@ -68,9 +68,8 @@ pub struct Transformer {
     norm: Tensor,
     /// `None`: tied to the embedding.
     head: Option<Linear>,
-    /// RoPE tables `[max_positions, head_dim / 2]`, f32.
-    cos: Tensor,
-    sin: Tensor,
+    /// RoPE's inverse frequencies `[head_dim / 2]`, f32.
+    inv_freq: Tensor,
     device: Device,
 }
 
@@ -216,16 +215,6 @@ impl Transformer {
                 vb.pp("lm_head"),
             )?)
         };
-        let inv = c.inv_freq();
-        let half = inv.len();
-        let (mut cos, mut sin) = (Vec::new(), Vec::new());
-        for p in 0..c.max_positions {
-            for f in &inv {
-                let a = p as f64 * f;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
-            }
-        }
         let device = vb.device().clone();
         Ok(Transformer {
             config: c.clone(),
@@ -233,8 +222,11 @@ impl Transformer {
             blocks,
             norm,
             head,
-            cos: Tensor::from_vec(cos, (c.max_positions, half), &device)?,
-            sin: Tensor::from_vec(sin, (c.max_positions, half), &device)?,
+            inv_freq: Tensor::from_vec(
+                c.inv_freq().iter().map(|&f| f as f32).collect(),
+                c.head_dim / 2,
+                &device,
+            )?,
             device,
         })
     }
@@ -243,15 +235,19 @@ impl Transformer {
         &self.device
     }
 
-    /// The tables for `positions` `[b, t]` (u32), as `[b, 1, t, head_dim]` in `dtype`.
+    /// RoPE's cos and sin at `positions` `[b, t]` (u32), as `[b, 1, t, head_dim]` in `dtype`:
+    /// the angles position × frequency in f32, as transformers computes them.
     fn rope_tables(&self, positions: &Tensor, dtype: DType) -> Result<(Tensor, Tensor)> {
         let (b, t) = positions.dims2()?;
-        let flat = positions.flatten_all()?;
-        let pick = |table: &Tensor| -> Result<Tensor> {
-            let half = table.index_select(&flat, 0)?.reshape((b, 1, t, ()))?;
+        let angles = positions
+            .to_dtype(DType::F32)?
+            .unsqueeze(2)?
+            .broadcast_mul(&self.inv_freq)?
+            .reshape((b, 1, t, ()))?;
+        let full = |half: Tensor| -> Result<Tensor> {
             Tensor::cat(&[&half, &half], D::Minus1)?.to_dtype(dtype)
         };
-        Ok((pick(&self.cos)?, pick(&self.sin)?))
+        Ok((full(angles.cos()?)?, full(angles.sin()?)?))
     }
 
     /// Hidden states `[b, t, hidden]` of tokens `ids` `[b, t]` at `positions` `[b, t]`, with
