@@ -78,6 +78,20 @@ fn choose(logits: &[f32], s: &Sampling, rng: &mut ChaCha8Rng) -> (u32, f32, f32)
             .unwrap_or(0);
         return (best as u32, logp(best), entropy as f32);
     }
+    if s.top_k == 0 && s.top_p >= 1.0 && s.min_p <= 0.0 {
+        // No filter: draw from the whole distribution, in vocabulary order, without sorting
+        // it (a sort of the vocabulary per token per row is the costly part of sampling).
+        let mut u = rng.random::<f64>();
+        let mut pick = p.len() - 1;
+        for (i, &q) in p.iter().enumerate() {
+            u -= q;
+            if u <= 0.0 {
+                pick = i;
+                break;
+            }
+        }
+        return (pick as u32, logp(pick), entropy as f32);
+    }
     let mut order: Vec<usize> = (0..p.len()).collect();
     order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
     let mut keep = order.len();
@@ -217,4 +231,32 @@ pub fn greedy_uncached(model: &Transformer, prompt: &[u32], steps: usize) -> Res
         seq.push(next);
     }
     Ok(seq[prompt.len()..].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfiltered_and_filtered_draws_follow_the_distribution() {
+        let s = Sampling {
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // Tokens 1 and 3 equally likely, the rest negligible.
+        let logits = [-30.0, 2.0, -30.0, 2.0];
+        let mut counts = [0usize; 4];
+        for _ in 0..400 {
+            let (t, lp, h) = choose(&logits, &s, &mut rng);
+            counts[t as usize] += 1;
+            assert!((lp - 0.5f32.ln()).abs() < 1e-4);
+            assert!((h - 2f32.ln()).abs() < 1e-4);
+        }
+        assert_eq!(counts[0] + counts[2], 0);
+        assert!(counts[1] > 150 && counts[3] > 150, "{counts:?}");
+        // top-k 1 keeps the most likely (the lower id on a tie).
+        let k1 = Sampling { top_k: 1, ..s };
+        assert!((0..50).all(|_| choose(&logits, &k1, &mut rng).0 == 1));
+    }
 }
