@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Tensor};
 use descent_models::lm::{self, model::causal_mask};
 use descent_models::nn::Param;
-use descent_models::optim::{Hyper, OptimName, Optimizer};
+use descent_models::optim::{Hyper, Optimizer};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -29,15 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     params.sort_by(|x, y| x.name.cmp(&y.name));
-    let hyper = Hyper {
-        name: OptimName::Adamw,
-        weight_decay: 0.01,
-        momentum: 0.0,
-        nesterov: false,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-    };
+    let hyper = Hyper::adamw(0.01);
     let mut opt = Optimizer::new(hyper, &params);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let vocab = config.vocab_size as u32;

@@ -5,8 +5,8 @@
 use candle_core::{Device, Module, Tensor};
 use descent_models::data::{Dataset, Targets, load_builtin};
 use descent_models::nn::{Activation, Arch, ModelSpec, cross_entropy};
+use descent_models::optim::Hyper;
 use descent_models::optim::schedule::{Schedule, ScheduleName};
-use descent_models::optim::{Hyper, OptimName};
 use descent_models::train::{TrainSpec, Trainer};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,15 +25,7 @@ fn spec(arch: Arch, hidden: Vec<usize>, channels: Vec<usize>, batch: usize) -> T
             activation: Activation::Relu,
             layer_norm: false,
         },
-        hyper: Hyper {
-            name: OptimName::Adamw,
-            weight_decay: 0.01,
-            momentum: 0.0,
-            nesterov: false,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
+        hyper: Hyper::adamw(0.01),
         clip_grad_norm: Some(1.0),
         schedule: Schedule {
             name: ScheduleName::Constant,

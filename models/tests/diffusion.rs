@@ -8,8 +8,8 @@ use descent_models::diffusion::sample::{self, Compare, Guidance, Request};
 use descent_models::diffusion::schedule::{BetaSchedule, NoiseConfig, SamplerKind, Scheduler};
 use descent_models::diffusion::train::{DiffusionSpec, DiffusionTrainer};
 use descent_models::nn::{Activation, Arch, ModelSpec};
+use descent_models::optim::Hyper;
 use descent_models::optim::schedule::{Schedule, ScheduleName};
-use descent_models::optim::{Hyper, OptimName};
 use descent_models::train::{Engine, TrainSpec};
 use std::collections::BTreeMap;
 
@@ -28,15 +28,7 @@ fn spec(steps: u64) -> DiffusionSpec {
                 activation: Activation::Silu,
                 layer_norm: false,
             },
-            hyper: Hyper {
-                name: OptimName::Adamw,
-                weight_decay: 0.0,
-                momentum: 0.0,
-                nesterov: false,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
+            hyper: Hyper::adamw(0.0),
             clip_grad_norm: None,
             schedule: Schedule {
                 name: ScheduleName::Constant,

@@ -43,6 +43,21 @@ pub struct Hyper {
     pub eps: f64,
 }
 
+impl Hyper {
+    /// AdamW with PyTorch's defaults: β₁ 0.9, β₂ 0.999, ε 1e-8.
+    pub fn adamw(weight_decay: f64) -> Hyper {
+        Hyper {
+            name: OptimName::Adamw,
+            weight_decay,
+            momentum: 0.0,
+            nesterov: false,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
 /// Per-parameter optimizer state: SGD keeps its momentum buffer in `m`; AdamW its first and
 /// second moments in `m` and `v`.
 struct State {
