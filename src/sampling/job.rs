@@ -396,11 +396,12 @@ fn open_subject(
                 sd::Pipeline::load(*info, dtype, &chosen.device).map_err(anyhow::Error::msg)?;
             Ok((Subject::Pipeline(Box::new(pipeline)), sched))
         }
-        _ => {
+        other => {
             if p.dtype.as_deref().is_some_and(|d| d != "f32") {
                 bail!("--dtype: descent's own denoisers sample in f32");
             }
-            let opened = export::open(dir, &chosen.device).map_err(anyhow::Error::msg)?;
+            let opened =
+                export::open_config(dir, other, &chosen.device).map_err(anyhow::Error::msg)?;
             let spec = opened.net.spec();
             // A forward pass keeps about half of what a training step does.
             over(&descent_models::memory::sampling(

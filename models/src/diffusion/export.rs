@@ -162,8 +162,13 @@ pub fn config(path: &Path) -> Result<Config, String> {
 
 /// Opens a diffusers-style folder written by descent, or a descent diffusion checkpoint.
 pub fn open(path: &Path, device: &Device) -> Result<Opened, String> {
+    open_config(path, config(path)?, device)
+}
+
+/// [`open`] with the folder's config already read by [`config`].
+pub fn open_config(path: &Path, config: Config, device: &Device) -> Result<Opened, String> {
     let (model, sched, weights) = files(path)?;
-    let saved = match config(path)? {
+    let saved = match config {
         Config::Denoiser(saved) => saved,
         Config::StableDiffusion(_) => {
             return Err(format!(
