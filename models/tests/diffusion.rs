@@ -77,10 +77,13 @@ fn a_moons_denoiser_learns_and_its_guided_samples_land_on_the_moons() {
     };
     let (a, b) = (out(&t.net), out(&opened.net));
     assert_eq!(a, b);
-    assert_eq!(opened.noise.default_sampler, Some(SamplerKind::Ddim));
+    assert_eq!(
+        opened.scheduler.config.default_sampler,
+        Some(SamplerKind::Ddim)
+    );
 
     // CFG samples of class 0 lie near class-0 training points, much nearer than noise does.
-    let sched = Scheduler::new(SamplerKind::Ddim, &opened.noise, 30, 0.0).unwrap();
+    let sched = Scheduler::new(SamplerKind::Ddim, &opened.scheduler.config, 30, 0.0).unwrap();
     let n = 64;
     let req = Request {
         guidance: Guidance::Cfg,

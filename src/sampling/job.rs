@@ -10,8 +10,9 @@ use candle_core::{DType, Device, Tensor};
 use descent_models::device;
 use descent_models::diffusion::export::{self, MODEL_DIR, Opened};
 use descent_models::diffusion::sample::{self, Affine, Estimate, Guidance, Model, Output, Request};
-use descent_models::diffusion::schedule::{NoiseConfig, SamplerKind, Scheduler};
-use descent_models::diffusion::{scheduler_config, sd};
+use descent_models::diffusion::schedule::{SamplerKind, Scheduler};
+use descent_models::diffusion::scheduler_config::{self, ReadConfig};
+use descent_models::diffusion::sd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -319,23 +320,11 @@ enum Subject {
 }
 
 /// A pipeline's scheduler config, as `export::open` reads a denoiser's.
-struct SchedulerFile {
-    noise: NoiseConfig,
-    ignored: Vec<String>,
-    class: Option<String>,
-}
-
-fn read_scheduler(dir: &Path) -> anyhow::Result<SchedulerFile> {
+fn read_scheduler(dir: &Path) -> anyhow::Result<ReadConfig> {
     let path = dir.join("scheduler").join("scheduler_config.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: the noise schedule", path.display()))?;
-    let r =
-        scheduler_config::read(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?;
-    Ok(SchedulerFile {
-        noise: r.config,
-        ignored: r.ignored,
-        class: r.class_name,
-    })
+    scheduler_config::read(&text, &path.display().to_string()).map_err(anyhow::Error::msg)
 }
 
 fn parse_dtype(p: &Params, device: &Device) -> DType {
@@ -360,7 +349,7 @@ fn open_subject(
     dir: &Path,
     chosen: &device::Chosen,
     p: &Params,
-) -> anyhow::Result<(Subject, SchedulerFile)> {
+) -> anyhow::Result<(Subject, ReadConfig)> {
     let over = |fp: &descent_models::memory::Footprint| -> anyhow::Result<()> {
         if let Ok(avail) = crate::runs::memory::Available::now(&chosen.label)
             && let Some(need) = crate::runs::memory::shortfall(fp, &avail)
@@ -411,11 +400,7 @@ fn open_subject(
                 spec.features(),
                 rows,
             ))?;
-            let sched = SchedulerFile {
-                noise: opened.noise.clone(),
-                ignored: opened.ignored.clone(),
-                class: opened.scheduler_class.clone(),
-            };
+            let sched = opened.scheduler.clone();
             Ok((Subject::Denoiser(Box::new(opened)), sched))
         }
     }
@@ -434,11 +419,11 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
     let kind = match &p.sampler {
         Some(s) => SamplerKind::parse(s).map_err(|e| anyhow::anyhow!("--sampler: {e}"))?,
         None => sched_file
-            .noise
+            .config
             .default_sampler
             .unwrap_or(SamplerKind::Ddim),
     };
-    let sched = Scheduler::new(kind, &sched_file.noise, p.steps, p.eta)
+    let sched = Scheduler::new(kind, &sched_file.config, p.steps, p.eta)
         .map_err(|e| anyhow::anyhow!("--steps {}: {e}", p.steps))?;
     // The model the sampler calls, and how many conditions it has (a pipeline: its prompt).
     let prompted;
@@ -536,9 +521,9 @@ fn run(ws: &Workspace, p: &Params, job: &mut Job, quiet: bool) -> anyhow::Result
         r.ignored_keys = sched_file.ignored.clone();
         r.total_steps = p.modes.len() * p.steps;
     }
-    if let Some(class) = &sched_file.class
+    if let Some(class) = &sched_file.class_name
         && p.sampler.is_none()
-        && sched_file.noise.default_sampler.is_none()
+        && sched_file.config.default_sampler.is_none()
     {
         say(format!(
             "{class} is not a sampler descent has; sampling with {kind}"

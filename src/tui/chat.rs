@@ -67,15 +67,11 @@ impl Chat {
             child.stdout.take().expect("piped"),
             child.stderr.take().expect("piped"),
         );
-        let errors = Arc::new(Mutex::new(String::new()));
-        {
-            let errors = errors.clone();
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = err.read_to_string(&mut s);
-                *errors.lock().expect("errors") = s;
-            });
-        }
+        let errors = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
         {
             let reply = reply.clone();
             let wake = self.waker.clone();
@@ -101,11 +97,10 @@ impl Chat {
                         }
                     }
                 }
-                // The stderr reader finishes with the process; give it a moment.
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                // stderr closes with the process too.
+                let e = errors.join().unwrap_or_default().trim().to_string();
                 let mut r = reply.lock().expect("reply");
                 r.done = true;
-                let e = errors.lock().expect("errors").trim().to_string();
                 if !e.is_empty() {
                     r.error = Some(e);
                 }

@@ -83,11 +83,8 @@ pub fn write_folder(
 pub struct Opened {
     pub net: Denoiser,
     pub saved: SavedModel,
-    pub noise: NoiseConfig,
-    /// Scheduler keys descent read but does not use.
-    pub ignored: Vec<String>,
-    /// The scheduler class the folder names.
-    pub scheduler_class: Option<String>,
+    /// The noise schedule, the keys of its file descent does not use, and its class.
+    pub scheduler: scheduler_config::ReadConfig,
     /// The weights file read.
     pub weights: PathBuf,
 }
@@ -189,7 +186,7 @@ pub fn open_config(path: &Path, config: Config, device: &Device) -> Result<Opene
         return Err(format!("{}: missing (the noise schedule)", sched.display()));
     }
     let file = sched.display().to_string();
-    let read_cfg = scheduler_config::read(&read(&sched)?, &file)?;
+    let scheduler = scheduler_config::read(&read(&sched)?, &file)?;
     let net = Denoiser::new(saved.spec.clone(), 0, device).map_err(|e| e.to_string())?;
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)
         .map_err(|e| format!("{}: {e}", weights.display()))?;
@@ -198,9 +195,7 @@ pub fn open_config(path: &Path, config: Config, device: &Device) -> Result<Opene
     Ok(Opened {
         net,
         saved,
-        noise: read_cfg.config,
-        ignored: read_cfg.ignored,
-        scheduler_class: read_cfg.class_name,
+        scheduler,
         weights,
     })
 }
