@@ -124,21 +124,22 @@ fn activations(layers: &[Layer], inputs: usize, rows: usize, backward: bool) -> 
     bytes
 }
 
-/// Bytes of a dataset in memory with its split and batch indices.
-fn dataset_bytes(data: &Dataset) -> u64 {
+/// A dataset in memory with its split and batch indices, as a part.
+fn dataset_part(data: &Dataset) -> (String, u64) {
     let n = data.len() as u64;
-    (data.inputs.len() as u64)
+    let bytes = (data.inputs.len() as u64)
         .saturating_mul(F32)
-        .saturating_add(n.saturating_mul(F32 + 2 * 8))
+        .saturating_add(n.saturating_mul(F32 + 2 * 8));
+    (format!("dataset ({} examples)", data.len()), bytes)
 }
 
 /// The parts every trained model has: its weights, gradients and optimizer state, the
-/// dataset, one training step's and one evaluation chunk's activations (given, with their
-/// descriptions), and the checkpoint copy of the optimizer state.
-fn trained_parts(
+/// data, one training step's and one evaluation chunk's activations (given, with their
+/// descriptions, as the data is), and the checkpoint copy of the optimizer state.
+pub fn trained_parts(
     params: u64,
     optimizer: OptimName,
-    data: &Dataset,
+    data: (String, u64),
     step: (String, u64),
     eval: (String, u64),
 ) -> Footprint {
@@ -152,12 +153,7 @@ fn trained_parts(
         OptimName::Sgd => ("SGD momentum", weights),
     };
     fp.add(state_name, state, Place::Host, Phase::Always);
-    fp.add(
-        format!("dataset ({} examples)", data.len()),
-        dataset_bytes(data),
-        Place::Host,
-        Phase::Always,
-    );
+    fp.add(data.0, data.1, Place::Host, Phase::Always);
     fp.add("gradients", weights, Place::Device, Phase::Step);
     fp.add(step.0, step.1, Place::Device, Phase::Step);
     fp.add(eval.0, eval.1, Place::Device, Phase::Eval);
@@ -189,7 +185,7 @@ pub fn supervised(
     let mut fp = trained_parts(
         params,
         optimizer,
-        data,
+        dataset_part(data),
         (
             format!("step activations (batch of {batch})"),
             activations(&layers, inputs, batch, true),
@@ -242,7 +238,7 @@ pub fn trained(
     trained_parts(
         params,
         optimizer,
-        data,
+        dataset_part(data),
         (
             format!("step activations (batch of {batch})"),
             bytes(per_sample, batch),

@@ -14,6 +14,8 @@ pub enum Arch {
     Cnn,
     /// A diffusion denoiser (`kind = "diffusion"` only; see `diffusion::net`).
     Unet,
+    /// A decoder-only language model (`kind = "pretrain"` only; see `lm`).
+    Llama,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

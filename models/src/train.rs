@@ -131,6 +131,7 @@ pub fn apply_gradients(
                 update_ratio: u.ratio(),
             })
             .collect(),
+        tokens: None,
         non_finite,
     })
 }
@@ -165,6 +166,10 @@ pub trait Engine {
     /// returns what to say about it.
     fn export(&self, _run_dir: &Path) -> Result<Option<String>> {
         Ok(None)
+    }
+    /// What to say about the data and model once built (for the run's events).
+    fn describe(&self) -> Option<String> {
+        None
     }
 }
 
@@ -215,6 +220,8 @@ pub struct StepMetrics {
     /// The factor gradients were scaled by (clipping), 1 when not clipped.
     pub clip_scale: f64,
     pub params: Vec<ParamMetrics>,
+    /// Tokens the step read (language models), for tokens/s.
+    pub tokens: Option<u64>,
     /// Set when the loss or a gradient was NaN or ±Inf: where, in words. The update was
     /// skipped, so the weights are still those before this step.
     pub non_finite: Option<String>,

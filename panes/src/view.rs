@@ -48,6 +48,8 @@ pub struct RunRow {
     pub eval_loss: Option<f64>,
     pub accuracy: Option<f64>,
     pub examples_per_s: Option<f64>,
+    /// Language models: tokens per second (shown instead of examples).
+    pub tokens_per_s: Option<f64>,
     /// Remaining time, e.g. `3m12s`, while running.
     pub eta: Option<String>,
     pub device: String,

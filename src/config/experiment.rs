@@ -35,6 +35,92 @@ pub struct Experiment {
     /// The noise process of a `kind = "diffusion"` experiment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diffusion: Option<DiffusionConfig>,
+    /// The language model of a `kind = "pretrain"` experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm: Option<LmConfig>,
+}
+
+/// `[lm]`: the language model a `kind = "pretrain"` experiment trains. The shape keys are
+/// for a model from scratch; with `from`, the folder's `config.json` sets the shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmConfig {
+    /// A Hugging Face folder (a path from the workspace, or `hub:ORG/NAME`) to go on
+    /// training, with its tokenizer.
+    pub from: Option<String>,
+    pub hidden_size: Option<usize>,
+    pub layers: Option<usize>,
+    pub heads: Option<usize>,
+    /// Key/value heads (grouped-query attention); defaults to `heads`.
+    pub kv_heads: Option<usize>,
+    /// The MLP's width; defaults to 8/3 × hidden_size rounded up to a multiple of 32.
+    pub intermediate_size: Option<usize>,
+    /// The most tokens the BPE tokenizer trained on the corpus may have.
+    pub vocab_size: Option<usize>,
+    pub rope_theta: Option<f64>,
+    pub tie_embeddings: Option<bool>,
+    /// Tokens of one training sequence at most.
+    pub context: usize,
+    /// Read prompts of prompt/completion pairs through the chat template as a user turn.
+    pub chat: bool,
+    /// Held-out prompts answered greedily at each evaluation, for the exact-match accuracy.
+    pub eval_problems: usize,
+}
+
+impl Default for LmConfig {
+    fn default() -> Self {
+        LmConfig {
+            from: None,
+            hidden_size: None,
+            layers: None,
+            heads: None,
+            kv_heads: None,
+            intermediate_size: None,
+            vocab_size: None,
+            rope_theta: None,
+            tie_embeddings: None,
+            context: 64,
+            chat: true,
+            eval_problems: 200,
+        }
+    }
+}
+
+impl LmConfig {
+    pub const HIDDEN: usize = 128;
+    pub const LAYERS: usize = 4;
+    pub const HEADS: usize = 4;
+    pub const VOCAB: usize = 512;
+
+    pub fn hidden(&self) -> usize {
+        self.hidden_size.unwrap_or(Self::HIDDEN)
+    }
+    pub fn heads(&self) -> usize {
+        self.heads.unwrap_or(Self::HEADS)
+    }
+    pub fn kv(&self) -> usize {
+        self.kv_heads.unwrap_or(self.heads())
+    }
+    pub fn intermediate(&self) -> usize {
+        self.intermediate_size
+            .unwrap_or_else(|| (self.hidden() * 8 / 3).div_ceil(32) * 32)
+    }
+    /// The shape keys set, which `from` leaves no room for.
+    fn shape_keys(&self) -> Vec<&'static str> {
+        [
+            ("hidden_size", self.hidden_size.is_some()),
+            ("layers", self.layers.is_some()),
+            ("heads", self.heads.is_some()),
+            ("kv_heads", self.kv_heads.is_some()),
+            ("intermediate_size", self.intermediate_size.is_some()),
+            ("vocab_size", self.vocab_size.is_some()),
+            ("rope_theta", self.rope_theta.is_some()),
+            ("tie_embeddings", self.tie_embeddings.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
 }
 
 /// `[diffusion]`: the noise process a denoiser is trained on, with diffusers' names.
@@ -298,8 +384,14 @@ impl Experiment {
             );
         }
         let d = &self.data;
+        let pretrain = self.kind == Kind::Pretrain;
+        let builtin_check = if pretrain {
+            descent_models::lm::corpus::validate_builtin
+        } else {
+            descent_models::data::validate_builtin
+        };
         if let DataSource::Builtin(name) = &d.source
-            && let Err(e) = descent_models::data::validate_builtin(name, &d.params)
+            && let Err(e) = builtin_check(name, &d.params)
         {
             let at: &[&'static str] = if d.params.is_empty() {
                 &["data", "source"]
@@ -315,7 +407,7 @@ impl Experiment {
                 "only builtin datasets take params",
             );
         }
-        let table = matches!(&d.source, DataSource::Path(p) if p.ends_with(".csv"));
+        let table = !pretrain && matches!(&d.source, DataSource::Path(p) if p.ends_with(".csv"));
         rule(
             !table || d.target.is_some(),
             &["data", "target"],
@@ -398,6 +490,76 @@ impl Experiment {
                 df.embed_dim >= 2 && df.embed_dim.is_multiple_of(2),
                 &["diffusion", "embed_dim"],
                 "must be even and at least 2",
+            );
+        }
+        rule(
+            (m.arch == Arch::Llama) == pretrain,
+            &["model", "arch"],
+            if pretrain {
+                "a pretrain experiment trains a language model: arch = \"llama\""
+            } else {
+                "a llama is a language model: it needs kind = \"pretrain\""
+            },
+        );
+        rule(
+            !pretrain || (m.hidden.is_empty() && m.channels.is_empty()),
+            &["model", "hidden"],
+            "a language model's shape is in the [lm] table (hidden_size, layers, heads)",
+        );
+        rule(
+            self.lm.is_none() || pretrain,
+            &["lm"],
+            "only kind = \"pretrain\" takes an [lm] table",
+        );
+        if pretrain {
+            let lm = self.lm.clone().unwrap_or_default();
+            let set = lm.shape_keys();
+            rule(
+                lm.from.is_none() || set.is_empty(),
+                &["lm", "from"],
+                &format!(
+                    "a model trained from a folder keeps that folder's shape; leave out {}",
+                    set.join(", ")
+                ),
+            );
+            let (h, heads, kv) = (lm.hidden(), lm.heads(), lm.kv());
+            rule(
+                heads >= 1 && h.is_multiple_of(heads) && (h / heads).is_multiple_of(2),
+                &["lm", "heads"],
+                "hidden_size must be a multiple of heads, with an even head width (RoPE)",
+            );
+            rule(
+                kv >= 1 && heads.is_multiple_of(kv),
+                &["lm", "kv_heads"],
+                "heads must be a multiple of kv_heads",
+            );
+            rule(
+                lm.layers.unwrap_or(1) >= 1 && lm.intermediate() >= 1,
+                &["lm", "layers"],
+                "layers and intermediate_size must be at least 1",
+            );
+            rule(
+                lm.vocab_size.unwrap_or(LmConfig::VOCAB) >= descent_models::lm::bpe::MIN_VOCAB,
+                &["lm", "vocab_size"],
+                &format!(
+                    "must be at least {} (the 256 bytes and the special tokens)",
+                    descent_models::lm::bpe::MIN_VOCAB
+                ),
+            );
+            rule(
+                (2..=1 << 20).contains(&lm.context),
+                &["lm", "context"],
+                "must be between 2 and 1048576 tokens",
+            );
+            rule(
+                matches!(d.source, DataSource::Builtin(_))
+                    || matches!(&d.source, DataSource::Hub(_))
+                    || matches!(&d.source, DataSource::Path(p)
+                        if !p.contains('.') || p.ends_with(".txt") || p.ends_with(".jsonl")
+                            || p.ends_with(".md")),
+                &["data", "source"],
+                "a language model trains on builtin:arithmetic, a .txt or .jsonl file, or a \
+                 folder of them",
             );
         }
         let o = &self.optim;

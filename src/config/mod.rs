@@ -10,7 +10,7 @@ mod locate;
 mod settings;
 
 pub use experiment::{
-    Activation, Arch, DataConfig, DataSource, Experiment, Kind, ModelConfig, OptimConfig,
+    Activation, Arch, DataConfig, DataSource, Experiment, Kind, LmConfig, ModelConfig, OptimConfig,
     OptimName, ScheduleConfig, ScheduleName, TrainConfig,
 };
 pub use settings::{DeviceSpec, Settings};

@@ -4,7 +4,7 @@ use super::checkpoint::{self, CheckpointState};
 use super::control::{self, Command};
 use super::records::{Event, Metric, Num, ParamRecord, append};
 use super::{CONFIG, EVENTS, METRICS, State, Status, memory, now};
-use crate::config::{self, DataSource, Experiment, Kind, OptimName, ScheduleName};
+use crate::config::{self, DataSource, Experiment, Kind, LmConfig, OptimName, ScheduleName};
 use crate::sources::RepoKind;
 use crate::workspace::Workspace;
 use anyhow::{Context, bail};
@@ -13,6 +13,8 @@ use descent_models::data::{Dataset, load_builtin, load_source};
 use descent_models::device::{self, DeviceSpec};
 use descent_models::diffusion::schedule::NoiseConfig;
 use descent_models::diffusion::train::{DiffusionSpec, DiffusionTrainer};
+use descent_models::lm::corpus::{self, Example};
+use descent_models::lm::pretrain::{PretrainSpec, PretrainTrainer, Start};
 use descent_models::memory::Footprint;
 use descent_models::nn::ModelSpec;
 use descent_models::optim::Hyper;
@@ -30,33 +32,57 @@ const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// Whether this engine can run the experiment; other kinds get their engines later.
 pub fn runnable(exp: &Experiment) -> Result<(), String> {
     match exp.kind {
-        Kind::Supervised | Kind::Diffusion => Ok(()),
+        Kind::Supervised | Kind::Diffusion | Kind::Pretrain => Ok(()),
         other => Err(format!(
-            "experiment {} is kind = \"{other}\"; descent trains supervised and diffusion \
-             experiments so far (the {other} engine is not built yet)",
+            "experiment {} is kind = \"{other}\"; descent trains supervised, diffusion and \
+             pretrain experiments so far (the {other} engine is not built yet)",
             exp.name()
         )),
     }
 }
 
-/// Loads the experiment's dataset.
+/// What an experiment trains on: a table of examples, or text for a language model.
+pub enum Data {
+    Table(Dataset),
+    Text(Vec<Example>),
+}
+
+/// The file or folder a data source names.
+fn data_path(ws: &Workspace, source: &DataSource) -> anyhow::Result<PathBuf> {
+    Ok(match source {
+        DataSource::Path(p) => ws.settings.data_path(&ws.root).join(p),
+        DataSource::Hub(r) => {
+            let cache = ws.settings.hub_cache_path(&ws.root);
+            crate::sources::resolve(&format!("hub:{r}"), RepoKind::Dataset, cache.as_deref())?
+        }
+        DataSource::Builtin(_) => unreachable!("builtins are generated"),
+    })
+}
+
+/// Loads the experiment's dataset (a table; see [`load`] for text).
 pub fn load_data(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Dataset> {
     let d = &exp.data;
     match &d.source {
         DataSource::Builtin(name) => {
             load_builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)
         }
-        DataSource::Path(p) => {
-            let path = ws.settings.data_path(&ws.root).join(p);
-            load_source(&path, d.target.as_deref()).map_err(anyhow::Error::msg)
-        }
-        DataSource::Hub(r) => {
-            let cache = ws.settings.hub_cache_path(&ws.root);
-            let path =
-                crate::sources::resolve(&format!("hub:{r}"), RepoKind::Dataset, cache.as_deref())?;
-            load_source(&path, d.target.as_deref()).map_err(anyhow::Error::msg)
-        }
+        other => load_source(&data_path(ws, other)?, d.target.as_deref())
+            .map_err(anyhow::Error::msg),
     }
+}
+
+/// Loads what the experiment trains on.
+pub fn load(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Data> {
+    if exp.kind != Kind::Pretrain {
+        return Ok(Data::Table(load_data(ws, exp)?));
+    }
+    let d = &exp.data;
+    Ok(Data::Text(match &d.source {
+        DataSource::Builtin(name) => {
+            corpus::builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)?
+        }
+        other => corpus::load(&data_path(ws, other)?).map_err(anyhow::Error::msg)?,
+    }))
 }
 
 /// The schedule an experiment asks for, reading a previous run's gradient norms if refined.
@@ -167,11 +193,61 @@ pub fn diffusion_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Diffus
     })
 }
 
+/// The language model an experiment of kind pretrain trains, and how.
+pub fn pretrain_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<PretrainSpec> {
+    let lm = exp.lm.clone().unwrap_or_default();
+    let start = match &lm.from {
+        Some(from) => {
+            let cache = ws.settings.hub_cache_path(&ws.root);
+            let dir = if from.starts_with("hub:") {
+                crate::sources::resolve(from, RepoKind::Model, cache.as_deref())?
+            } else {
+                ws.root.join(from)
+            };
+            Start::From(dir)
+        }
+        None => {
+            let (hidden, heads) = (lm.hidden(), lm.heads());
+            let json = serde_json::json!({
+                "model_type": "llama",
+                "vocab_size": lm.vocab_size.unwrap_or(LmConfig::VOCAB),
+                "hidden_size": hidden,
+                "intermediate_size": lm.intermediate(),
+                "num_hidden_layers": lm.layers.unwrap_or(LmConfig::LAYERS),
+                "num_attention_heads": heads,
+                "num_key_value_heads": lm.kv(),
+                "max_position_embeddings": lm.context,
+                "rms_norm_eps": 1e-5,
+                "rope_theta": lm.rope_theta.unwrap_or(10_000.0),
+                "tie_word_embeddings": lm.tie_embeddings.unwrap_or(true),
+            });
+            Start::Scratch(
+                descent_models::lm::config::LmConfig::parse(&json.to_string(), "[lm]")
+                    .map_err(anyhow::Error::msg)?,
+            )
+        }
+    };
+    let t = train_spec(ws, exp)?;
+    Ok(PretrainSpec {
+        seed: t.seed,
+        val_fraction: t.val_fraction,
+        batch_size: t.batch_size,
+        hyper: t.hyper,
+        clip_grad_norm: t.clip_grad_norm,
+        schedule: t.schedule,
+        start,
+        context: lm.context,
+        chat: lm.chat,
+        eval_problems: lm.eval_problems,
+    })
+}
+
 /// The memory the experiment's run will need on `data`.
-fn footprint(ws: &Workspace, exp: &Experiment, data: &Dataset) -> anyhow::Result<Footprint> {
-    match exp.kind {
-        Kind::Diffusion => diffusion_spec(ws, exp)?.footprint(data),
-        _ => train_spec(ws, exp)?.footprint(data),
+fn footprint(ws: &Workspace, exp: &Experiment, data: &Data) -> anyhow::Result<Footprint> {
+    match (exp.kind, data) {
+        (_, Data::Text(text)) => pretrain_spec(ws, exp)?.footprint(text),
+        (Kind::Diffusion, Data::Table(t)) => diffusion_spec(ws, exp)?.footprint(t),
+        (_, Data::Table(t)) => train_spec(ws, exp)?.footprint(t),
     }
     .map_err(anyhow::Error::msg)
 }
@@ -180,15 +256,19 @@ fn footprint(ws: &Workspace, exp: &Experiment, data: &Dataset) -> anyhow::Result
 fn engine(
     ws: &Workspace,
     exp: &Experiment,
-    data: Dataset,
+    data: Data,
     device: Device,
 ) -> anyhow::Result<Box<dyn Engine>> {
-    Ok(match exp.kind {
-        Kind::Diffusion => {
-            let spec = diffusion_spec(ws, exp)?;
-            Box::new(DiffusionTrainer::new(data, spec, device)?)
+    Ok(match (exp.kind, data) {
+        (_, Data::Text(text)) => {
+            let spec = pretrain_spec(ws, exp)?;
+            Box::new(PretrainTrainer::new(text, spec, device).map_err(anyhow::Error::msg)?)
         }
-        _ => Box::new(Trainer::new(data, train_spec(ws, exp)?, device)?),
+        (Kind::Diffusion, Data::Table(t)) => {
+            let spec = diffusion_spec(ws, exp)?;
+            Box::new(DiffusionTrainer::new(t, spec, device)?)
+        }
+        (_, Data::Table(t)) => Box::new(Trainer::new(t, train_spec(ws, exp)?, device)?),
     })
 }
 
@@ -201,14 +281,28 @@ pub fn memory_warning(
 ) -> anyhow::Result<Option<String>> {
     let chosen =
         device::resolve(exp.device.unwrap_or(ws.settings.device)).map_err(anyhow::Error::msg)?;
-    let data = load_data(ws, exp)?;
+    let data = load(ws, exp)?;
     let fp = footprint(ws, exp, &data)?;
     let avail = memory::Available::now(&chosen.label).map_err(anyhow::Error::msg)?;
     Ok(memory::warning(file, &fp, &avail, &size_settings(exp)))
 }
 
-/// The settings that set a supervised run's memory, as `key = value`, for messages.
+/// The settings that set a run's memory, as `key = value`, for messages.
 pub fn size_settings(exp: &Experiment) -> Vec<String> {
+    if exp.kind == Kind::Pretrain {
+        let lm = exp.lm.clone().unwrap_or_default();
+        let mut keys = match &lm.from {
+            Some(f) => vec![format!("lm.from = {f:?}")],
+            None => vec![
+                format!("lm.hidden_size = {}", lm.hidden()),
+                format!("lm.layers = {}", lm.layers.unwrap_or(LmConfig::LAYERS)),
+                format!("lm.vocab_size = {}", lm.vocab_size.unwrap_or(LmConfig::VOCAB)),
+            ],
+        };
+        keys.push(format!("lm.context = {}", lm.context));
+        keys.push(format!("data.batch_size = {}", exp.data.batch_size));
+        return keys;
+    }
     let m = &exp.model;
     let mut keys = vec![format!("model.hidden = {:?}", m.hidden)];
     if !m.channels.is_empty() {
@@ -269,7 +363,7 @@ pub fn execute(
     let setup = (|| -> anyhow::Result<(Box<dyn Engine>, device::Chosen)> {
         let spec = device_spec.or(exp.device).unwrap_or(ws.settings.device);
         let chosen = device::resolve(spec).map_err(anyhow::Error::msg)?;
-        let data = load_data(ws, &exp)?;
+        let data = load(ws, &exp)?;
         // Refuse a model that cannot fit before allocating it: an allocation that fails
         // aborts the process.
         let fp = footprint(ws, &exp, &data)?;
@@ -320,6 +414,9 @@ pub fn execute(
         progress: progress_bar(),
     };
     run.event(start_event.0, start_event.1);
+    if let Some(what) = run.trainer.describe() {
+        run.event("data", what);
+    }
     run.set_state(State::Running, None);
     let result = run.train_loop();
     let end = match result {
@@ -555,6 +652,7 @@ impl Run<'_> {
             lr: Num(m.lr),
             clip_scale: Num(m.clip_scale),
             examples_per_s: Num(examples_per_s),
+            tokens_per_s: m.tokens.map(|t| Num(t as f64 * steps_per_s)),
             params: m
                 .params
                 .iter()
@@ -636,6 +734,9 @@ impl Run<'_> {
             let m = self.trainer.train_step(lr)?;
             let secs = t0.elapsed().as_secs_f64().max(1e-9);
             self.record_step(&m, batch / secs, 1.0 / secs);
+            if let Some(t) = m.tokens {
+                self.status.tokens_per_s = Some(t as f64 / secs);
+            }
             if let Some(p) = &self.progress {
                 p.set_position(m.step);
             }

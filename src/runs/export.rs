@@ -140,6 +140,7 @@ fn scalars(train: &[Metric], eval: &[Metric]) -> Vec<(String, u64, f64, f32)> {
                 grad_l1,
                 lr,
                 examples_per_s,
+                tokens_per_s,
                 params,
                 ..
             } => {
@@ -151,6 +152,9 @@ fn scalars(train: &[Metric], eval: &[Metric]) -> Vec<(String, u64, f64, f32)> {
                     ("train/examples_per_s", examples_per_s),
                 ] {
                     out.push((tag.to_string(), *step, *time, v.0 as f32));
+                }
+                if let Some(v) = tokens_per_s {
+                    out.push(("train/tokens_per_s".into(), *step, *time, v.0 as f32));
                 }
                 for (name, p) in params {
                     out.push((format!("grad_l2/{name}"), *step, *time, p.grad_l2.0 as f32));

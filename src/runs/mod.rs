@@ -92,6 +92,8 @@ pub struct Status {
     pub lr: Option<f64>,
     #[serde(default)]
     pub examples_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
     #[serde(default)]
     pub steps_per_s: Option<f64>,
     /// The id of the last control command applied.
@@ -128,6 +130,7 @@ impl Status {
             eval_accuracy: None,
             lr: None,
             examples_per_s: None,
+            tokens_per_s: None,
             steps_per_s: None,
             control_acked: 0,
             message: None,

@@ -80,6 +80,9 @@ pub enum Metric {
         lr: Num,
         clip_scale: Num,
         examples_per_s: Num,
+        /// Language models: tokens read per second.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens_per_s: Option<Num>,
         params: BTreeMap<String, ParamRecord>,
     },
     Eval {
@@ -103,6 +106,7 @@ struct FlatMetric {
     lr: Option<Num>,
     clip_scale: Option<Num>,
     examples_per_s: Option<Num>,
+    tokens_per_s: Option<Num>,
     params: Option<BTreeMap<String, ParamRecord>>,
     accuracy: Option<Num>,
 }
@@ -124,6 +128,7 @@ impl<'de> Deserialize<'de> for Metric {
                 lr: need(f.lr, "lr")?,
                 clip_scale: need(f.clip_scale, "clip_scale")?,
                 examples_per_s: need(f.examples_per_s, "examples_per_s")?,
+                tokens_per_s: f.tokens_per_s,
                 params: f
                     .params
                     .ok_or_else(|| D::Error::custom("a train record needs params"))?,

@@ -406,6 +406,7 @@ mod tests {
             lr: Num(0.1),
             clip_scale: Num(1.0),
             examples_per_s: Num(100.0),
+            tokens_per_s: None,
             params: Default::default(),
         }
     }

@@ -63,6 +63,7 @@ fn run_row(r: &RunInfo) -> RunRow {
             row.eval_loss = s.eval_loss;
             row.accuracy = s.eval_accuracy;
             row.examples_per_s = s.examples_per_s;
+            row.tokens_per_s = s.tokens_per_s;
             row.device = s.device.clone();
             row.message = r.reason().map(|why| match r.died {
                 Some(_) => format!("{why}; R resumes it"),
@@ -89,12 +90,28 @@ fn duration(secs: f64) -> String {
     }
 }
 
+/// A language model's shape, as the experiment sets it.
+fn lm_text(exp: &Experiment) -> String {
+    let lm = exp.lm.clone().unwrap_or_default();
+    if let Some(from) = &lm.from {
+        return format!("llama from {from}, context {}", lm.context);
+    }
+    format!(
+        "llama {}×{} heads {} context {}",
+        lm.layers.unwrap_or(crate::config::LmConfig::LAYERS),
+        lm.hidden(),
+        lm.heads(),
+        lm.context
+    )
+}
+
 fn model_text(exp: &Experiment) -> String {
     let m = &exp.model;
     let arch = match m.arch {
         Arch::Mlp => "mlp",
         Arch::Cnn => "cnn",
         Arch::Unet => "unet",
+        Arch::Llama => return lm_text(exp),
     };
     let mut s = arch.to_string();
     if !m.channels.is_empty() {

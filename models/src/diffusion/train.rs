@@ -40,7 +40,8 @@ impl DiffusionSpec {
         DenoiserSpec {
             arch: match m.arch {
                 Arch::Unet => DenoiserArch::Unet,
-                Arch::Mlp | Arch::Cnn => DenoiserArch::Mlp,
+                // Validation keeps the other archs out of diffusion experiments.
+                Arch::Mlp | Arch::Cnn | Arch::Llama => DenoiserArch::Mlp,
             },
             sample_shape: data.input_shape.clone(),
             classes: data.targets.classes().unwrap_or(0),

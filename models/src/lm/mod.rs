@@ -1,10 +1,13 @@
 //! Language models: the Llama, Qwen2 and Qwen3 decoders in differentiable ops, read from and
 //! written to Hugging Face folders, and batched KV-cached generation.
 
+pub mod bpe;
 pub mod chat;
 pub mod config;
+pub mod corpus;
 pub mod generate;
 pub mod model;
+pub mod pretrain;
 pub mod session;
 pub mod tiny;
 

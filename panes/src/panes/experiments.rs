@@ -79,11 +79,12 @@ fn draw_runs_table(
                         r.accuracy
                             .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
                     ),
-                    Cell::from(
-                        r.examples_per_s
-                            .filter(|_| r.live)
-                            .map_or("-".into(), |v| format!("{v:.0}/s")),
-                    ),
+                    Cell::from(match (r.live, r.tokens_per_s, r.examples_per_s) {
+                        (false, ..) => "-".into(),
+                        (true, Some(t), _) => format!("{t:.0} tok/s"),
+                        (true, None, Some(v)) => format!("{v:.0}/s"),
+                        (true, None, None) => "-".into(),
+                    }),
                     Cell::from(r.eta.clone().unwrap_or_else(|| "-".into())),
                 ]);
             }
