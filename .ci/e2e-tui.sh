@@ -71,7 +71,7 @@ wait_for "shell>"
 tmux send-keys -t "$SESSION" "'$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
 
 step "the Runs pane lists the demo experiments"
-wait_for "Experiments (8)" 20
+wait_for "Experiments (9)" 20
 wait_for "configs ok"
 wait_for "digits-mlp"
 
@@ -82,9 +82,9 @@ key 4; wait_for "No diffusion models to sample yet"
 key 5; wait_for "No GRPO experiments"
 key 6; wait_for "auto picks"; wait_for "Machine"; wait_for "GPUs"
 key 7; wait_for "Log ("; wait_for "logging to"
-key Tab; wait_for "Experiments (8)"
+key Tab; wait_for "Experiments (9)"
 key BTab; wait_for "Log ("
-key 1; wait_for "Experiments (8)"
+key 1; wait_for "Experiments (9)"
 
 step "? opens help listing the keymap, Esc closes it"
 key '?'; wait_for "Keys"; wait_for "quit (runs keep running)"; wait_for "Shift-Tab"
@@ -92,7 +92,7 @@ key Escape; wait_gone "quit (runs keep running)"
 
 step "/ filters the experiment list"
 key /; key d i g i t s; wait_for "Experiments (3)"
-key Escape; wait_for "Experiments (8)"
+key Escape; wait_for "Experiments (9)"
 
 step "a config with a syntax error shows file:line:col, and clears when fixed"
 cat > "$WS/experiments/broken.toml" <<'TOML'
@@ -111,13 +111,13 @@ sed 's/= = 10/= 10/' "$WS/experiments/broken.toml" > "$WS/experiments/.broken.to
 mv "$WS/experiments/.broken.toml.tmp" "$WS/experiments/broken.toml"
 wait_for "configs ok" 5
 wait_gone "broken.toml:7:9"
-wait_for "Experiments (9)"
+wait_for "Experiments (10)"
 
 step "a 20×5 terminal gets a message, and the panes come back"
 tmux resize-window -t "$SESSION" -x 20 -y 5
 wait_for "Terminal too"
 tmux resize-window -t "$SESSION" -x 120 -y 40
-wait_for "Experiments (9)"
+wait_for "Experiments (10)"
 
 # step_of: the step counter of the run shown in the Runs table.
 step_of() { screen | grep -oE '(running|paused) +[0-9]+/1000000' | grep -oE '[0-9]+/' | tr -d / | head -1; }
@@ -160,7 +160,7 @@ run_dir=$(ls -d "$WS"/runs/digits-mlp/*/)
 
 step "Datasets pane: the digits show image samples, the class histogram and their rows"
 tmux send-keys -t "$SESSION" "clear; '$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
-wait_for "Experiments (9)" 20
+wait_for "Experiments (10)" 20
 key 2
 wait_for "Classes: label (10)" 20
 wait_for "Columns (65)"
@@ -275,6 +275,33 @@ key T; wait_for "message to"
 tmux send-keys -t "$SESSION" "hi there"; key Enter
 wait_for "you  hi there" 10
 wait_for "· done, chat template" 60
+step "the demo pretraining run starts from the Runs pane; its checkpoint answers in the talk box"
+key 1
+key /; key a r i t h m e t i c; key Enter
+wait_for "Experiments (1)" 10
+key r
+wait_for "started arithmetic-lm/" 5
+wait_for "running" 60
+wait_for "tok/s" 60
+wait_for "╭ loss" 20
+key c
+lm_run=$(ls -d "$WS"/runs/arithmetic-lm/*/ | head -1)
+for _ in $(seq 1 60); do
+  ls "$lm_run"checkpoints/step-*/tokenizer.json >/dev/null 2>&1 && break
+  sleep 1
+done
+ls "$lm_run"checkpoints/step-*/tokenizer.json >/dev/null 2>&1 || fail "c wrote no checkpoint of the language model"
+key Escape
+key 3
+key /; key a r i t h m e t i c; key Enter
+wait_for "arithmetic-lm/" 20
+key T; wait_for "message to"
+tmux send-keys -t "$SESSION" "37+45"; key Enter
+wait_for "you  37+45" 10
+wait_for "· done, chat template" 60
+key Escape
+"$BIN" ctl "$lm_run" stop | grep -q "acknowledged" || fail "ctl stop of the pretraining run was not acknowledged"
+
 key q
 wait_for "descent exited with 0"
 

@@ -5,10 +5,11 @@ use crate::workspace::Workspace;
 use crate::{demo, logging};
 use anyhow::{Context, bail};
 use clap::Args;
+use descent_models::device::DeviceSpec;
 use descent_models::lm::generate::{self, Generated};
 use descent_models::lm::session::LanguageModel;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -44,12 +45,50 @@ pub struct GenerateArgs {
     pub stop: Vec<String>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Workspace folder (for hub:ORG/NAME's cache; default: as for the TUI)
+    /// Workspace folder (for hub:ORG/NAME's cache and its device; default: as for the TUI)
     #[arg(long, short)]
     pub workspace: Option<PathBuf>,
+    /// auto, cpu, cuda, cuda:N or metal (default: the workspace's device with -w or a hub
+    /// model, else auto)
+    #[arg(long)]
+    pub device: Option<DeviceSpec>,
     /// Print every completion as JSON (tokens, log-probabilities, entropies) when done
     #[arg(long)]
     pub json: bool,
+}
+
+/// Refuses a model whose weights, KV cache and logits for `-n` rows would not fit, before
+/// anything is loaded (an allocation that fails aborts the process).
+fn check_memory(
+    dir: &Path,
+    dtype: candle_core::DType,
+    chosen: &descent_models::device::Chosen,
+    args: &GenerateArgs,
+) -> anyhow::Result<()> {
+    let config = descent_models::lm::read_config(dir).map_err(anyhow::Error::msg)?;
+    let c = &config;
+    // Per row: keys and values of every layer at every position, one position's hidden
+    // states, and the logits (f32).
+    let kv = (c.layers * 2 * c.kv_heads * c.head_dim * c.max_positions) as u64;
+    let per_row = kv + (4 * c.hidden_size + c.intermediate_size + 2 * c.vocab_size) as u64;
+    let fp = descent_models::memory::sampling(
+        c.param_count(),
+        dtype.size_in_bytes() as u64,
+        per_row,
+        0,
+        args.n,
+    );
+    if let Ok(avail) = crate::runs::memory::Available::now(&chosen.label)
+        && let Some(need) = crate::runs::memory::shortfall(&fp, &avail)
+    {
+        bail!(
+            "{}: generating {} completion(s) would need {need}; ask for fewer with -n or use \
+             a bigger device",
+            dir.display(),
+            args.n
+        );
+    }
+    Ok(())
 }
 
 /// A completion's text, and where a stop string cut it.
@@ -59,30 +98,39 @@ fn cut_at_stop(text: &str, stops: &[String]) -> Option<usize> {
 
 pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     logging::init_cli();
-    let dir = if args.model.starts_with("hub:") {
+    let ws = if args.model.starts_with("hub:") || args.workspace.is_some() {
         let root = demo::resolve_workspace(args.workspace.as_deref())?;
-        let ws = Workspace::open(&root)?;
-        let cache = ws.settings.hub_cache_path(&ws.root);
-        crate::sources::resolve(
-            &args.model,
-            crate::sources::RepoKind::Model,
-            cache.as_deref(),
-        )?
+        Some(Workspace::open(&root)?)
     } else {
-        PathBuf::from(&args.model)
+        None
+    };
+    let dir = match &ws {
+        Some(ws) if args.model.starts_with("hub:") => {
+            let cache = ws.settings.hub_cache_path(&ws.root);
+            crate::sources::resolve(
+                &args.model,
+                crate::sources::RepoKind::Model,
+                cache.as_deref(),
+            )?
+        }
+        _ => PathBuf::from(&args.model),
     };
     if args.n == 0 || args.n > 256 {
         bail!("-n {}: between 1 and 256 completions", args.n);
     }
     // SAFETY: before any thread pool exists.
     unsafe { descent_models::configure_cpu_threads(0) };
-    let chosen = descent_models::device::resolve(descent_models::device::DeviceSpec::Auto)
-        .map_err(anyhow::Error::msg)?;
+    let spec = args
+        .device
+        .or(ws.as_ref().map(|w| w.settings.device))
+        .unwrap_or(DeviceSpec::Auto);
+    let chosen = descent_models::device::resolve(spec).map_err(anyhow::Error::msg)?;
     let dtype = if chosen.device.is_cpu() {
         candle_core::DType::F32
     } else {
         candle_core::DType::BF16
     };
+    check_memory(&dir, dtype, &chosen, &args)?;
     let lm = LanguageModel::open(&dir, dtype, &chosen.device).map_err(anyhow::Error::msg)?;
     let enc = lm
         .encode(&args.prompt, args.chat, args.system.as_deref())

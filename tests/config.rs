@@ -295,34 +295,54 @@ steps = 100
 fn a_pretrain_experiment_reads_its_language_model_and_refuses_what_does_not_apply() {
     let e = parse(PRETRAIN).unwrap();
     let lm = e.lm.clone().unwrap();
-    assert_eq!((lm.hidden(), lm.heads(), lm.kv(), lm.intermediate()), (64, 4, 4, 192));
+    assert_eq!(
+        (lm.hidden(), lm.heads(), lm.kv(), lm.intermediate()),
+        (64, 4, 4, 192)
+    );
     assert!(lm.chat);
     let e = error(&PRETRAIN.replace("heads = 4", "heads = 3"));
-    assert!(e.contains("lm.heads") && e.contains("multiple of heads"), "{e}");
+    assert!(
+        e.contains("lm.heads") && e.contains("multiple of heads"),
+        "{e}"
+    );
     let e = error(&PRETRAIN.replace("hidden_size = 64", "from = \"models/base\""));
-    assert!(e.contains("lm.from") && e.contains("leave out heads"), "{e}");
+    assert!(
+        e.contains("lm.from") && e.contains("leave out heads"),
+        "{e}"
+    );
     let e = error(&PRETRAIN.replace("arch = \"llama\"", "arch = \"mlp\""));
     assert!(e.contains("arch = \"llama\""), "{e}");
-    let e = error(&PRETRAIN.replace("builtin:arithmetic", "builtin:digits").replace(
-        "params = { digits = 2 }\n",
-        "",
-    ));
-    assert!(e.contains("no builtin text corpus") && e.contains("builtin:arithmetic"), "{e}");
-    let e = error(&PRETRAIN.replace("builtin:arithmetic", "train.csv").replace(
-        "params = { digits = 2 }\n",
-        "",
-    ));
+    let e = error(
+        &PRETRAIN
+            .replace("builtin:arithmetic", "builtin:digits")
+            .replace("params = { digits = 2 }\n", ""),
+    );
+    assert!(
+        e.contains("no builtin text corpus") && e.contains("builtin:arithmetic"),
+        "{e}"
+    );
+    let e = error(
+        &PRETRAIN
+            .replace("builtin:arithmetic", "train.csv")
+            .replace("params = { digits = 2 }\n", ""),
+    );
     assert!(e.contains(".txt or .jsonl"), "{e}");
     let e = error(&PRETRAIN.replace("context = 32", "context = 32\nvocab_size = 100"));
-    assert!(e.contains("lm.vocab_size") && e.contains("at least 259"), "{e}");
+    assert!(
+        e.contains("lm.vocab_size") && e.contains("at least 259"),
+        "{e}"
+    );
     // A table experiment cannot take a language model's pieces.
     let e = error(&VALID.replace("arch = \"mlp\"", "arch = \"llama\""));
     assert!(e.contains("kind = \"pretrain\""), "{e}");
     let e = error(&format!("{VALID}\n[lm]\ncontext = 8\n"));
     assert!(e.contains("[lm]") || e.contains("lm"), "{e}");
-    assert!(parse(&PRETRAIN.replace("builtin:arithmetic", "corpus.txt").replace(
-        "params = { digits = 2 }\n",
-        "",
-    ))
-    .is_ok());
+    assert!(
+        parse(
+            &PRETRAIN
+                .replace("builtin:arithmetic", "corpus.txt")
+                .replace("params = { digits = 2 }\n", "",)
+        )
+        .is_ok()
+    );
 }

@@ -130,3 +130,31 @@ fn bad_requests_name_the_file_or_flag() {
         "{e}"
     );
 }
+
+#[test]
+fn a_model_too_big_for_memory_is_refused_before_it_is_loaded_and_the_device_flag_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("huge");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 40,000 layers of width 16,384: petabytes of weights; no weight file is needed to tell.
+    let config = json!({
+        "model_type": "llama", "vocab_size": 1000, "hidden_size": 16384,
+        "intermediate_size": 65536, "num_hidden_layers": 40000, "num_attention_heads": 128,
+        "max_position_embeddings": 4096,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let o = descent(&["generate", dir.to_str().unwrap(), "--prompt", "hi"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("huge") && err.contains("would need"), "{err}");
+    let o = descent(&[
+        "generate",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "hi",
+        "--device",
+        "tpu",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tpu"));
+}

@@ -528,10 +528,90 @@ fn kinds_without_an_engine_are_refused_before_a_run_folder_exists() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("kind = \"grpo\"; descent trains supervised and diffusion experiments so far"),
+        err.contains(
+            "kind = \"grpo\"; descent trains supervised, diffusion and pretrain experiments so far"
+        ),
         "{err}"
     );
     assert!(!ws.root.join("runs/gen").exists());
+}
+
+fn pretrain(name: &str, steps: u64) -> String {
+    format!(
+        "name = \"{name}\"\nkind = \"pretrain\"\nseed = 2\n[data]\nsource = \"pairs.jsonl\"\n\
+         val_fraction = 0.1\nbatch_size = 8\n[model]\narch = \"llama\"\n[lm]\nhidden_size = 32\n\
+         layers = 2\nheads = 2\nvocab_size = 280\ncontext = 24\neval_problems = 5\n[optim]\n\
+         lr = 3e-3\n[train]\nsteps = {steps}\neval_every = 20\ncheckpoint_every = 20\n"
+    )
+}
+
+/// A pretraining run through the binary on a JSON Lines file: it says what its corpus became,
+/// records tokens/s and held-out accuracy, exports a folder `descent generate` talks to, and
+/// a run stopped early and resumed with more steps retraces the uninterrupted one.
+#[test]
+fn a_pretrain_run_on_json_lines_exports_a_model_that_generates_and_resumes_exactly() {
+    let ws = Ws::new(&[("a", pretrain("a", 60)), ("b", pretrain("b", 40))]);
+    let mut lines = String::new();
+    for i in 0..60 {
+        lines += &format!(
+            "{{\"prompt\": \"{i} plus one\", \"completion\": \"{}\"}}\n",
+            i + 1
+        );
+        lines += &format!("{{\"text\": \"the number {i} comes before {}.\"}}\n", i + 1);
+    }
+    std::fs::create_dir_all(ws.root.join("data")).unwrap();
+    std::fs::write(ws.root.join("data/pairs.jsonl"), lines).unwrap();
+    ws.ok(&["run", "a"]);
+    let dir = ws.only_run("a");
+    let s = Status::read(&dir).unwrap();
+    assert_eq!(s.state, State::Finished);
+    assert!(s.eval_accuracy.is_some(), "pairs are scored: {s:?}");
+    let data = events(&dir)
+        .into_iter()
+        .find(|e| e.event == "data")
+        .expect("a data event");
+    assert!(
+        data.message.contains("120 sequences") && data.message.contains("vocabulary"),
+        "{}",
+        data.message
+    );
+    let (records, _, _) = read_from::<Metric>(&dir.join("metrics.jsonl"), 0).unwrap();
+    assert!(records.iter().all(|m| match m {
+        Metric::Train { tokens_per_s, .. } => tokens_per_s.is_some_and(|t| t.0 > 0.0),
+        Metric::Eval { .. } => true,
+    }));
+    let model = dir.join("model");
+    let out = ws.ok(&[
+        "generate",
+        model.to_str().unwrap(),
+        "--chat",
+        "--prompt",
+        "3 plus one",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["prompt"]
+            .as_str()
+            .unwrap()
+            .starts_with("<|im_start|>user\n3 plus one<|im_end|>"),
+        "{v}"
+    );
+    assert!(
+        v["completions"][0]["tokens"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
+
+    ws.ok(&["run", "b"]);
+    let b = ws.only_run("b");
+    std::fs::write(ws.root.join("experiments/b.toml"), pretrain("b", 60)).unwrap();
+    ws.ok(&["run", "--resume", b.to_str().unwrap()]);
+    assert_eq!(
+        losses(&b),
+        losses(&dir),
+        "same seed, same losses, interrupted or not"
+    );
 }
 
 #[test]

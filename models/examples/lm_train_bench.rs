@@ -55,13 +55,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .to_dtype(DType::F32)?,
             &y,
         )?;
+        let _ = loss.to_scalar::<f32>()?;
+        let t_fwd = t0.elapsed().as_secs_f64();
         let grads = descent_models::train::autograd(&loss, &params)?;
+        let t_bwd = t0.elapsed().as_secs_f64() - t_fwd;
         opt.step(&params, &grads, 1e-4, 1.0)?;
         let dt = t0.elapsed().as_secs_f64();
         println!(
-            "step {i}: loss {:.4}, {:.2} s",
+            "step {i}: loss {:.4}, {:.3} s (forward {t_fwd:.3}, backward {t_bwd:.3}, AdamW {:.3})",
             loss.to_scalar::<f32>()?,
-            dt
+            dt,
+            dt - t_fwd - t_bwd
         );
         if i >= 2 {
             times.push(dt);

@@ -58,7 +58,12 @@ fn pretraining_lowers_the_loss_and_scores_held_out_answers_as_greedy_generation_
         last = m.loss;
     }
     let after = t.evaluate().unwrap().unwrap();
-    assert!(after.loss < first.loss * 0.5, "{} → {}", first.loss, after.loss);
+    assert!(
+        after.loss < first.loss * 0.5,
+        "{} → {}",
+        first.loss,
+        after.loss
+    );
     assert!(last < 1.0, "train loss {last}");
     // The batched greedy answers are what each prompt alone gives.
     let (prompts, batched) = t.held_out_answers().unwrap();
@@ -88,7 +93,13 @@ fn logits_of(model: &descent_models::lm::model::Transformer, ids: &[u32]) -> Vec
         .unwrap();
     let mask = causal_mask(&[vec![true; t]], 0, t, &Device::Cpu).unwrap();
     let h = model.forward(&x, &pos, &mask, None).unwrap();
-    model.logits(&h).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    model
+        .logits(&h)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 #[test]
@@ -123,8 +134,14 @@ fn a_checkpoint_is_a_hugging_face_folder_that_reopens_resumes_and_starts_a_new_r
         enc.text,
         "<|im_start|>user\n3+4<|im_end|>\n<|im_start|>assistant\n"
     );
-    assert_eq!(logits_of(&lm.model, &enc.ids), logits_of(&a.model, &enc.ids));
-    assert_eq!(lm.defaults.stop_tokens[0], lm.tokenizer.token_to_id("<|im_end|>").unwrap());
+    assert_eq!(
+        logits_of(&lm.model, &enc.ids),
+        logits_of(&a.model, &enc.ids)
+    );
+    assert_eq!(
+        lm.defaults.stop_tokens[0],
+        lm.tokenizer.token_to_id("<|im_end|>").unwrap()
+    );
     // A run resumed from the checkpoint takes the step the first run takes next.
     let mut b = PretrainTrainer::new(sums(), spec(20), Device::Cpu).unwrap();
     b.load(&ckpt, 10).unwrap();
@@ -135,7 +152,10 @@ fn a_checkpoint_is_a_hugging_face_folder_that_reopens_resumes_and_starts_a_new_r
     let mut from = spec(5);
     from.start = Start::From(ckpt.clone());
     let c = PretrainTrainer::new(sums(), from, Device::Cpu).unwrap();
-    assert_eq!(logits_of(&c.model, &enc.ids), logits_of(&lm.model, &enc.ids));
+    assert_eq!(
+        logits_of(&c.model, &enc.ids),
+        logits_of(&lm.model, &enc.ids)
+    );
     assert_eq!(
         c.tokenizer.get_vocab_size(true),
         lm.tokenizer.get_vocab_size(true)
@@ -158,8 +178,15 @@ fn raw_text_is_learned_in_pieces_and_long_pairs_are_cut_and_counted() {
     let mut t = PretrainTrainer::new(examples, s, Device::Cpu).unwrap();
     assert_eq!(t.facts.truncated, 1, "{:?}", t.facts);
     assert_eq!(t.facts.dropped, 1, "{:?}", t.facts);
-    assert!(t.facts.sequences > 22, "the long text is cut in pieces: {:?}", t.facts);
-    assert!(t.describe().contains("1 completions cut at lm.context = 16"));
+    assert!(
+        t.facts.sequences > 22,
+        "the long text is cut in pieces: {:?}",
+        t.facts
+    );
+    assert!(
+        t.describe()
+            .contains("1 completions cut at lm.context = 16")
+    );
     let m = t.train_step(1e-2).unwrap();
     assert!(m.loss.is_finite() && m.loss > 0.0);
     // Only one pair is held out at most, so accuracy is over pairs alone or absent.
@@ -184,5 +211,8 @@ fn a_folder_without_a_tokenizer_or_with_a_foreign_architecture_is_refused_by_nam
         .replace("\"llama\"", "\"gpt2\"");
     std::fs::write(&cfg, text).unwrap();
     let e = s.footprint(&sums()).unwrap_err();
-    assert!(e.contains("gpt2") && e.contains("llama, qwen2, qwen3"), "{e}");
+    assert!(
+        e.contains("gpt2") && e.contains("llama, qwen2, qwen3"),
+        "{e}"
+    );
 }

@@ -63,6 +63,7 @@ fn populated() -> AppView {
                 eval_loss: Some(0.25),
                 accuracy: Some(0.9),
                 examples_per_s: Some(5000.0),
+                tokens_per_s: None,
                 eta: Some("3m12s".into()),
                 device: "cpu".into(),
                 message: None,
@@ -321,6 +322,15 @@ fn a_tiny_terminal_gets_a_message_not_a_panic() {
             screen(&populated(), w, h);
         }
     }
+}
+
+#[test]
+fn a_language_model_run_shows_tokens_per_second() {
+    let mut v = populated();
+    assert!(screen(&v, 120, 40).contains("5000/s"));
+    v.workspace.runs[0].tokens_per_s = Some(24_970.0);
+    let s = screen(&v, 120, 40);
+    assert!(s.contains("25k tok/s") && !s.contains("5000/s"), "{s}");
 }
 
 #[test]

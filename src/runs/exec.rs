@@ -66,8 +66,9 @@ pub fn load_data(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Dataset> {
         DataSource::Builtin(name) => {
             load_builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)
         }
-        other => load_source(&data_path(ws, other)?, d.target.as_deref())
-            .map_err(anyhow::Error::msg),
+        other => {
+            load_source(&data_path(ws, other)?, d.target.as_deref()).map_err(anyhow::Error::msg)
+        }
     }
 }
 
@@ -296,7 +297,10 @@ pub fn size_settings(exp: &Experiment) -> Vec<String> {
             None => vec![
                 format!("lm.hidden_size = {}", lm.hidden()),
                 format!("lm.layers = {}", lm.layers.unwrap_or(LmConfig::LAYERS)),
-                format!("lm.vocab_size = {}", lm.vocab_size.unwrap_or(LmConfig::VOCAB)),
+                format!(
+                    "lm.vocab_size = {}",
+                    lm.vocab_size.unwrap_or(LmConfig::VOCAB)
+                ),
             ],
         };
         keys.push(format!("lm.context = {}", lm.context));

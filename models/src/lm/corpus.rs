@@ -32,12 +32,16 @@ impl Example {
 }
 
 /// The builtin corpora, with their parameters and defaults.
-const BUILTINS: &[(&str, &[(&str, f64)])] = &[("arithmetic", &[("digits", 2.0), ("problems", 0.0)])];
+const BUILTINS: &[(&str, &[(&str, f64)])] =
+    &[("arithmetic", &[("digits", 2.0), ("problems", 0.0)])];
 
 /// Checks a builtin corpus's name and parameters (for config validation).
 pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<(), String> {
     let Some((_, known)) = BUILTINS.iter().find(|(n, _)| *n == name) else {
-        let names: Vec<String> = BUILTINS.iter().map(|(n, _)| format!("builtin:{n}")).collect();
+        let names: Vec<String> = BUILTINS
+            .iter()
+            .map(|(n, _)| format!("builtin:{n}"))
+            .collect();
         return Err(format!(
             "no builtin text corpus `{name}`; a language model trains on {} or on a .txt or \
              .jsonl file",
@@ -77,7 +81,11 @@ pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<()
 }
 
 /// Generates a builtin corpus, drawn from `seed`.
-pub fn builtin(name: &str, params: &BTreeMap<String, f64>, seed: u64) -> Result<Vec<Example>, String> {
+pub fn builtin(
+    name: &str,
+    params: &BTreeMap<String, f64>,
+    seed: u64,
+) -> Result<Vec<Example>, String> {
     validate_builtin(name, params)?;
     Ok(Arithmetic::from_params(params).generate(seed))
 }
@@ -162,8 +170,7 @@ pub fn load(path: &Path) -> Result<Vec<Example>, String> {
         }
         return Ok(all);
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let examples = match extension(path).as_str() {
         "txt" | "md" => paragraphs(&text),
         "jsonl" => json_lines(&text, path)?,
@@ -211,15 +218,17 @@ fn json_lines(text: &str, path: &Path) -> Result<Vec<Example>, String> {
                 Some(_) => Err(format!("{at}: `{k}` must be a string")),
             }
         };
-        out.push(match (field("text")?, field("prompt")?, field("completion")?) {
-            (Some(t), None, None) => Example::text(t),
-            (None, Some(p), Some(c)) => Example::pair(p, c),
-            _ => {
-                return Err(format!(
-                    "{at}: expected {{\"text\": …}} or {{\"prompt\": …, \"completion\": …}}"
-                ));
-            }
-        });
+        out.push(
+            match (field("text")?, field("prompt")?, field("completion")?) {
+                (Some(t), None, None) => Example::text(t),
+                (None, Some(p), Some(c)) => Example::pair(p, c),
+                _ => {
+                    return Err(format!(
+                        "{at}: expected {{\"text\": …}} or {{\"prompt\": …, \"completion\": …}}"
+                    ));
+                }
+            },
+        );
     }
     Ok(out)
 }
@@ -247,7 +256,11 @@ mod tests {
         let too_many = BTreeMap::from([("digits".to_string(), 1.0), ("problems".into(), 101.0)]);
         let e = validate_builtin("arithmetic", &too_many).unwrap_err();
         assert!(e.contains("more than the 100 distinct"), "{e}");
-        assert!(validate_builtin("poems", &BTreeMap::new()).unwrap_err().contains("builtin:arithmetic"));
+        assert!(
+            validate_builtin("poems", &BTreeMap::new())
+                .unwrap_err()
+                .contains("builtin:arithmetic")
+        );
     }
 
     #[test]
@@ -255,16 +268,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let txt = dir.path().join("a.txt");
         std::fs::write(&txt, "one\ntwo\n\n\nthree\n").unwrap();
-        assert_eq!(load(&txt).unwrap(), vec![Example::text("one\ntwo"), Example::text("three")]);
+        assert_eq!(
+            load(&txt).unwrap(),
+            vec![Example::text("one\ntwo"), Example::text("three")]
+        );
         let jl = dir.path().join("b.jsonl");
-        std::fs::write(&jl, "{\"text\": \"x\"}\n\n{\"prompt\": \"p\", \"completion\": \"c\"}\n").unwrap();
-        assert_eq!(load(&jl).unwrap(), vec![Example::text("x"), Example::pair("p", "c")]);
+        std::fs::write(
+            &jl,
+            "{\"text\": \"x\"}\n\n{\"prompt\": \"p\", \"completion\": \"c\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load(&jl).unwrap(),
+            vec![Example::text("x"), Example::pair("p", "c")]
+        );
         assert_eq!(load(dir.path()).unwrap().len(), 4);
         std::fs::write(&jl, "{\"text\": \"x\"}\n{\"prompt\": \"p\"}\n").unwrap();
         let e = load(&jl).unwrap_err();
         assert!(e.contains("b.jsonl:2: expected"), "{e}");
         std::fs::write(&jl, "{\"text\": 3}\n").unwrap();
-        assert!(load(&jl).unwrap_err().contains("b.jsonl:1: `text` must be a string"));
+        assert!(
+            load(&jl)
+                .unwrap_err()
+                .contains("b.jsonl:1: `text` must be a string")
+        );
         std::fs::write(&jl, "nope\n").unwrap();
         assert!(load(&jl).unwrap_err().contains("b.jsonl:1: not JSON"));
         let csv = dir.path().join("c.csv");

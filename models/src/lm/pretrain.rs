@@ -124,7 +124,10 @@ impl PretrainSpec {
             c.intermediate_size as u64,
             c.vocab_size as u64,
         );
-        let (q, kv) = ((c.heads * c.head_dim) as u64, (c.kv_heads * c.head_dim) as u64);
+        let (q, kv) = (
+            (c.heads * c.head_dim) as u64,
+            (c.kv_heads * c.head_dim) as u64,
+        );
         // What autograd keeps per token and layer: the block's inputs and norms, q, k, v and
         // their rotations, the scores and probabilities over the context, the attention
         // output, the MLP's gate, up, activation and product; then the logits and their
@@ -144,7 +147,10 @@ impl PretrainSpec {
                 ),
                 step,
             ),
-            (format!("evaluation activations ({eval_tokens} tokens)"), eval),
+            (
+                format!("evaluation activations ({eval_tokens} tokens)"),
+                eval,
+            ),
         );
         fp.largest = Some((
             "model.embed_tokens.weight".into(),
@@ -206,7 +212,7 @@ impl PretrainTrainer {
         if let Some(w) = weights {
             crate::nn::load_params(&params, &w).map_err(|e| e.to_string())?;
         }
-        let opt = Optimizer::new(spec.hyper.clone(), &params);
+        let opt = Optimizer::new(spec.hyper, &params);
         let mut t = PretrainTrainer {
             schedule: spec.schedule.clone(),
             config,
@@ -403,7 +409,11 @@ impl PretrainTrainer {
 
     /// Greedy completions of `prompts` (pairs' prompts, read as training reads them), at most
     /// `max_new` tokens each, in batches.
-    pub fn answers(&self, prompts: &[&str], max_new: usize) -> std::result::Result<Vec<String>, String> {
+    pub fn answers(
+        &self,
+        prompts: &[&str],
+        max_new: usize,
+    ) -> std::result::Result<Vec<String>, String> {
         let ids = prompts
             .iter()
             .map(|p| self.prompt_ids(p))
@@ -471,7 +481,8 @@ impl PretrainTrainer {
 
     /// Writes the Hugging Face folder: config, weights, tokenizer files.
     fn write_model(&self, dir: &Path) -> Result<()> {
-        let io = |p: &Path, e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", p.display()));
+        let io =
+            |p: &Path, e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", p.display()));
         let mut cfg = self.config.to_json();
         cfg["max_position_embeddings"] = self.config.max_positions.into();
         let path = dir.join("config.json");
@@ -502,7 +513,11 @@ type Prepared = (
 );
 
 /// A fresh model: a tokenizer trained on the corpus, ChatML, and side files to match.
-fn scratch(c: &LmConfig, examples: &[Example], chat: bool) -> std::result::Result<Prepared, String> {
+fn scratch(
+    c: &LmConfig,
+    examples: &[Example],
+    chat: bool,
+) -> std::result::Result<Prepared, String> {
     // The tokenizer learns from the texts as the model will read them (chat turns with
     // their role names), without the special tokens, which are never split.
     let template = ChatTemplate::new(CHATML, "the ChatML template", END_OF_TEXT, IM_END);
@@ -527,7 +542,11 @@ fn scratch(c: &LmConfig, examples: &[Example], chat: bool) -> std::result::Resul
     let eos_id = tokenizer.token_to_id(eos).expect("a special token");
     let end_id = tokenizer.token_to_id(END_OF_TEXT).expect("a special token");
     config.bos_token_id = Some(end_id);
-    config.eos_token_ids = if chat { vec![eos_id, end_id] } else { vec![end_id] };
+    config.eos_token_ids = if chat {
+        vec![eos_id, end_id]
+    } else {
+        vec![end_id]
+    };
     let added: serde_json::Map<String, serde_json::Value> = bpe::SPECIALS
         .iter()
         .map(|s| {
@@ -664,7 +683,8 @@ impl Engine for PretrainTrainer {
     fn load(&mut self, dir: &Path, step: u64) -> Result<()> {
         let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
         crate::nn::load_params(&self.params, &weights)?;
-        let state = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
+        let state =
+            candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
         self.opt.load_state(&self.params, &state)?;
         // The checkpoint's tokenizer is the one its weights learned with.
         let tok = dir.join("tokenizer.json");
@@ -687,7 +707,8 @@ impl Engine for PretrainTrainer {
         let dir = run_dir.join(crate::diffusion::export::MODEL_DIR);
         let tmp = run_dir.join("model.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        let io = |p: &Path, e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", p.display()));
+        let io =
+            |p: &Path, e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", p.display()));
         std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
         self.write_model(&tmp)?;
         for f in std::fs::read_dir(&tmp).map_err(|e| io(&tmp, e))?.flatten() {

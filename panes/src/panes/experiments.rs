@@ -81,7 +81,7 @@ fn draw_runs_table(
                     ),
                     Cell::from(match (r.live, r.tokens_per_s, r.examples_per_s) {
                         (false, ..) => "-".into(),
-                        (true, Some(t), _) => format!("{t:.0} tok/s"),
+                        (true, Some(t), _) => format!("{} tok/s", compact(t)),
                         (true, None, Some(v)) => format!("{v:.0}/s"),
                         (true, None, None) => "-".into(),
                     }),
@@ -111,7 +111,8 @@ fn draw_runs_table(
         header.extend(["acc", "speed", "eta"]);
         widths.extend([
             Constraint::Length(6),
-            Constraint::Length(7),
+            // "2.5k tok/s"
+            Constraint::Length(10),
             Constraint::Length(5),
         ]);
     }
@@ -367,4 +368,14 @@ fn draw_details(frame: &mut Frame, area: Rect, view: &AppView, row: Option<&Expe
             .block(block(t, format!(" {} · {} ", e.name, e.file))),
         area,
     );
+}
+
+/// A rate in three significant figures at most: 950, 2.5k, 25k, 1.2M.
+fn compact(v: f64) -> String {
+    match v {
+        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
+        v if v >= 1e4 => format!("{:.0}k", v / 1e3),
+        v if v >= 1e3 => format!("{:.1}k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
 }
