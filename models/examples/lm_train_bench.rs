@@ -6,7 +6,6 @@
 
 use candle_core::{DType, Device, Tensor};
 use descent_models::lm::{self, model::causal_mask};
-use descent_models::nn::Param;
 use descent_models::optim::{Hyper, Optimizer};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -18,17 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (dir, batch, seq): (&str, usize, usize) = (&a[1], a[2].parse()?, a[3].parse()?);
     let config = lm::read_config(std::path::Path::new(dir))?;
     let (model, vm) = lm::init(&config, &Device::Cpu, 0)?;
-    let mut params: Vec<Param> = vm
-        .data()
-        .lock()
-        .expect("varmap")
-        .iter()
-        .map(|(n, v)| Param {
-            name: n.clone(),
-            var: v.clone(),
-        })
-        .collect();
-    params.sort_by(|x, y| x.name.cmp(&y.name));
+    let params = lm::params(&vm);
     let hyper = Hyper::adamw(0.01);
     let mut opt = Optimizer::new(hyper, &params);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);

@@ -477,7 +477,16 @@ pub fn draw_heatmap(frame: &mut Frame, area: Rect, theme: &Theme, view: &Heatmap
     let span = (x1 - x0).max(f64::MIN_POSITIVE);
     let mut lines = Vec::new();
     for row in view.rows.iter().take(inner.height as usize) {
-        let label: String = row.name.chars().take(label_w).collect();
+        // A long hierarchical name keeps its end, where tensors differ
+        // ("…layers.0.self_attn.q_proj.weight").
+        let n = row.name.chars().count();
+        let label: String = if n > label_w && label_w > 1 {
+            std::iter::once('…')
+                .chain(row.name.chars().skip(n - (label_w - 1)))
+                .collect()
+        } else {
+            row.name.chars().take(label_w).collect()
+        };
         let mut spans = vec![Span::styled(format!("{label:>label_w$} "), theme.dim())];
         for cell in heat_cells(row, x0, span, cols) {
             spans.push(match cell {
@@ -508,6 +517,29 @@ pub fn draw_heatmap(frame: &mut Frame, area: Rect, theme: &Theme, view: &Heatmap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_tensor_name_keeps_its_end_in_the_heatmap() {
+        let pts = [(1.0, 1.0), (2.0, 2.0)];
+        let view = HeatmapView {
+            title: "gradient norm per tensor".into(),
+            rows: ["model.layers.0.self_attn.q_proj.weight", "fc0.bias"]
+                .map(|n| ChartSeries::from_points(n, &pts))
+                .to_vec(),
+        };
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(60, 6)).unwrap();
+        term.draw(|f| draw_heatmap(f, f.area(), &Theme { color: false }, &view))
+            .unwrap();
+        let screen: String = term
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect();
+        assert!(screen.contains("…attn.q_proj.weight"), "{screen}");
+        assert!(screen.contains("fc0.bias"), "{screen}");
+    }
 
     /// The decimation as it was first written: one pass over every point. The summaries must
     /// give exactly what it gives.

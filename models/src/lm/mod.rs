@@ -85,6 +85,23 @@ fn init_with(
     Ok((model, vm))
 }
 
+/// The trainable weights of a VarMap in name order (the optimizer's and the checkpoints'
+/// order).
+pub fn params(vars: &VarMap) -> Vec<crate::nn::Param> {
+    let mut params: Vec<crate::nn::Param> = vars
+        .data()
+        .lock()
+        .expect("the varmap")
+        .iter()
+        .map(|(n, v)| crate::nn::Param {
+            name: n.clone(),
+            var: v.clone(),
+        })
+        .collect();
+    params.sort_by(|a, b| a.name.cmp(&b.name));
+    params
+}
+
 /// Writes `config` and random weights as a Hugging Face folder (for tests): ten times
 /// transformers' spread, so that logits are of order one and a mismatch between two
 /// implementations shows.

@@ -198,17 +198,7 @@ impl PretrainTrainer {
         }
         config.max_positions = config.max_positions.max(spec.context);
         let (model, vars) = super::init(&config, &device, spec.seed)?;
-        let mut params: Vec<Param> = vars
-            .data()
-            .lock()
-            .expect("the varmap")
-            .iter()
-            .map(|(n, v)| Param {
-                name: n.clone(),
-                var: v.clone(),
-            })
-            .collect();
-        params.sort_by(|a, b| a.name.cmp(&b.name));
+        let params = super::params(&vars);
         if let Some(w) = weights {
             crate::nn::load_params(&params, &w).map_err(|e| e.to_string())?;
         }
