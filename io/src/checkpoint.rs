@@ -190,13 +190,16 @@ fn open_folder(dir: &Path) -> Result<Checkpoint> {
         };
         return Err(Error::new(dir, "", problem));
     };
-    if dir.join("config.json").exists() {
-        let summary = crate::hf_folder::model_summary(dir)?;
-        return Ok(with_tensors(dir, "Hugging Face model folder", summary, h));
-    }
+    let hf = dir.join("config.json").exists();
     if dir.join("state.json").exists() && dir.join("model.safetensors").exists() {
-        // A descent run checkpoint: the optimizer state sits beside the model.
-        let mut summary = descent_state(dir);
+        // A descent run checkpoint: the optimizer state sits beside the model (and a language
+        // model's is a Hugging Face folder too).
+        let mut summary = if hf {
+            crate::hf_folder::model_summary(dir)?
+        } else {
+            Vec::new()
+        };
+        summary.extend(descent_state(dir));
         let model: Vec<TensorInfo> = h
             .tensors
             .iter()
@@ -207,11 +210,19 @@ fn open_folder(dir: &Path) -> Result<Checkpoint> {
         summary.push(("optimizer tensors".into(), optim.to_string()));
         return Ok(Checkpoint {
             path: dir.into(),
-            format: "descent run checkpoint".into(),
+            format: if hf {
+                "descent run checkpoint (Hugging Face model folder)".into()
+            } else {
+                "descent run checkpoint".into()
+            },
             summary,
             metadata: h.metadata.into_iter().collect(),
             tensors: model,
         });
+    }
+    if hf {
+        let summary = crate::hf_folder::model_summary(dir)?;
+        return Ok(with_tensors(dir, "Hugging Face model folder", summary, h));
     }
     Ok(with_tensors(dir, "safetensors folder", Vec::new(), h))
 }
@@ -338,5 +349,19 @@ mod tests {
             ck.summary
                 .contains(&("optimizer tensors".into(), "1".into()))
         );
+        // A language model's checkpoint is a Hugging Face folder too: its config is read,
+        // and the optimizer's tensors are still not the model's.
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"model_type": "llama", "num_hidden_layers": 4}"#,
+        )
+        .unwrap();
+        let ck = open(dir.path()).unwrap();
+        assert_eq!(
+            ck.format,
+            "descent run checkpoint (Hugging Face model folder)"
+        );
+        assert_eq!(ck.tensors.len(), 1);
+        assert!(ck.summary.contains(&("step".into(), "40".into())));
     }
 }
