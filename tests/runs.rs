@@ -580,6 +580,23 @@ fn a_pretrain_run_on_json_lines_exports_a_model_that_generates_and_resumes_exact
         Metric::Train { tokens_per_s, .. } => tokens_per_s.is_some_and(|t| t.0 > 0.0),
         Metric::Eval { .. } => true,
     }));
+    let csv_path = ws.root.join("a.csv");
+    ws.ok(&[
+        "export",
+        dir.to_str().unwrap(),
+        "--csv",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let col = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "tokens_per_s")
+        .expect("a tokens_per_s column");
+    let first = reader.records().next().unwrap().unwrap();
+    assert!(first[col].parse::<f64>().unwrap() > 0.0);
     let model = dir.join("model");
     let out = ws.ok(&[
         "generate",

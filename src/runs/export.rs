@@ -38,7 +38,8 @@ fn num(v: f64) -> String {
 }
 
 /// One row per record: `kind,step,time,loss,grad_l2,grad_l1,lr,clip_scale,examples_per_s,
-/// accuracy`, then `grad_l2/NAME` and `update_ratio/NAME` for every parameter tensor.
+/// accuracy` (and `tokens_per_s` for a language model), then `grad_l2/NAME` and
+/// `update_ratio/NAME` for every parameter tensor.
 pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
     let (train, eval) = load(run_dir)?;
     let params: BTreeSet<String> = train
@@ -63,6 +64,18 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
     ]
     .map(String::from)
     .to_vec();
+    let tokens = train.iter().any(|m| {
+        matches!(
+            m,
+            Metric::Train {
+                tokens_per_s: Some(_),
+                ..
+            }
+        )
+    });
+    if tokens {
+        header.push("tokens_per_s".into());
+    }
     header.extend(params.iter().map(|p| format!("grad_l2/{p}")));
     header.extend(params.iter().map(|p| format!("update_ratio/{p}")));
     let err = |e: csv::Error| e.to_string();
@@ -110,6 +123,15 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
                 r
             }
         };
+        if tokens {
+            rec.push(match m {
+                Metric::Train {
+                    tokens_per_s: Some(t),
+                    ..
+                } => num(t.0),
+                _ => String::new(),
+            });
+        }
         let fields: [fn(&ParamRecord) -> f64; 2] = [|r| r.grad_l2.0, |r| r.update_ratio.0];
         for field in fields {
             for p in &params {
