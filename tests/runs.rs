@@ -632,6 +632,32 @@ fn a_pretrain_run_on_json_lines_exports_a_model_that_generates_and_resumes_exact
 }
 
 #[test]
+fn a_language_model_too_big_for_memory_is_refused_before_its_tokenizer_is_trained() {
+    let huge = pretrain("huge", 10)
+        .replace("hidden_size = 32", "hidden_size = 65536")
+        .replace("layers = 2", "layers = 512");
+    let ws = Ws::new(&[("huge", huge)]);
+    std::fs::create_dir_all(ws.root.join("data")).unwrap();
+    std::fs::write(ws.root.join("data/pairs.jsonl"), "{\"text\": \"a b c\"}\n").unwrap();
+    let o = ws.descent(&["run", "huge"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    for part in [
+        "experiments/huge.toml: the run would need about",
+        "model.layers.*.mlp.gate_proj.weight (174784 × 65536",
+        "lm.hidden_size = 65536",
+        "lm.layers = 512",
+    ] {
+        assert!(err.contains(part), "no {part:?} in:\n{err}");
+    }
+    assert!(
+        !events(&ws.only_run("huge"))
+            .iter()
+            .any(|e| e.event == "data")
+    );
+}
+
+#[test]
 fn the_demo_digits_mlp_reaches_95_percent_validation_accuracy() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("demo");

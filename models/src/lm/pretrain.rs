@@ -152,11 +152,20 @@ impl PretrainSpec {
                 eval,
             ),
         );
-        fp.largest = Some((
-            "model.embed_tokens.weight".into(),
-            format!("{} × {}", c.vocab_size, c.hidden_size),
-            v * h * 4,
-        ));
+        // The largest weight: the embedding, or an MLP projection of every layer.
+        fp.largest = Some(if v >= i {
+            (
+                "model.embed_tokens.weight".into(),
+                format!("{} × {}", c.vocab_size, c.hidden_size),
+                v * h * 4,
+            )
+        } else {
+            (
+                "model.layers.*.mlp.gate_proj.weight".into(),
+                format!("{} × {}", c.intermediate_size, c.hidden_size),
+                i * h * 4,
+            )
+        });
         Ok(fp)
     }
 }
