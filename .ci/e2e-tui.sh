@@ -76,7 +76,7 @@ wait_for "configs ok"
 wait_for "digits-mlp"
 
 step "number keys switch panes"
-key 2; wait_for "Datasets (8)"; wait_for "built in"; wait_for "builtin:digits"
+key 2; wait_for "Datasets (9)"; wait_for "built in"; wait_for "builtin:digits"
 key 3; wait_for "No checkpoints yet"
 key 4; wait_for "No diffusion models to sample yet"
 key 5; wait_for "No GRPO experiments"
@@ -175,7 +175,7 @@ key /; key r a g g e d; key Enter
 wait_for "Datasets (1)" 10
 wait_for "ragged.csv:" 20; wait_for "has 3 fields"
 key Escape
-wait_for "Datasets (9)" 10
+wait_for "Datasets (10)" 10
 
 step "iris shows its numbers as written and its column names whole"
 key /; key i r i s; key Enter
@@ -184,7 +184,15 @@ wait_for "sepal length (cm)" 20
 screen | grep -q "5\.1 " || fail "iris's 5.1 is not shown as 5.1"
 screen | grep -q "5\.0999" && fail "iris's 5.1 is shown as its f64 expansion"
 key Escape
-wait_for "Datasets (9)" 10
+wait_for "Datasets (10)" 10
+
+step "the generated arithmetic corpus browses as prompt/completion rows"
+key /; key a r i t h m e t i c; key Enter
+wait_for "Datasets (1)" 10
+wait_for "completion" 20
+screen | grep -qE "[0-9]+\+[0-9]+" || fail "no sums among the corpus rows"
+key Escape
+wait_for "Datasets (10)" 10
 
 step "Checkpoints pane: the stopped run's checkpoint opens as a tensor tree"
 key 3

@@ -140,6 +140,9 @@ pub fn open_dataset(spec: &str, hub_cache: Option<&Path>) -> anyhow::Result<Data
 /// A built-in dataset as a table: its features, its label, and images when its inputs are
 /// images (the 8×8 digits).
 pub fn builtin_table(name: &str) -> anyhow::Result<Dataset> {
+    if descent_models::lm::corpus::is_builtin(name) {
+        return corpus_table(name);
+    }
     let d = descent_models::data::load_builtin(name, &BTreeMap::new(), 0)
         .map_err(anyhow::Error::msg)?;
     let mut columns: Vec<Column> = d
@@ -215,9 +218,45 @@ pub fn builtin_table(name: &str) -> anyhow::Result<Dataset> {
     }))
 }
 
+/// A generated text corpus as a table: prompt and completion (or text) columns, drawn with
+/// its default parameters from seed 0, as an experiment with seed 0 gets it.
+fn corpus_table(name: &str) -> anyhow::Result<Dataset> {
+    let examples = descent_models::lm::corpus::builtin(name, &BTreeMap::new(), 0)
+        .map_err(anyhow::Error::msg)?;
+    let text = |n: &str| Column {
+        name: n.into(),
+        dtype: "text".into(),
+    };
+    Ok(Dataset::Memory(MemoryTable {
+        name: name.into(),
+        columns: vec![text("prompt"), text("completion")],
+        rows: examples
+            .into_iter()
+            .map(|e| vec![e.prompt.map_or(Cell::Null, Cell::Text), Cell::Text(e.text)])
+            .collect(),
+        label: None,
+        images: Vec::new(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_builtin_text_corpus_opens_as_a_table_of_pairs() {
+        let Dataset::Memory(t) = open_dataset("builtin:arithmetic", None).unwrap() else {
+            panic!("a memory table");
+        };
+        assert_eq!(t.columns.len(), 2);
+        assert_eq!(t.rows.len(), 10_000);
+        let (p, c) = (t.rows[0][0].text(), t.rows[0][1].text());
+        let (a, b) = p.split_once('+').unwrap();
+        assert_eq!(
+            (a.parse::<u32>().unwrap() + b.parse::<u32>().unwrap()).to_string(),
+            c
+        );
+    }
 
     #[test]
     fn hub_sources_resolve_in_the_cache() {

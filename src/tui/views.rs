@@ -236,22 +236,29 @@ fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
     rows
 }
 
+/// A builtin dataset's row: name, description, and its parameters with their defaults.
+fn builtin_row(
+    name: &str,
+    description: &str,
+    params: &[(&str, f64, &str)],
+) -> (String, String, String) {
+    let params: Vec<String> = params
+        .iter()
+        .map(|(k, d, what)| format!("{k} = {d} ({what})"))
+        .collect();
+    (name.into(), description.into(), params.join(", "))
+}
+
 pub fn datasets_view(ws: &Workspace, inv: &Inventory) -> DatasetsView {
     DatasetsView {
         builtins: descent_models::data::BUILTINS
             .iter()
-            .map(|b| {
-                let params: Vec<String> = b
-                    .params
+            .map(|b| builtin_row(b.name, b.description, b.params))
+            .chain(
+                descent_models::lm::corpus::BUILTINS
                     .iter()
-                    .map(|(k, d, what)| format!("{k} = {d} ({what})"))
-                    .collect();
-                (
-                    b.name.to_string(),
-                    b.description.to_string(),
-                    params.join(", "),
-                )
-            })
+                    .map(|b| builtin_row(b.name, b.description, b.params)),
+            )
             .collect(),
         data_dir: display_in(&inv.data_dir, &ws.root),
         files: inv

@@ -31,16 +31,34 @@ impl Example {
     }
 }
 
-/// The builtin corpora, with their parameters and defaults.
-const BUILTINS: &[(&str, &[(&str, f64)])] =
-    &[("arithmetic", &[("digits", 2.0), ("problems", 0.0)])];
+/// A generated text corpus: its name, what it is, and its parameters (name, default, what).
+pub struct TextBuiltin {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub params: &'static [(&'static str, f64, &'static str)],
+}
+
+/// The builtin corpora.
+pub const BUILTINS: &[TextBuiltin] = &[TextBuiltin {
+    name: "arithmetic",
+    description: "sums a+b as prompt/completion pairs, each problem once (text, for kind = \"pretrain\")",
+    params: &[
+        ("digits", 2.0, "operands below 10^digits"),
+        ("problems", 0.0, "how many; 0: all of them"),
+    ],
+}];
+
+/// Whether `name` is a builtin text corpus.
+pub fn is_builtin(name: &str) -> bool {
+    BUILTINS.iter().any(|b| b.name == name)
+}
 
 /// Checks a builtin corpus's name and parameters (for config validation).
 pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<(), String> {
-    let Some((_, known)) = BUILTINS.iter().find(|(n, _)| *n == name) else {
+    let Some(b) = BUILTINS.iter().find(|b| b.name == name) else {
         let names: Vec<String> = BUILTINS
             .iter()
-            .map(|(n, _)| format!("builtin:{n}"))
+            .map(|b| format!("builtin:{}", b.name))
             .collect();
         return Err(format!(
             "no builtin text corpus `{name}`; a language model trains on {} or on a .txt or \
@@ -49,8 +67,8 @@ pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<()
         ));
     };
     for (k, v) in params {
-        if !known.iter().any(|(p, _)| p == k) {
-            let names: Vec<&str> = known.iter().map(|(p, _)| *p).collect();
+        if !b.params.iter().any(|(p, ..)| p == k) {
+            let names: Vec<&str> = b.params.iter().map(|(p, ..)| *p).collect();
             return Err(format!(
                 "builtin:{name} has no parameter `{k}`; it takes {}",
                 names.join(", ")
