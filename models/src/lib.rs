@@ -4,6 +4,7 @@ mod conv_host;
 pub mod data;
 pub mod device;
 pub mod diffusion;
+pub mod folder;
 pub mod hf_json;
 pub mod lm;
 pub mod memory;

@@ -43,40 +43,33 @@ pub fn write_folder(
     saved: &SavedModel,
     noise: &NoiseConfig,
 ) -> Result<(), String> {
-    let tmp = dir.with_extension("tmp");
-    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    let _ = std::fs::remove_dir_all(&tmp);
-    for sub in ["unet", "scheduler"] {
-        std::fs::create_dir_all(tmp.join(sub)).map_err(|e| io(&tmp, e))?;
-    }
-    let sampler = noise.default_sampler.unwrap_or(SamplerKind::Ddim);
-    let index = serde_json::json!({
-        "_class_name": "DescentDiffusionPipeline",
-        "_diffusers_version": "0.31.0",
-        "scheduler": ["diffusers", sampler.class_name()],
-        "unet": ["descent", DENOISER_CLASS],
-    });
-    write_synced(
-        &tmp.join("model_index.json"),
-        serde_json::to_string_pretty(&index)
-            .expect("json")
-            .as_bytes(),
-    )?;
-    write_synced(&tmp.join("unet/config.json"), model_json(saved).as_bytes())?;
-    let weights = tmp.join("unet").join(WEIGHTS);
-    candle_core::safetensors::save(&net.weights(), &weights)
-        .map_err(|e| format!("{}: {e}", weights.display()))?;
-    std::fs::File::open(&weights)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io(&weights, e))?;
-    write_synced(
-        &tmp.join("scheduler/scheduler_config.json"),
-        scheduler_config::write(noise, sampler).as_bytes(),
-    )?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))
+    crate::folder::replace_atomically(dir, |tmp| {
+        let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+        for sub in ["unet", "scheduler"] {
+            std::fs::create_dir_all(tmp.join(sub)).map_err(|e| io(tmp, e))?;
+        }
+        let sampler = noise.default_sampler.unwrap_or(SamplerKind::Ddim);
+        let index = serde_json::json!({
+            "_class_name": "DescentDiffusionPipeline",
+            "_diffusers_version": "0.31.0",
+            "scheduler": ["diffusers", sampler.class_name()],
+            "unet": ["descent", DENOISER_CLASS],
+        });
+        write_synced(
+            &tmp.join("model_index.json"),
+            serde_json::to_string_pretty(&index)
+                .expect("json")
+                .as_bytes(),
+        )?;
+        write_synced(&tmp.join("unet/config.json"), model_json(saved).as_bytes())?;
+        let weights = tmp.join("unet").join(WEIGHTS);
+        candle_core::safetensors::save(&net.weights(), &weights)
+            .map_err(|e| format!("{}: {e}", weights.display()))?;
+        write_synced(
+            &tmp.join("scheduler/scheduler_config.json"),
+            scheduler_config::write(noise, sampler).as_bytes(),
+        )
+    })
 }
 
 /// A denoiser opened for sampling.

@@ -120,22 +120,13 @@ pub fn write_random(dir: &Path, config_json: &serde_json::Value) -> Result<(), S
 /// `model.safetensors` (PyTorch's `[out, in]` layout, the names transformers uses), through a
 /// temp folder and a rename so that no half-written folder is left.
 pub fn save(dir: &Path, config: &LmConfig, weights: &VarMap) -> Result<(), String> {
-    let tmp = dir.with_extension("tmp");
-    let io = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, &e))?;
-    let cfg = tmp.join("config.json");
-    let text = serde_json::to_string_pretty(&config.to_json()).expect("json");
-    std::fs::write(&cfg, text).map_err(|e| io(&cfg, &e))?;
-    let st = tmp.join("model.safetensors");
-    weights.save(&st).map_err(|e| io(&st, &e))?;
-    for f in [&cfg, &st] {
-        std::fs::File::open(f)
-            .and_then(|h| h.sync_all())
-            .map_err(|e| io(f, &e))?;
-    }
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| io(dir, &e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| io(dir, &e))
+    crate::folder::replace_atomically(dir, |tmp| {
+        let cfg = tmp.join("config.json");
+        let text = serde_json::to_string_pretty(&config.to_json()).expect("json");
+        std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+        let st = tmp.join("model.safetensors");
+        weights
+            .save(&st)
+            .map_err(|e| format!("{}: {e}", st.display()))
+    })
 }

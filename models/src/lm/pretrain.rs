@@ -451,9 +451,17 @@ impl PretrainTrainer {
     /// The held-out prompts scored at each evaluation and their greedy answers.
     pub fn held_out_answers(&self) -> std::result::Result<(Vec<String>, Vec<String>), String> {
         let held = self.held_out();
+        let answers = self.answers_to(&held)?;
+        Ok((
+            held.iter().filter_map(|e| e.prompt.clone()).collect(),
+            answers,
+        ))
+    }
+
+    /// Greedy answers to the prompts of `held`.
+    fn answers_to(&self, held: &[&Example]) -> std::result::Result<Vec<String>, String> {
         let prompts: Vec<&str> = held.iter().filter_map(|e| e.prompt.as_deref()).collect();
-        let answers = self.answers(&prompts, self.longest_answer(&held)?)?;
-        Ok((prompts.into_iter().map(String::from).collect(), answers))
+        self.answers(&prompts, self.longest_answer(held)?)
     }
 
     /// One prompt's greedy answer, generated alone.
@@ -469,7 +477,7 @@ impl PretrainTrainer {
         if held.is_empty() {
             return Ok(None);
         }
-        let (_, answers) = self.held_out_answers()?;
+        let answers = self.answers_to(&held)?;
         let right = held
             .iter()
             .zip(&answers)
@@ -704,21 +712,10 @@ impl Engine for PretrainTrainer {
 
     fn export(&self, run_dir: &Path) -> Result<Option<String>> {
         let dir = run_dir.join(crate::diffusion::export::MODEL_DIR);
-        let tmp = run_dir.join("model.tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        let io =
-            |p: &Path, e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", p.display()));
-        std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-        self.write_model(&tmp)?;
-        for f in std::fs::read_dir(&tmp).map_err(|e| io(&tmp, e))?.flatten() {
-            std::fs::File::open(f.path())
-                .and_then(|h| h.sync_all())
-                .map_err(|e| io(&f.path(), e))?;
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        }
-        std::fs::rename(&tmp, &dir).map_err(|e| io(&dir, e))?;
+        crate::folder::replace_atomically(&dir, |tmp| {
+            self.write_model(tmp).map_err(|e| e.to_string())
+        })
+        .map_err(candle_core::Error::Msg)?;
         Ok(Some(format!("Hugging Face folder {}", dir.display())))
     }
 
