@@ -121,9 +121,6 @@ fn check(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
     // The memory estimate needs each experiment's data, so it is made for valid ones only.
     for f in ws.experiments.values().filter(|f| f.errors.is_empty()) {
         let Some(exp) = &f.good else { continue };
-        if crate::runs::exec::runnable(exp).is_err() {
-            continue;
-        }
         let file = f.path.strip_prefix(&cwd).unwrap_or(&f.path);
         match crate::runs::exec::memory_warning(&ws, exp, file) {
             Ok(Some(w)) => println!("{w}"),

@@ -520,22 +520,6 @@ fn a_missing_csv_column_fails_the_run_with_a_clear_message() {
     assert!(s.message.unwrap().contains("no column named"));
 }
 
-#[test]
-fn kinds_without_an_engine_are_refused_before_a_run_folder_exists() {
-    let text = experiment("gen", 0.05, 10, "").replace("kind = \"supervised\"", "kind = \"grpo\"");
-    let ws = Ws::new(&[("gen", text)]);
-    let o = ws.descent(&["run", "gen"]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(
-            "kind = \"grpo\"; descent trains supervised, diffusion and pretrain experiments so far"
-        ),
-        "{err}"
-    );
-    assert!(!ws.root.join("runs/gen").exists());
-}
-
 fn pretrain(name: &str, steps: u64) -> String {
     format!(
         "name = \"{name}\"\nkind = \"pretrain\"\nseed = 2\n[data]\nsource = \"pairs.jsonl\"\n\

@@ -53,7 +53,7 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    fn add(&mut self, what: impl Into<String>, bytes: u64, place: Place, phase: Phase) {
+    pub fn add(&mut self, what: impl Into<String>, bytes: u64, place: Place, phase: Phase) {
         self.parts.push(Part {
             what: what.into(),
             bytes,

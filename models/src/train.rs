@@ -132,6 +132,8 @@ pub fn apply_gradients(
             })
             .collect(),
         tokens: None,
+        extra: Vec::new(),
+        log: None,
         non_finite,
     })
 }
@@ -170,6 +172,11 @@ pub trait Engine {
     /// What to say about the data and model once built (for the run's events).
     fn describe(&self) -> Option<String> {
         None
+    }
+    /// Whether a fresh run evaluates before its first step (fine-tuning: the base model's
+    /// score is the baseline).
+    fn evaluates_at_start(&self) -> bool {
+        false
     }
 }
 
@@ -222,6 +229,10 @@ pub struct StepMetrics {
     pub params: Vec<ParamMetrics>,
     /// Tokens the step read (language models), for tokens/s.
     pub tokens: Option<u64>,
+    /// Further named scalars of the kind (GRPO's reward, KL, …), recorded with the step.
+    pub extra: Vec<(String, f64)>,
+    /// A record of what the step saw (GRPO's rollouts), appended to the run's log of it.
+    pub log: Option<serde_json::Value>,
     /// Set when the loss or a gradient was NaN or ±Inf: where, in words. The update was
     /// skipped, so the weights are still those before this step.
     pub non_finite: Option<String>,
@@ -229,7 +240,8 @@ pub struct StepMetrics {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalMetrics {
-    pub loss: f64,
+    /// Held-out loss; `None` for kinds that have none (GRPO scores answers instead).
+    pub loss: Option<f64>,
     /// For classification.
     pub accuracy: Option<f64>,
     pub examples: usize,
@@ -384,7 +396,7 @@ impl Trainer {
         }
         let n = self.split.val.len();
         Ok(Some(EvalMetrics {
-            loss: loss_sum / n as f64,
+            loss: Some(loss_sum / n as f64),
             accuracy: matches!(self.data.targets, Targets::Classes { .. })
                 .then(|| hits as f64 / n as f64),
             examples: n,

@@ -3,6 +3,7 @@
 //! The schema follows DESIGN.md. Keys that a running experiment may change live are listed in
 //! [`Experiment::HOT_KEYS`]; an edit to any other key needs a restart.
 
+use super::grpo::{D3sConfig, GrpoConfig};
 use super::{ConfigError, DeviceSpec, Violation};
 pub use descent_models::diffusion::schedule::{BetaSchedule, Prediction, SamplerKind};
 pub use descent_models::nn::{Activation, Arch};
@@ -38,6 +39,12 @@ pub struct Experiment {
     /// The language model of a `kind = "pretrain"` experiment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lm: Option<LmConfig>,
+    /// The fine-tuning of a `kind = "grpo"` experiment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpo: Option<GrpoConfig>,
+    /// D³S down-sampling of a `kind = "grpo"` experiment (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d3s: Option<D3sConfig>,
 }
 
 /// `[lm]`: the language model a `kind = "pretrain"` experiment trains. The shape keys are
@@ -385,10 +392,11 @@ impl Experiment {
         }
         let d = &self.data;
         let pretrain = self.kind == Kind::Pretrain;
-        let builtin_check = if pretrain {
-            descent_models::lm::corpus::validate_builtin
-        } else {
-            descent_models::data::validate_builtin
+        let grpo = self.kind == Kind::Grpo;
+        let builtin_check = match self.kind {
+            Kind::Pretrain => descent_models::lm::corpus::validate_builtin,
+            Kind::Grpo => descent_models::rl::tasks::validate_builtin,
+            _ => descent_models::data::validate_builtin,
         };
         if let DataSource::Builtin(name) = &d.source
             && let Err(e) = builtin_check(name, &d.params)
@@ -493,19 +501,37 @@ impl Experiment {
             );
         }
         rule(
-            (m.arch == Arch::Llama) == pretrain,
+            (m.arch == Arch::Llama) == (pretrain || grpo),
             &["model", "arch"],
-            if pretrain {
-                "a pretrain experiment trains a language model: arch = \"llama\""
+            if pretrain || grpo {
+                "a pretrain or grpo experiment trains a language model: arch = \"llama\""
             } else {
-                "a llama is a language model: it needs kind = \"pretrain\""
+                "a llama is a language model: it needs kind = \"pretrain\" or \"grpo\""
             },
         );
         rule(
-            !pretrain || (m.hidden.is_empty() && m.channels.is_empty()),
+            !(pretrain || grpo) || (m.hidden.is_empty() && m.channels.is_empty()),
             &["model", "hidden"],
-            "a language model's shape is in the [lm] table (hidden_size, layers, heads)",
+            if grpo {
+                "a GRPO experiment keeps its base model's shape; leave hidden and channels out"
+            } else {
+                "a language model's shape is in the [lm] table (hidden_size, layers, heads)"
+            },
         );
+        rule(
+            (self.grpo.is_some() || self.d3s.is_some()) <= grpo,
+            &[if self.grpo.is_some() { "grpo" } else { "d3s" }],
+            "only kind = \"grpo\" takes [grpo] and [d3s] tables",
+        );
+        if grpo {
+            rule(
+                matches!(d.source, DataSource::Builtin(_))
+                    || matches!(&d.source, DataSource::Path(p) if p.ends_with(".jsonl")),
+                &["data", "source"],
+                "GRPO trains on builtin:arithmetic, builtin:countdown or a .jsonl file of \
+                 {\"prompt\", \"answer\"}",
+            );
+        }
         rule(
             self.lm.is_none() || pretrain,
             &["lm"],
@@ -562,6 +588,18 @@ impl Experiment {
                  folder of them",
             );
         }
+        if grpo {
+            v.extend(super::grpo::validate(
+                &self.grpo.clone().unwrap_or_default(),
+                self.d3s.as_ref(),
+                d.batch_size,
+            ));
+        }
+        let mut rule = |ok: bool, path: &[&'static str], msg: &str| {
+            if !ok {
+                v.push(Violation::new(path, msg));
+            }
+        };
         let o = &self.optim;
         rule(
             o.lr.is_finite() && o.lr > 0.0,

@@ -6,6 +6,7 @@
 //! types) and a schema-specific `validate` (ranges, cross-field rules).
 
 mod experiment;
+pub mod grpo;
 mod locate;
 mod settings;
 

@@ -3,7 +3,7 @@
 use super::checkpoint::{self, CheckpointState};
 use super::control::{self, Command};
 use super::records::{Event, Metric, Num, ParamRecord, append};
-use super::{CONFIG, EVENTS, METRICS, State, Status, memory, now};
+use super::{CONFIG, EVENTS, METRICS, ROLLOUTS, State, Status, memory, now};
 use crate::config::{self, DataSource, Experiment, Kind, LmConfig, OptimName, ScheduleName};
 use crate::sources::RepoKind;
 use crate::workspace::Workspace;
@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use candle_core::Device;
 use descent_models::data::{Dataset, load_builtin, load_source};
 use descent_models::device::{self, DeviceSpec};
+use descent_models::diffusion::export::MODEL_DIR;
 use descent_models::diffusion::schedule::NoiseConfig;
 use descent_models::diffusion::train::{DiffusionSpec, DiffusionTrainer};
 use descent_models::lm::corpus::{self, Example};
@@ -19,6 +20,11 @@ use descent_models::memory::Footprint;
 use descent_models::nn::ModelSpec;
 use descent_models::optim::Hyper;
 use descent_models::optim::schedule::{self, Family, Schedule};
+use descent_models::rl::grpo::{D3s, GrpoSpec, GrpoTrainer, SampleLevel};
+use descent_models::rl::loss::LossSpec;
+use descent_models::rl::rewards::{Reward, RewardFn};
+use descent_models::rl::select;
+use descent_models::rl::tasks::{self, Problem};
 use descent_models::train::{Engine, StepMetrics, TrainSpec, Trainer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,22 +35,12 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 /// How often the experiment file is checked for live edits.
 const CONFIG_POLL: Duration = Duration::from_secs(1);
 
-/// Whether this engine can run the experiment; other kinds get their engines later.
-pub fn runnable(exp: &Experiment) -> Result<(), String> {
-    match exp.kind {
-        Kind::Supervised | Kind::Diffusion | Kind::Pretrain => Ok(()),
-        other => Err(format!(
-            "experiment {} is kind = \"{other}\"; descent trains supervised, diffusion and \
-             pretrain experiments so far (the {other} engine is not built yet)",
-            exp.name()
-        )),
-    }
-}
-
-/// What an experiment trains on: a table of examples, or text for a language model.
+/// What an experiment trains on: a table of examples, text for a language model, or
+/// problems with checkable answers for GRPO.
 pub enum Data {
     Table(Dataset),
     Text(Vec<Example>),
+    Problems(Vec<Problem>),
 }
 
 /// The file or folder a data source names.
@@ -74,10 +70,18 @@ pub fn load_data(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Dataset> {
 
 /// Loads what the experiment trains on.
 pub fn load(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Data> {
+    let d = &exp.data;
+    if exp.kind == Kind::Grpo {
+        return Ok(Data::Problems(match &d.source {
+            DataSource::Builtin(name) => {
+                tasks::builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)?
+            }
+            other => tasks::load(&data_path(ws, other)?).map_err(anyhow::Error::msg)?,
+        }));
+    }
     if exp.kind != Kind::Pretrain {
         return Ok(Data::Table(load_data(ws, exp)?));
     }
-    let d = &exp.data;
     Ok(Data::Text(match &d.source {
         DataSource::Builtin(name) => {
             corpus::builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)?
@@ -243,9 +247,152 @@ pub fn pretrain_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Pretrai
     })
 }
 
+/// The file of a GRPO run that records the base model it resolved at its start, so that a
+/// resumed run keeps it even if a newer run of the base experiment exists.
+const GRPO_BASE: &str = "base.json";
+
+/// The Hugging Face folder a GRPO experiment starts from. In a run folder, the one recorded
+/// at its start.
+pub fn grpo_base(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let record = dir.map(|d| d.join(GRPO_BASE));
+    if let Some(r) = &record
+        && let Ok(text) = std::fs::read_to_string(r)
+    {
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", r.display()))?;
+        if let Some(p) = v["path"].as_str() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    let g = exp.grpo.clone().unwrap_or_default();
+    let spec = g.from.as_deref().context("grpo.from is not set")?;
+    let path = if spec.starts_with("hub:") {
+        let cache = ws.settings.hub_cache_path(&ws.root);
+        crate::sources::resolve(spec, RepoKind::Model, cache.as_deref())?
+    } else if ws.root.join(spec).join("config.json").is_file() {
+        ws.root.join(spec)
+    } else {
+        let run = super::find_run_or_newest(&ws.settings.runs_path(&ws.root), spec)
+            .map_err(|e| anyhow::anyhow!("grpo.from = {spec:?}: {e}"))?;
+        let all = checkpoint::list(&run);
+        match g.from_step {
+            Some(step) => match all.iter().find(|(s, _)| *s == step) {
+                Some((_, d)) => d.clone(),
+                None => bail!(
+                    "grpo.from_step = {step}: {} has no checkpoint of that step (it has {})",
+                    run.display(),
+                    all.iter()
+                        .map(|(s, _)| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+            None if run.join(MODEL_DIR).join("config.json").is_file() => run.join(MODEL_DIR),
+            None => match all.last() {
+                Some((_, d)) => d.clone(),
+                None => bail!(
+                    "grpo.from = {spec:?}: the run {} has no checkpoint yet; train it first",
+                    run.display()
+                ),
+            },
+        }
+    };
+    if !path.join("config.json").is_file() {
+        bail!(
+            "grpo.from = {spec:?}: {} is not a language model folder (no config.json)",
+            path.display()
+        );
+    }
+    if let Some(r) = &record {
+        let text = serde_json::json!({"from": spec, "path": path}).to_string();
+        crate::atomic::write_atomically(r, text.as_bytes())?;
+    }
+    Ok(path)
+}
+
+/// The GRPO fine-tuning an experiment of kind grpo asks for.
+pub fn grpo_spec(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow::Result<GrpoSpec> {
+    let g = exp.grpo.clone().unwrap_or_default();
+    let t = train_spec(ws, exp)?;
+    let rewards = g
+        .rewards
+        .iter()
+        .map(|r| {
+            let func = match r.name.as_str() {
+                "format" => descent_models::rl::rewards::format(r.pattern.as_deref().unwrap_or(""))
+                    .map_err(anyhow::Error::msg)?,
+                "command" => RewardFn::Command(r.command.clone()),
+                _ => RewardFn::Accuracy,
+            };
+            Ok(Reward {
+                name: r.name.clone(),
+                func,
+                weight: r.weight,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let d3s = match &exp.d3s {
+        None => D3s::default(),
+        Some(d) => {
+            let frac = |init, last| select::Schedule {
+                init,
+                last,
+                over: d.ramp_fraction,
+                ramp: d.ramp,
+            };
+            D3s {
+                sample: d.sample_level,
+                sample_frac: if d.sample_level == SampleLevel::Off {
+                    select::Schedule::constant(1.0)
+                } else {
+                    frac(d.sample_init, d.sample_final)
+                },
+                token_frac: d.token_level.then(|| frac(d.token_init, d.token_final)),
+                recompute_advantages: d.recompute_advantages,
+            }
+        }
+    };
+    Ok(GrpoSpec {
+        seed: t.seed,
+        batch_size: t.batch_size,
+        hyper: t.hyper,
+        clip_grad_norm: t.clip_grad_norm,
+        schedule: t.schedule,
+        base: grpo_base(ws, exp, dir)?,
+        num_generations: g.num_generations,
+        max_completion_length: g.max_completion_length,
+        temperature: g.temperature,
+        top_p: g.top_p,
+        top_k: g.top_k,
+        min_p: g.min_p,
+        num_iterations: g.num_iterations,
+        loss: LossSpec {
+            loss_type: g.loss_type,
+            level: g.importance_sampling_level,
+            epsilon_low: g.epsilon,
+            epsilon_high: g.epsilon_high.unwrap_or(g.epsilon),
+            beta: g.beta,
+            max_completion_length: g.max_completion_length,
+            normalizer: exp
+                .d3s
+                .as_ref()
+                .map(|d| d.token_normalizer)
+                .unwrap_or_default(),
+        },
+        scale_rewards: g.scale_rewards,
+        mask_truncated_completions: g.mask_truncated_completions,
+        rewards,
+        chat: g.chat,
+        val_fraction: t.val_fraction,
+        eval_problems: g.eval_problems,
+        d3s,
+    })
+}
+
 /// The memory the experiment's run will need on `data`.
 fn footprint(ws: &Workspace, exp: &Experiment, data: &Data) -> anyhow::Result<Footprint> {
     match (exp.kind, data) {
+        (_, Data::Problems(p)) => grpo_spec(ws, exp, None)?.footprint(p),
         (_, Data::Text(text)) => pretrain_spec(ws, exp)?.footprint(text),
         (Kind::Diffusion, Data::Table(t)) => diffusion_spec(ws, exp)?.footprint(t),
         (_, Data::Table(t)) => train_spec(ws, exp)?.footprint(t),
@@ -259,8 +406,13 @@ fn engine(
     exp: &Experiment,
     data: Data,
     device: Device,
+    dir: &Path,
 ) -> anyhow::Result<Box<dyn Engine>> {
     Ok(match (exp.kind, data) {
+        (_, Data::Problems(p)) => {
+            let spec = grpo_spec(ws, exp, Some(dir))?;
+            Box::new(GrpoTrainer::new(p, spec, device).map_err(anyhow::Error::msg)?)
+        }
         (_, Data::Text(text)) => {
             let spec = pretrain_spec(ws, exp)?;
             Box::new(PretrainTrainer::new(text, spec, device).map_err(anyhow::Error::msg)?)
@@ -290,6 +442,15 @@ pub fn memory_warning(
 
 /// The settings that set a run's memory, as `key = value`, for messages.
 pub fn size_settings(exp: &Experiment) -> Vec<String> {
+    if exp.kind == Kind::Grpo {
+        let g = exp.grpo.clone().unwrap_or_default();
+        return vec![
+            format!("grpo.from = {:?}", g.from.unwrap_or_default()),
+            format!("grpo.max_completion_length = {}", g.max_completion_length),
+            format!("data.batch_size = {}", exp.data.batch_size),
+            format!("grpo.beta = {}", g.beta),
+        ];
+    }
     if exp.kind == Kind::Pretrain {
         let lm = exp.lm.clone().unwrap_or_default();
         let mut keys = match &lm.from {
@@ -376,7 +537,7 @@ pub fn execute(
                 .map_err(anyhow::Error::msg)?,
             Err(why) => eprintln!("cannot tell the free memory of {}: {why}", chosen.label),
         }
-        let trainer = engine(ws, &exp, data, chosen.device.clone())?;
+        let trainer = engine(ws, &exp, data, chosen.device.clone(), dir)?;
         Ok((trainer, chosen))
     })();
     let (mut trainer, chosen) = match setup {
@@ -657,6 +818,7 @@ impl Run<'_> {
             clip_scale: Num(m.clip_scale),
             examples_per_s: Num(examples_per_s),
             tokens_per_s: m.tokens.map(|t| Num(t as f64 * steps_per_s)),
+            extra: m.extra.iter().map(|(k, v)| (k.clone(), Num(*v))).collect(),
             params: m
                 .params
                 .iter()
@@ -674,6 +836,11 @@ impl Run<'_> {
         if let Err(e) = append(&self.dir.join(METRICS), &rec) {
             tracing::error!("cannot append to metrics.jsonl: {e}");
         }
+        if let Some(log) = &m.log
+            && let Err(e) = append(&self.dir.join(ROLLOUTS), log)
+        {
+            tracing::error!("cannot append to {ROLLOUTS}: {e}");
+        }
         self.status.step = m.step;
         self.status.loss = Some(m.loss);
         self.status.lr = Some(m.lr);
@@ -690,16 +857,19 @@ impl Run<'_> {
         let rec = Metric::Eval {
             step: self.trainer.step(),
             time: now(),
-            loss: Num(e.loss),
+            loss: e.loss.map(Num),
             accuracy: e.accuracy.map(Num),
         };
         append(&self.dir.join(METRICS), &rec)?;
-        self.status.eval_loss = Some(e.loss);
+        self.status.eval_loss = e.loss;
         self.status.eval_accuracy = e.accuracy;
-        let acc = e
-            .accuracy
-            .map_or(String::new(), |a| format!(", accuracy {:.1}%", a * 100.0));
-        let line = format!("step {} eval loss {:.4}{acc}", self.trainer.step(), e.loss);
+        let mut line = format!("step {} eval", self.trainer.step());
+        if let Some(l) = e.loss {
+            line += &format!(" loss {l:.4}");
+        }
+        if let Some(a) = e.accuracy {
+            line += &format!(" accuracy {:.1}%", a * 100.0);
+        }
         match &self.progress {
             Some(p) => p.set_message(line),
             None => println!("{line}"),
@@ -713,6 +883,9 @@ impl Run<'_> {
         if let Some(p) = &self.progress {
             p.set_length(self.status.total_steps);
             p.set_position(self.trainer.step());
+        }
+        if self.trainer.step() == 0 && self.trainer.evaluates_at_start() {
+            self.evaluate()?;
         }
         let batch = self.trainer.batch_size() as f64;
         while self.trainer.step() < self.status.total_steps {

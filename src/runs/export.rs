@@ -38,14 +38,22 @@ fn num(v: f64) -> String {
 }
 
 /// One row per record: `kind,step,time,loss,grad_l2,grad_l1,lr,clip_scale,examples_per_s,
-/// accuracy` (and `tokens_per_s` for a language model), then `grad_l2/NAME` and
-/// `update_ratio/NAME` for every parameter tensor.
+/// accuracy` (and `tokens_per_s` for a language model), then the kind's further scalars
+/// under their names (GRPO's `reward`, `kl`, …), then `grad_l2/NAME` and `update_ratio/NAME`
+/// for every parameter tensor.
 pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
     let (train, eval) = load(run_dir)?;
     let params: BTreeSet<String> = train
         .iter()
         .flat_map(|m| match m {
             Metric::Train { params, .. } => params.keys().cloned().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let extra: BTreeSet<String> = train
+        .iter()
+        .flat_map(|m| match m {
+            Metric::Train { extra, .. } => extra.keys().cloned().collect::<Vec<_>>(),
             _ => Vec::new(),
         })
         .collect();
@@ -76,6 +84,7 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
     if tokens {
         header.push("tokens_per_s".into());
     }
+    header.extend(extra.iter().cloned());
     header.extend(params.iter().map(|p| format!("grad_l2/{p}")));
     header.extend(params.iter().map(|p| format!("update_ratio/{p}")));
     let err = |e: csv::Error| e.to_string();
@@ -116,7 +125,7 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
                     "eval".into(),
                     step.to_string(),
                     time.to_string(),
-                    num(loss.0),
+                    loss.map_or(String::new(), |l| num(l.0)),
                 ];
                 r.extend(std::iter::repeat_n(String::new(), 5));
                 r.push(accuracy.map_or(String::new(), |a| num(a.0)));
@@ -130,6 +139,12 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
                     ..
                 } => num(t.0),
                 _ => String::new(),
+            });
+        }
+        for k in &extra {
+            rec.push(match m {
+                Metric::Train { extra: e, .. } => e.get(k).map_or(String::new(), |v| num(v.0)),
+                Metric::Eval { .. } => String::new(),
             });
         }
         let fields: [fn(&ParamRecord) -> f64; 2] = [|r| r.grad_l2.0, |r| r.update_ratio.0];
@@ -164,6 +179,7 @@ fn scalars(train: &[Metric], eval: &[Metric]) -> Vec<(String, u64, f64, f32)> {
                 examples_per_s,
                 tokens_per_s,
                 params,
+                extra,
                 ..
             } => {
                 for (tag, v) in [
@@ -177,6 +193,9 @@ fn scalars(train: &[Metric], eval: &[Metric]) -> Vec<(String, u64, f64, f32)> {
                 }
                 if let Some(v) = tokens_per_s {
                     out.push(("train/tokens_per_s".into(), *step, *time, v.0 as f32));
+                }
+                for (k, v) in extra {
+                    out.push((format!("train/{k}"), *step, *time, v.0 as f32));
                 }
                 for (name, p) in params {
                     out.push((format!("grad_l2/{name}"), *step, *time, p.grad_l2.0 as f32));
@@ -194,7 +213,9 @@ fn scalars(train: &[Metric], eval: &[Metric]) -> Vec<(String, u64, f64, f32)> {
                 loss,
                 accuracy,
             } => {
-                out.push(("eval/loss".into(), *step, *time, loss.0 as f32));
+                if let Some(l) = loss {
+                    out.push(("eval/loss".into(), *step, *time, l.0 as f32));
+                }
                 if let Some(a) = accuracy {
                     out.push(("eval/accuracy".into(), *step, *time, a.0 as f32));
                 }

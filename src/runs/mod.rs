@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 pub const STATUS: &str = "status.json";
 pub const METRICS: &str = "metrics.jsonl";
 pub const EVENTS: &str = "events.jsonl";
+/// GRPO: one line per step with every rollout (prompt, completion, rewards, advantage, kept).
+pub const ROLLOUTS: &str = "rollouts.jsonl";
 pub const CONTROL: &str = "control.jsonl";
 pub const CONFIG: &str = "config.toml";
 pub const CHECKPOINTS: &str = "checkpoints";

@@ -84,11 +84,16 @@ pub enum Metric {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tokens_per_s: Option<Num>,
         params: BTreeMap<String, ParamRecord>,
+        /// The kind's further scalars under their names (GRPO's `reward`, `kl`, …).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        extra: BTreeMap<String, Num>,
     },
     Eval {
         step: u64,
         time: f64,
-        loss: Num,
+        /// Absent for kinds without a held-out loss (GRPO).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loss: Option<Num>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         accuracy: Option<Num>,
     },
@@ -100,7 +105,7 @@ struct FlatMetric {
     kind: String,
     step: u64,
     time: f64,
-    loss: Num,
+    loss: Option<Num>,
     grad_l2: Option<Num>,
     grad_l1: Option<Num>,
     lr: Option<Num>,
@@ -108,6 +113,7 @@ struct FlatMetric {
     examples_per_s: Option<Num>,
     tokens_per_s: Option<Num>,
     params: Option<BTreeMap<String, ParamRecord>>,
+    extra: Option<BTreeMap<String, Num>>,
     accuracy: Option<Num>,
 }
 
@@ -122,7 +128,7 @@ impl<'de> Deserialize<'de> for Metric {
             "train" => Ok(Metric::Train {
                 step: f.step,
                 time: f.time,
-                loss: f.loss,
+                loss: need(f.loss, "loss")?,
                 grad_l2: need(f.grad_l2, "grad_l2")?,
                 grad_l1: need(f.grad_l1, "grad_l1")?,
                 lr: need(f.lr, "lr")?,
@@ -132,6 +138,7 @@ impl<'de> Deserialize<'de> for Metric {
                 params: f
                     .params
                     .ok_or_else(|| D::Error::custom("a train record needs params"))?,
+                extra: f.extra.unwrap_or_default(),
             }),
             "eval" => Ok(Metric::Eval {
                 step: f.step,

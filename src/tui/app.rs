@@ -341,9 +341,6 @@ impl App {
                 row.file
             ));
         }
-        if let Some(exp) = &f.good {
-            crate::runs::exec::runnable(exp)?;
-        }
         Ok((row.name.clone(), f.path.clone()))
     }
 

@@ -245,7 +245,9 @@ impl RunTail {
                     accuracy,
                 } => {
                     before_eval(&mut [&mut self.eval_loss, &mut self.eval_accuracy], step);
-                    self.eval_loss.push(step, time, &[loss.0]);
+                    if let Some(l) = loss {
+                        self.eval_loss.push(step, time, &[l.0]);
+                    }
                     if let Some(a) = accuracy {
                         self.eval_accuracy.push(step, time, &[a.0]);
                     }

@@ -238,7 +238,7 @@ impl Engine for DiffusionTrainer {
             sum += l.to_scalar::<f32>()? as f64 * rows.len() as f64;
         }
         Ok(Some(EvalMetrics {
-            loss: sum / val.len() as f64,
+            loss: Some(sum / val.len() as f64),
             accuracy: None,
             examples: val.len(),
         }))

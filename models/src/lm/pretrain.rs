@@ -119,21 +119,7 @@ impl PretrainSpec {
         );
         let tokens = (self.batch_size * self.context) as u64;
         let eval_tokens = (EVAL_CHUNK.min(examples.len()) * self.context) as u64;
-        let (h, i, v) = (
-            c.hidden_size as u64,
-            c.intermediate_size as u64,
-            c.vocab_size as u64,
-        );
-        let (q, kv) = (
-            (c.heads * c.head_dim) as u64,
-            (c.kv_heads * c.head_dim) as u64,
-        );
-        // What autograd keeps per token and layer: the block's inputs and norms, q, k, v and
-        // their rotations, the scores and probabilities over the context, the attention
-        // output, the MLP's gate, up, activation and product; then the logits and their
-        // log-softmax. The backward pass makes about as much again.
-        let per_layer = 6 * h + 3 * q + 4 * kv + 2 * (c.heads * self.context) as u64 + 4 * i;
-        let per_token = (c.layers as u64) * per_layer + 4 * v + 2 * h;
+        let per_token = values_per_token(&c, self.context);
         let step = tokens.saturating_mul(per_token).saturating_mul(2 * 4);
         let eval = eval_tokens.saturating_mul(per_token).saturating_mul(4);
         let mut fp = memory::trained_parts(
@@ -152,21 +138,50 @@ impl PretrainSpec {
                 eval,
             ),
         );
-        // The largest weight: the embedding, or an MLP projection of every layer.
-        fp.largest = Some(if v >= i {
-            (
-                "model.embed_tokens.weight".into(),
-                format!("{} × {}", c.vocab_size, c.hidden_size),
-                v * h * 4,
-            )
-        } else {
-            (
-                "model.layers.*.mlp.gate_proj.weight".into(),
-                format!("{} × {}", c.intermediate_size, c.hidden_size),
-                i * h * 4,
-            )
-        });
+        fp.largest = Some(largest_weight(&c));
         Ok(fp)
+    }
+}
+
+/// The values autograd keeps per token of a forward pass of `c` over `context` tokens: per
+/// layer the block's inputs and norms, q, k, v and their rotations, the scores and
+/// probabilities over the context, the attention output, the MLP's gate, up, activation
+/// and product; then the logits and their log-softmax. The backward pass makes about as
+/// much again.
+pub(crate) fn values_per_token(c: &LmConfig, context: usize) -> u64 {
+    let (h, i, v) = (
+        c.hidden_size as u64,
+        c.intermediate_size as u64,
+        c.vocab_size as u64,
+    );
+    let (q, kv) = (
+        (c.heads * c.head_dim) as u64,
+        (c.kv_heads * c.head_dim) as u64,
+    );
+    let per_layer = 6 * h + 3 * q + 4 * kv + 2 * (c.heads * context) as u64 + 4 * i;
+    (c.layers as u64) * per_layer + 4 * v + 2 * h
+}
+
+/// The largest weight of `c` (name, shape, bytes): the embedding, or an MLP projection of
+/// every layer.
+pub(crate) fn largest_weight(c: &LmConfig) -> (String, String, u64) {
+    let (h, i, v) = (
+        c.hidden_size as u64,
+        c.intermediate_size as u64,
+        c.vocab_size as u64,
+    );
+    if v >= i {
+        (
+            "model.embed_tokens.weight".into(),
+            format!("{} × {}", c.vocab_size, c.hidden_size),
+            v * h * 4,
+        )
+    } else {
+        (
+            "model.layers.*.mlp.gate_proj.weight".into(),
+            format!("{} × {}", c.intermediate_size, c.hidden_size),
+            i * h * 4,
+        )
     }
 }
 
@@ -488,30 +503,40 @@ impl PretrainTrainer {
 
     /// Writes the Hugging Face folder: config, weights, tokenizer files.
     fn write_model(&self, dir: &Path) -> Result<()> {
-        let io =
-            |p: &Path, e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", p.display()));
-        let mut cfg = self.config.to_json();
-        cfg["max_position_embeddings"] = self.config.max_positions.into();
-        let path = dir.join("config.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&cfg).expect("json"))
-            .map_err(|e| io(&path, e))?;
-        self.vars.save(dir.join("model.safetensors"))?;
-        for (name, text) in &self.side_files {
-            let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|e| io(&path, e))?;
-        }
-        Ok(())
+        write_folder(dir, &self.config, &self.vars, &self.side_files)
     }
 }
 
+/// Writes a trained model as a Hugging Face folder into `dir`: `config.json`,
+/// `model.safetensors` and the side files (tokenizer, its config, the generation config).
+pub(crate) fn write_folder(
+    dir: &Path,
+    config: &LmConfig,
+    vars: &VarMap,
+    side_files: &[(String, String)],
+) -> Result<()> {
+    let io = |p: &Path, e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", p.display()));
+    let mut cfg = config.to_json();
+    cfg["max_position_embeddings"] = config.max_positions.into();
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).expect("json"))
+        .map_err(|e| io(&path, e))?;
+    vars.save(dir.join("model.safetensors"))?;
+    for (name, text) in side_files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+    }
+    Ok(())
+}
+
 /// A string special token (`eos_token`, `pad_token`) of the side `tokenizer_config.json`.
-fn side_token(files: &[(String, String)], key: &str) -> Option<String> {
+pub(crate) fn side_token(files: &[(String, String)], key: &str) -> Option<String> {
     let (_, text) = files.iter().find(|(n, _)| n == "tokenizer_config.json")?;
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     crate::hf_json::special_token(&v, key)
 }
 
-type Prepared = (
+pub(crate) type Prepared = (
     LmConfig,
     Tokenizer,
     Option<ChatTemplate>,
@@ -595,7 +620,7 @@ fn scratch(
 
 /// A Hugging Face folder to go on training: its weights and its tokenizer files, kept as
 /// they are.
-fn from_folder(dir: &Path) -> std::result::Result<Prepared, String> {
+pub(crate) fn from_folder(dir: &Path) -> std::result::Result<Prepared, String> {
     let config = super::read_config(dir)?;
     let tok_path = dir.join("tokenizer.json");
     let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| {
@@ -675,7 +700,7 @@ impl Engine for PretrainTrainer {
         }
         let accuracy = self.accuracy().map_err(candle_core::Error::Msg)?;
         Ok(Some(EvalMetrics {
-            loss: sum / learned.max(1) as f64,
+            loss: Some(sum / learned.max(1) as f64),
             accuracy,
             examples: self.split.val.len(),
         }))

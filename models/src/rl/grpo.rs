@@ -1,0 +1,945 @@
+//! `kind = "grpo"`: GRPO fine-tuning of a language model on a task with a verifiable reward,
+//! with TRL 1.16's names, defaults and semantics, and D³S down-sampling of rollouts and
+//! tokens. One step of a run is one generation batch and its μ optimisation passes (TRL
+//! counts each pass as a step).
+
+use super::loss::{LossInputs, LossSpec, grpo_loss};
+use super::rewards::Reward;
+use super::select::{self, Schedule as Frac};
+use super::tasks::Problem;
+use crate::data::{Batches, Split};
+use crate::lm::chat::{ChatTemplate, Message};
+use crate::lm::config::LmConfig;
+use crate::lm::generate::{Generated, Sampling, generate};
+use crate::lm::model::{Transformer, causal_mask};
+use crate::lm::pretrain::{
+    from_folder, largest_weight, side_token, values_per_token, write_folder,
+};
+use crate::memory::{self, Footprint};
+use crate::nn::Param;
+use crate::optim::schedule::Schedule;
+use crate::optim::{Hyper, Optimizer};
+use crate::train::{Engine, EvalMetrics, StepMetrics, apply_gradients, autograd};
+use candle_core::{D, DType, Device, Result, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tokenizers::Tokenizer;
+
+/// How rewards are scaled into advantages (TRL's `scale_rewards`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// (r − group mean) / (group std + 1e-4).
+    #[default]
+    Group,
+    /// (r − group mean) / (batch std + 1e-4).
+    Batch,
+    /// r − group mean.
+    None,
+}
+
+/// D³S's sample level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleLevel {
+    /// Every rollout is learned from.
+    #[default]
+    Off,
+    /// Within each group, the subset of its rollouts with the largest Var(A) (D³S-I).
+    Intra,
+    /// Across the batch, the subset with the largest Var(A).
+    Cross,
+}
+
+#[derive(Clone, Debug)]
+pub struct D3s {
+    pub sample: SampleLevel,
+    /// The kept fraction of rollouts (of each group, or of the batch).
+    pub sample_frac: Frac,
+    /// The kept fraction of tokens by |A|·H; `None`: token selection off.
+    pub token_frac: Option<Frac>,
+    /// Recompute the advantages on the kept rollouts (PODS) instead of keeping those of the
+    /// full group (D³S).
+    pub recompute_advantages: bool,
+}
+
+impl Default for D3s {
+    fn default() -> Self {
+        D3s {
+            sample: SampleLevel::Off,
+            sample_frac: Frac::constant(1.0),
+            token_frac: None,
+            recompute_advantages: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GrpoSpec {
+    pub seed: u64,
+    /// Completions per step (TRL's batch counts completions, not prompts).
+    pub batch_size: usize,
+    pub hyper: Hyper,
+    pub clip_grad_norm: Option<f64>,
+    pub schedule: Schedule,
+    /// The Hugging Face folder the policy starts from (and the reference is).
+    pub base: PathBuf,
+    /// G: completions per prompt.
+    pub num_generations: usize,
+    pub max_completion_length: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: usize,
+    pub min_p: f64,
+    /// μ: optimisation passes per generation.
+    pub num_iterations: usize,
+    pub loss: LossSpec,
+    pub scale_rewards: Scale,
+    pub mask_truncated_completions: bool,
+    pub rewards: Vec<Reward>,
+    /// Prompts through the model's chat template as a user turn (when it has one).
+    pub chat: bool,
+    pub val_fraction: f64,
+    /// Held-out prompts answered greedily at each evaluation.
+    pub eval_problems: usize,
+    pub d3s: D3s,
+}
+
+impl GrpoSpec {
+    /// The memory a run needs, before anything is built.
+    pub fn footprint(&self, problems: &[Problem]) -> std::result::Result<Footprint, String> {
+        let c = crate::lm::read_config(&self.base)?;
+        let prompt_bytes: usize = problems.iter().map(|p| p.prompt.len()).sum();
+        let seq = (c.max_positions).min(512 + self.max_completion_length);
+        let per_token = values_per_token(&c, seq);
+        let tokens = (self.batch_size * seq) as u64;
+        let step = tokens.saturating_mul(per_token).saturating_mul(2 * 4);
+        // Generation keeps a KV cache and one step's activations per row.
+        let cache = (self.batch_size * seq * 2 * c.layers * c.kv_heads * c.head_dim) as u64 * 4;
+        let mut fp = memory::trained_parts(
+            c.param_count(),
+            self.hyper.name,
+            (
+                format!("prompts ({} problems)", problems.len()),
+                prompt_bytes as u64 * 5,
+            ),
+            (
+                format!("step activations ({} × {seq} tokens)", self.batch_size),
+                step,
+            ),
+            (
+                format!("generation KV cache ({} rows)", self.batch_size),
+                cache,
+            ),
+        );
+        if self.loss.beta != 0.0 {
+            fp.add(
+                "reference model (β ≠ 0)",
+                c.param_count() * 4,
+                memory::Place::Device,
+                memory::Phase::Always,
+            );
+        }
+        fp.largest = Some(largest_weight(&c));
+        Ok(fp)
+    }
+}
+
+/// One rollout.
+struct Rollout {
+    /// Index into the problems.
+    problem: usize,
+    prompt: Vec<u32>,
+    out: Generated,
+    text: String,
+    /// Each reward function's score (NaN: none or failed).
+    scores: Vec<f64>,
+    errors: Vec<Option<String>>,
+    reward: f64,
+    adv: f64,
+}
+
+pub struct GrpoTrainer {
+    spec: GrpoSpec,
+    pub config: LmConfig,
+    pub model: Transformer,
+    reference: Option<Transformer>,
+    vars: VarMap,
+    params: Vec<Param>,
+    opt: Optimizer,
+    pub schedule: Schedule,
+    step: u64,
+    problems: Vec<Problem>,
+    /// Each problem's prompt tokens (`None`: too long for the model's context).
+    prompt_ids: Vec<Option<Vec<u32>>>,
+    pub tokenizer: Tokenizer,
+    side_files: Vec<(String, String)>,
+    stop: Vec<u32>,
+    pad: u32,
+    split: Split,
+    batches: Batches,
+    held_out: Vec<usize>,
+    /// Prompts left out because they do not fit the context with the completion budget.
+    too_long: usize,
+    /// Tokens of every rollout so far (prompt and completion), TRL's `num_tokens`.
+    num_tokens: u64,
+}
+
+/// Advantages from rewards in groups of `g` (TRL's `std` is the unbiased one), and each
+/// group's std.
+pub fn advantages(rewards: &[f64], g: usize, scale: Scale) -> (Vec<f64>, Vec<f64>) {
+    let std = |x: &[f64]| {
+        let n = x.len() as f64;
+        if x.len() < 2 {
+            return 0.0;
+        }
+        let m = x.iter().sum::<f64>() / n;
+        (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1.0)).sqrt()
+    };
+    let batch_std = std(rewards);
+    let mut adv = Vec::with_capacity(rewards.len());
+    let mut stds = Vec::new();
+    for group in rewards.chunks(g) {
+        let mean = group.iter().sum::<f64>() / group.len() as f64;
+        let s = std(group);
+        stds.push(s);
+        for &r in group {
+            let a = match scale {
+                Scale::Group => (r - mean) / (s + 1e-4),
+                Scale::Batch => (r - mean) / (batch_std + 1e-4),
+                Scale::None => r - mean,
+            };
+            adv.push(if a.is_finite() { a } else { 0.0 });
+        }
+    }
+    (adv, stds)
+}
+
+fn min_mean_max(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, mean, max)
+}
+
+impl GrpoTrainer {
+    pub fn new(
+        problems: Vec<Problem>,
+        spec: GrpoSpec,
+        device: Device,
+    ) -> std::result::Result<GrpoTrainer, String> {
+        if problems.is_empty() {
+            return Err("the task has no problems".into());
+        }
+        let g = spec.num_generations;
+        if g < 2 || spec.batch_size % g != 0 {
+            return Err(format!(
+                "data.batch_size = {} must be a multiple of grpo.num_generations = {g} (≥ 2)",
+                spec.batch_size
+            ));
+        }
+        let (config, tokenizer, template, side_files, weights) = from_folder(&spec.base)?;
+        let eos = side_token(&side_files, "eos_token").and_then(|t| tokenizer.token_to_id(&t));
+        let mut stop = config.eos_token_ids.clone();
+        stop.extend(eos);
+        stop.sort_unstable();
+        stop.dedup();
+        if stop.is_empty() {
+            return Err(format!(
+                "{}: no end-of-sequence token (config.json eos_token_id or tokenizer_config.json \
+                 eos_token); completions could not stop",
+                spec.base.display()
+            ));
+        }
+        let pad = side_token(&side_files, "pad_token")
+            .and_then(|t| tokenizer.token_to_id(&t))
+            .unwrap_or(stop[0]);
+        let (model, vars) = crate::lm::init(&config, &device, spec.seed)?;
+        let params = crate::lm::params(&vars);
+        let weights = weights.ok_or("the base folder has no weights")?;
+        crate::nn::load_params(&params, &weights)
+            .map_err(|e| format!("{}: {e}", spec.base.display()))?;
+        let reference = if spec.loss.beta != 0.0 {
+            Some(crate::lm::open(&spec.base, DType::F32, &device)?)
+        } else {
+            None
+        };
+        let template = if spec.chat { template } else { None };
+        let budget = config
+            .max_positions
+            .saturating_sub(spec.max_completion_length);
+        let mut too_long = 0;
+        let mut prompt_ids = Vec::with_capacity(problems.len());
+        for p in &problems {
+            let ids = prompt_tokens(&tokenizer, template.as_ref(), &p.prompt)?;
+            if ids.is_empty() || ids.len() > budget {
+                too_long += 1;
+                prompt_ids.push(None);
+            } else {
+                prompt_ids.push(Some(ids));
+            }
+        }
+        // The split is drawn over all problems (as pretraining draws it), then the prompts
+        // that do not fit are left out of both sides.
+        let split = Split::new(problems.len(), spec.val_fraction, spec.seed);
+        let fits = |v: &Vec<usize>| -> Vec<usize> {
+            v.iter()
+                .copied()
+                .filter(|&i| prompt_ids[i].is_some())
+                .collect()
+        };
+        let train = fits(&split.train);
+        if train.is_empty() {
+            return Err(format!(
+                "no training prompt fits the model's {} positions with \
+                 grpo.max_completion_length = {} ({too_long} of {} are too long)",
+                config.max_positions,
+                spec.max_completion_length,
+                problems.len()
+            ));
+        }
+        let mut held_out = fits(&split.val);
+        held_out.truncate(spec.eval_problems);
+        let batches = Batches::new(train, spec.batch_size / g, spec.seed);
+        let opt = Optimizer::new(spec.hyper, &params);
+        Ok(GrpoTrainer {
+            schedule: spec.schedule.clone(),
+            config,
+            model,
+            reference,
+            vars,
+            params,
+            opt,
+            step: 0,
+            problems,
+            prompt_ids,
+            tokenizer,
+            side_files,
+            stop,
+            pad,
+            split,
+            batches,
+            held_out,
+            too_long,
+            num_tokens: 0,
+            spec,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} problems ({} train, {} held out, {} scored at each evaluation), base {}, \
+             {} parameters, {} prompts × {} completions per step, {}",
+            self.problems.len(),
+            self.split.train.len(),
+            self.split.val.len(),
+            self.held_out.len(),
+            self.spec.base.display(),
+            self.config.param_count(),
+            self.spec.batch_size / self.spec.num_generations,
+            self.spec.num_generations,
+            if self.reference.is_some() {
+                "a frozen reference for the KL penalty"
+            } else {
+                "no reference model (beta = 0)"
+            }
+        );
+        if self.too_long > 0 {
+            s += &format!(
+                "; {} prompts left out: with grpo.max_completion_length = {} they exceed the \
+                 model's {} positions",
+                self.too_long, self.spec.max_completion_length, self.config.max_positions
+            );
+        }
+        s
+    }
+
+    fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.tokenizer
+            .decode(ids, skip_special)
+            .map_err(|e| candle_core::Error::Msg(format!("decoding: {e}")))
+    }
+
+    /// Greedy answers to problems `rows`, in chunks.
+    pub fn greedy(&self, rows: &[usize]) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(64) {
+            let prompts: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|&i| self.prompt_ids[i].clone().unwrap_or_default())
+                .collect();
+            let s = Sampling {
+                max_new_tokens: self.spec.max_completion_length,
+                stop_tokens: self.stop.clone(),
+                ..Sampling::default()
+            };
+            for g in generate(&self.model, &prompts, &s, self.pad, &mut |_, _| false)? {
+                out.push(self.decode(&g.tokens, true)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Greedy held-out accuracy (the fraction whose accuracy reward is 1).
+    pub fn held_out_accuracy(&self) -> Result<Option<f64>> {
+        if self.held_out.is_empty() {
+            return Ok(None);
+        }
+        let answers = self.greedy(&self.held_out)?;
+        let right = self
+            .held_out
+            .iter()
+            .zip(&answers)
+            .filter(|(i, a)| super::rewards::accuracy(&self.problems[**i], a) >= 1.0)
+            .count();
+        Ok(Some(right as f64 / self.held_out.len() as f64))
+    }
+
+    /// Samples G completions of each prompt of this step and scores them.
+    fn rollouts(&self, rows: &[usize]) -> Result<Vec<Rollout>> {
+        let g = self.spec.num_generations;
+        let mut prompts = Vec::with_capacity(rows.len() * g);
+        let mut which = Vec::with_capacity(rows.len() * g);
+        for &i in rows {
+            let ids = self.prompt_ids[i]
+                .clone()
+                .expect("only prompts that fit are drawn");
+            for _ in 0..g {
+                prompts.push(ids.clone());
+                which.push(i);
+            }
+        }
+        let s = Sampling {
+            temperature: self.spec.temperature,
+            top_k: self.spec.top_k,
+            top_p: self.spec.top_p,
+            min_p: self.spec.min_p,
+            max_new_tokens: self.spec.max_completion_length,
+            stop_tokens: self.stop.clone(),
+            // A pure function of (seed, step): a resumed run draws what it would have.
+            seed: self
+                .spec
+                .seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add((self.step + 1).wrapping_mul(1 << 20)),
+        };
+        let gens = generate(&self.model, &prompts, &s, self.pad, &mut |_, _| false)?;
+        let mut all = Vec::with_capacity(gens.len());
+        for ((prompt, problem), out) in prompts.into_iter().zip(which).zip(gens) {
+            let text = self.decode(&out.tokens, true)?;
+            all.push(Rollout {
+                problem,
+                prompt,
+                out,
+                text,
+                scores: Vec::new(),
+                errors: Vec::new(),
+                reward: 0.0,
+                adv: 0.0,
+            });
+        }
+        let problems: Vec<&Problem> = all.iter().map(|r| &self.problems[r.problem]).collect();
+        let texts: Vec<String> = all.iter().map(|r| r.text.clone()).collect();
+        let per_fn: Vec<Vec<super::rewards::Score>> = self
+            .spec
+            .rewards
+            .iter()
+            .map(|f| f.score(&problems, &texts))
+            .collect();
+        for (i, r) in all.iter_mut().enumerate() {
+            for scores in &per_fn {
+                match &scores[i] {
+                    Ok(Some(v)) => {
+                        r.scores.push(*v);
+                        r.errors.push(None);
+                    }
+                    Ok(None) => {
+                        r.scores.push(f64::NAN);
+                        r.errors.push(None);
+                    }
+                    Err(e) => {
+                        r.scores.push(f64::NAN);
+                        r.errors.push(Some(e.clone()));
+                    }
+                }
+            }
+            // TRL's nansum: a function with no score adds nothing.
+            r.reward = r
+                .scores
+                .iter()
+                .zip(&self.spec.rewards)
+                .filter(|(v, _)| v.is_finite())
+                .map(|(v, f)| v * f.weight)
+                .sum();
+        }
+        Ok(all)
+    }
+
+    /// log π(o_t) at the sampling temperature for the completions of `rows` under `model`:
+    /// `[n, t]`, and the completion mask `[n, t]`.
+    fn logprobs(&self, model: &Transformer, rows: &[&Rollout]) -> Result<(Tensor, Vec<Vec<f32>>)> {
+        let dev = model.device().clone();
+        let p = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(1);
+        let t = rows
+            .iter()
+            .map(|r| r.out.tokens.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let len = p + t - 1;
+        let n = rows.len();
+        let (mut ids, mut pos, mut targets) = (
+            Vec::with_capacity(n * len),
+            Vec::with_capacity(n * len),
+            Vec::with_capacity(n * t),
+        );
+        let mut valid = Vec::with_capacity(n);
+        let mut mask = Vec::with_capacity(n);
+        for r in rows {
+            let lead = p - r.prompt.len();
+            let c = &r.out.tokens;
+            let mut v = Vec::with_capacity(len);
+            for j in 0..len {
+                let (id, ok) = if j < lead {
+                    (self.pad, false)
+                } else if j < p {
+                    (r.prompt[j - lead], true)
+                } else if j - p < c.len() {
+                    (c[j - p], true)
+                } else {
+                    (self.pad, false)
+                };
+                ids.push(id);
+                pos.push(j.saturating_sub(lead) as u32);
+                v.push(ok);
+            }
+            valid.push(v);
+            targets.extend((0..t).map(|j| c.get(j).copied().unwrap_or(self.pad)));
+            mask.push(
+                (0..t)
+                    .map(|j| if j < c.len() { 1.0 } else { 0.0 })
+                    .collect(),
+            );
+        }
+        let ids = Tensor::from_vec(ids, (n, len), &dev)?;
+        let pos = Tensor::from_vec(pos, (n, len), &dev)?;
+        let attn = causal_mask(&valid, 0, len, &dev)?;
+        let hidden = model
+            .forward(&ids, &pos, &attn, None)?
+            .narrow(1, p - 1, t)?;
+        let logits = (model.logits(&hidden)?.to_dtype(DType::F32)? / self.spec.temperature)?;
+        let max = logits.max_keepdim(D::Minus1)?.detach();
+        let shifted = logits.broadcast_sub(&max)?;
+        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+        let targets = Tensor::from_vec(targets, (n, t, 1), &dev)?;
+        let picked = shifted.gather(&targets, 2)?;
+        Ok(((picked - lse)?.squeeze(2)?, mask))
+    }
+
+    /// The rollouts' log line for the viewer: prompts, completions token by token, rewards,
+    /// advantages, what was kept.
+    fn log_line(
+        &self,
+        rollouts: &[Rollout],
+        kept: &[bool],
+        token_scores: &[Vec<f64>],
+        token_kept: &[Vec<bool>],
+    ) -> Result<serde_json::Value> {
+        let g = self.spec.num_generations;
+        let mut groups = Vec::new();
+        for (q, chunk) in rollouts.chunks(g).enumerate() {
+            let p = &self.problems[chunk[0].problem];
+            let mut completions = Vec::new();
+            for (j, r) in chunk.iter().enumerate() {
+                let i = q * g + j;
+                let tokens: Vec<String> = r
+                    .out
+                    .tokens
+                    .iter()
+                    .map(|&t| self.decode(&[t], false))
+                    .collect::<Result<_>>()?;
+                let rewards: serde_json::Map<String, serde_json::Value> = self
+                    .spec
+                    .rewards
+                    .iter()
+                    .zip(&r.scores)
+                    .map(|(f, v)| {
+                        (
+                            f.name.clone(),
+                            if v.is_finite() { json!(v) } else { json!(null) },
+                        )
+                    })
+                    .collect();
+                let errors: Vec<String> = r.errors.iter().flatten().cloned().collect();
+                completions.push(json!({
+                    "text": r.text,
+                    "tokens": tokens,
+                    "entropy": r.out.entropies,
+                    "reward": r.reward,
+                    "rewards": rewards,
+                    "errors": errors,
+                    "advantage": r.adv,
+                    "kept": kept[i],
+                    "truncated": !r.out.stopped,
+                    "score": token_scores[i],
+                    "kept_tokens": token_kept[i],
+                }));
+            }
+            groups.push(json!({
+                "prompt": p.prompt,
+                "answer": p.answer_text(),
+                "completions": completions,
+            }));
+        }
+        Ok(json!({"step": self.step + 1, "groups": groups}))
+    }
+}
+
+/// A prompt's tokens as the policy reads it: through the chat template when there is one.
+fn prompt_tokens(
+    tok: &Tokenizer,
+    template: Option<&ChatTemplate>,
+    prompt: &str,
+) -> std::result::Result<Vec<u32>, String> {
+    let (text, specials) = match template {
+        Some(t) => (t.render(&[Message::new("user", prompt)], true)?, false),
+        None => (prompt.to_string(), true),
+    };
+    Ok(tok
+        .encode(text.as_str(), specials)
+        .map_err(|e| format!("tokenizing {prompt:?}: {e}"))?
+        .get_ids()
+        .to_vec())
+}
+
+impl Engine for GrpoTrainer {
+    fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn batch_size(&self) -> usize {
+        self.spec.batch_size
+    }
+
+    fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    fn schedule_mut(&mut self) -> &mut Schedule {
+        &mut self.schedule
+    }
+
+    fn train_step(&mut self, lr: f64) -> Result<StepMetrics> {
+        let t0 = Instant::now();
+        let g = self.spec.num_generations;
+        let rows = self.batches.batch(self.step);
+        let mut rollouts = self.rollouts(&rows)?;
+        let gen_secs = t0.elapsed().as_secs_f64();
+        let n = rollouts.len();
+        let rewards: Vec<f64> = rollouts.iter().map(|r| r.reward).collect();
+        let (adv, stds) = advantages(&rewards, g, self.spec.scale_rewards);
+        for (r, a) in rollouts.iter_mut().zip(&adv) {
+            r.adv = *a;
+        }
+        // D³S, sample level.
+        let total = self.schedule.total_steps;
+        let d = &self.spec.d3s;
+        let frac_s = d.sample_frac.at(self.step, total).clamp(0.0, 1.0);
+        let kept_idx: Vec<usize> = match d.sample {
+            SampleLevel::Off => (0..n).collect(),
+            SampleLevel::Intra => {
+                let k = ((g as f64 * frac_s).ceil() as usize).clamp(1, g);
+                select::intra_group(&adv, g, k)
+            }
+            SampleLevel::Cross => {
+                let k = ((n as f64 * frac_s).ceil() as usize).clamp(1, n);
+                select::max_variance_subset(&adv, k)
+            }
+        };
+        let mut kept = vec![false; n];
+        kept_idx.iter().for_each(|&i| kept[i] = true);
+        let var_before = select::variance(&adv);
+        if d.recompute_advantages && d.sample != SampleLevel::Off {
+            // PODS: the advantages of the kept rollouts among themselves, group by group.
+            for q in 0..n / g {
+                let members: Vec<usize> = (q * g..(q + 1) * g).filter(|&i| kept[i]).collect();
+                let r: Vec<f64> = members.iter().map(|&i| rewards[i]).collect();
+                let (a, _) = advantages(&r, r.len().max(1), self.spec.scale_rewards);
+                for (&i, a) in members.iter().zip(a) {
+                    rollouts[i].adv = a;
+                }
+            }
+        }
+        let kept_adv: Vec<f64> = kept_idx.iter().map(|&i| rollouts[i].adv).collect();
+        let var_after = select::variance(&kept_adv);
+        // D³S, token level: |A|·H over the kept rollouts' tokens.
+        let scores: Vec<Vec<f64>> = rollouts
+            .iter()
+            .map(|r| {
+                r.out
+                    .entropies
+                    .iter()
+                    .map(|&h| r.adv.abs() * h as f64)
+                    .collect()
+            })
+            .collect();
+        let frac_t = d.token_frac.map(|f| f.at(self.step, total).clamp(0.0, 1.0));
+        let mut token_kept: Vec<Vec<bool>> = scores.iter().map(|s| vec![true; s.len()]).collect();
+        if let Some(f) = frac_t {
+            let kept_scores: Vec<Vec<f64>> = kept_idx.iter().map(|&i| scores[i].clone()).collect();
+            for (&i, m) in kept_idx.iter().zip(select::token_mask(&kept_scores, f)) {
+                token_kept[i] = m;
+            }
+        }
+        // The training batch: the kept rollouts.
+        let batch: Vec<&Rollout> = kept_idx.iter().map(|&i| &rollouts[i]).collect();
+        let dev = self.model.device().clone();
+        let t = batch
+            .iter()
+            .map(|r| r.out.tokens.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let k = batch.len();
+        let mut mask = vec![0f32; k * t];
+        let mut keep = vec![0f32; k * t];
+        for (b, r) in batch.iter().enumerate() {
+            let on = !(self.spec.mask_truncated_completions && !r.out.stopped);
+            for j in 0..r.out.tokens.len() {
+                mask[b * t + j] = if on { 1.0 } else { 0.0 };
+                keep[b * t + j] = if token_kept[kept_idx[b]][j] { 1.0 } else { 0.0 };
+            }
+        }
+        let mask = Tensor::from_vec(mask, (k, t), &dev)?;
+        let keep_t = Tensor::from_vec(keep.clone(), (k, t), &dev)?;
+        let adv_t = Tensor::from_vec(
+            batch.iter().map(|r| r.adv as f32).collect::<Vec<_>>(),
+            k,
+            &dev,
+        )?;
+        let ref_lp = match &self.reference {
+            Some(m) => Some(self.logprobs(m, &batch)?.0.detach()),
+            None => None,
+        };
+        let train_t0 = Instant::now();
+        let mut old_lp: Option<Tensor> = None;
+        let mut last = None;
+        let mut clip = (0.0, 0.0, 0.0);
+        let mut kl = None;
+        for _ in 0..self.spec.num_iterations.max(1) {
+            let (lp, _) = self.logprobs(&self.model, &batch)?;
+            // π_old is the policy that generated: the first pass's own values.
+            let old = old_lp.get_or_insert_with(|| lp.detach()).clone();
+            let out = grpo_loss(
+                &self.spec.loss,
+                &LossInputs {
+                    logp: &lp,
+                    old_logp: &old,
+                    ref_logp: ref_lp.as_ref(),
+                    adv: &adv_t,
+                    mask: &mask,
+                    keep: frac_t.map(|_| &keep_t),
+                },
+            )?;
+            clip = (out.clip_low, out.clip_high, out.clip_region);
+            kl = out.kl;
+            let grads = autograd(&out.loss, &self.params)?;
+            let m = apply_gradients(
+                &mut self.opt,
+                &self.params,
+                &out.loss,
+                &grads,
+                lr,
+                self.spec.clip_grad_norm,
+                self.step,
+            )?;
+            let stop = m.non_finite.is_some();
+            last = Some(m);
+            if stop {
+                break;
+            }
+        }
+        let mut m = last.expect("at least one pass");
+        let train_secs = train_t0.elapsed().as_secs_f64();
+        // TRL's metrics.
+        let tokens: u64 = rollouts
+            .iter()
+            .map(|r| (r.prompt.len() + r.out.tokens.len()) as u64)
+            .sum();
+        self.num_tokens += tokens;
+        let lengths: Vec<f64> = rollouts.iter().map(|r| r.out.tokens.len() as f64).collect();
+        let terminated: Vec<f64> = rollouts
+            .iter()
+            .filter(|r| r.out.stopped)
+            .map(|r| r.out.tokens.len() as f64)
+            .collect();
+        let (min_l, mean_l, max_l) = min_mean_max(&lengths);
+        let (min_t, mean_t, max_t) = min_mean_max(&terminated);
+        let reward_mean = rewards.iter().sum::<f64>() / n as f64;
+        let gen_tokens: usize = rollouts.iter().map(|r| r.out.tokens.len()).sum();
+        let entropy_all: Vec<f64> = rollouts
+            .iter()
+            .flat_map(|r| r.out.entropies.iter().map(|&h| h as f64))
+            .collect();
+        let mut x: Vec<(String, f64)> = vec![
+            ("reward".into(), reward_mean),
+            (
+                "reward_std".into(),
+                stds.iter().sum::<f64>() / stds.len() as f64,
+            ),
+            (
+                "frac_reward_zero_std".into(),
+                stds.iter().filter(|s| s.abs() < 1e-8).count() as f64 / stds.len() as f64,
+            ),
+        ];
+        for (f_i, f) in self.spec.rewards.iter().enumerate() {
+            let vals: Vec<f64> = rollouts
+                .iter()
+                .map(|r| r.scores[f_i])
+                .filter(|v| v.is_finite())
+                .collect();
+            let nv = vals.len().max(1) as f64;
+            let mean = vals.iter().sum::<f64>() / nv;
+            let var =
+                vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (nv - 1.0).max(1.0);
+            let errors = rollouts.iter().filter(|r| r.errors[f_i].is_some()).count();
+            x.push((format!("rewards/{}/mean", f.name), mean));
+            x.push((format!("rewards/{}/std", f.name), var.sqrt()));
+            x.push((format!("rewards/{}/errors", f.name), errors as f64));
+        }
+        x.extend([
+            ("completions/mean_length".into(), mean_l),
+            ("completions/min_length".into(), min_l),
+            ("completions/max_length".into(), max_l),
+            ("completions/mean_terminated_length".into(), mean_t),
+            ("completions/min_terminated_length".into(), min_t),
+            ("completions/max_terminated_length".into(), max_t),
+            (
+                "completions/clipped_ratio".into(),
+                1.0 - terminated.len() as f64 / n as f64,
+            ),
+            (
+                "entropy".into(),
+                entropy_all.iter().sum::<f64>() / entropy_all.len().max(1) as f64,
+            ),
+            ("clip_ratio/low_mean".into(), clip.0),
+            ("clip_ratio/low_min".into(), clip.0),
+            ("clip_ratio/high_mean".into(), clip.1),
+            ("clip_ratio/high_max".into(), clip.1),
+            ("clip_ratio/region_mean".into(), clip.2),
+            ("num_tokens".into(), self.num_tokens as f64),
+            ("step_time".into(), t0.elapsed().as_secs_f64()),
+            (
+                "generation/tokens_per_s".into(),
+                gen_tokens as f64 / gen_secs.max(1e-9),
+            ),
+            ("generation/time".into(), gen_secs),
+            ("train/time".into(), train_secs),
+            ("d3s/sample_kept_frac".into(), k as f64 / n as f64),
+            (
+                "d3s/token_kept_frac".into(),
+                keep.iter().sum::<f32>() as f64
+                    / batch
+                        .iter()
+                        .map(|r| r.out.tokens.len())
+                        .sum::<usize>()
+                        .max(1) as f64,
+            ),
+            ("d3s/var_adv_before".into(), var_before),
+            ("d3s/var_adv_after".into(), var_after),
+        ]);
+        if let Some(kl) = kl {
+            x.push(("kl".into(), kl));
+        }
+        m.tokens = Some(tokens);
+        m.extra = x;
+        m.log = Some(self.log_line(&rollouts, &kept, &scores, &token_kept)?);
+        self.step = m.step;
+        Ok(m)
+    }
+
+    fn evaluate(&mut self) -> Result<Option<EvalMetrics>> {
+        let Some(accuracy) = self.held_out_accuracy()? else {
+            return Ok(None);
+        };
+        Ok(Some(EvalMetrics {
+            loss: None,
+            accuracy: Some(accuracy),
+            examples: self.held_out.len(),
+        }))
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        write_folder(dir, &self.config, &self.vars, &self.side_files)?;
+        let state = self.opt.state_tensors(&self.params)?;
+        candle_core::safetensors::save(&state, dir.join("optimizer.safetensors"))?;
+        let path = dir.join(STATE);
+        std::fs::write(&path, json!({"num_tokens": self.num_tokens}).to_string())
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
+    }
+
+    fn load(&mut self, dir: &Path, step: u64) -> Result<()> {
+        let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
+        crate::nn::load_params(&self.params, &weights)?;
+        let state =
+            candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
+        self.opt.load_state(&self.params, &state)?;
+        let path = dir.join(STATE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+        self.num_tokens = v["num_tokens"].as_u64().unwrap_or(0);
+        self.step = step;
+        Ok(())
+    }
+
+    fn export(&self, run_dir: &Path) -> Result<Option<String>> {
+        let dir = run_dir.join(crate::diffusion::export::MODEL_DIR);
+        crate::folder::replace_atomically(&dir, |tmp| {
+            write_folder(tmp, &self.config, &self.vars, &self.side_files).map_err(|e| e.to_string())
+        })
+        .map_err(candle_core::Error::Msg)?;
+        Ok(Some(format!("Hugging Face folder {}", dir.display())))
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(GrpoTrainer::describe(self))
+    }
+
+    fn evaluates_at_start(&self) -> bool {
+        true
+    }
+}
+
+/// The GRPO state a checkpoint keeps beside the weights.
+const STATE: &str = "grpo.json";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_variance_groups_get_zero_advantage() {
+        let (a, s) = advantages(&[1.0, 1.0, 1.0, 0.0, 1.0, 0.0], 3, Scale::Group);
+        assert_eq!(&a[..3], &[0.0, 0.0, 0.0]);
+        assert_eq!(s[0], 0.0);
+        // Group 2: mean 1/3, unbiased std √(1/3).
+        let sd = (1.0f64 / 3.0).sqrt();
+        assert!((a[4] - (2.0 / 3.0) / (sd + 1e-4)).abs() < 1e-12);
+        let (none, _) = advantages(&[1.0, 0.0], 2, Scale::None);
+        assert_eq!(none, vec![0.5, -0.5]);
+        // Batch scaling divides by the std of all six.
+        let (b, _) = advantages(&[1.0, 1.0, 1.0, 0.0, 1.0, 0.0], 3, Scale::Batch);
+        let all = [1.0, 1.0, 1.0, 0.0, 1.0, 0.0];
+        let m = 4.0 / 6.0;
+        let sd_b = (all.iter().map(|v: &f64| (v - m) * (v - m)).sum::<f64>() / 5.0).sqrt();
+        assert!((b[4] - (2.0 / 3.0) / (sd_b + 1e-4)).abs() < 1e-12);
+    }
+}
