@@ -231,7 +231,8 @@ pub struct StepMetrics {
     pub tokens: Option<u64>,
     /// Further named scalars of the kind (GRPO's reward, KL, …), recorded with the step.
     pub extra: Vec<(String, f64)>,
-    /// A record of what the step saw (GRPO's rollouts), appended to the run's log of it.
+    /// What the step saw (GRPO's rollouts, one entry per prompt), appended to the run's log
+    /// of it.
     pub log: Option<serde_json::Value>,
     /// Set when the loss or a gradient was NaN or ±Inf: where, in words. The update was
     /// skipped, so the weights are still those before this step.

@@ -75,6 +75,18 @@ impl Theme {
             Style::default().add_modifier(Modifier::BOLD),
         )
     }
+    /// A token's share of the largest |A|·H of its step, in four steps from cold to hot;
+    /// without colour, the hottest two are bold.
+    pub fn heat(&self, share: f64) -> Style {
+        let level = (share.clamp(0.0, 1.0) * 3.999) as usize;
+        let colors = [Color::DarkGray, Color::Gray, Color::Yellow, Color::LightRed];
+        let plain = if level >= 2 {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        self.pick(Style::default().fg(colors[level]), plain)
+    }
     pub fn status_bar(&self) -> Style {
         self.pick(Style::default().bg(Color::Indexed(236)), Style::default())
     }

@@ -22,10 +22,53 @@ pub struct AppView {
     pub run_charts: Vec<crate::chart::ChartView>,
     /// Per-parameter-tensor gradient norms of the selected run over time.
     pub run_heatmap: Option<crate::chart::HeatmapView>,
+    /// The RL pane's charts and rollout viewer for its selected run.
+    pub rl: RlView,
     /// A one-line question being answered (e.g. a new learning rate).
     pub prompt: Option<PromptView>,
     /// The outcome of the last action, shown in the status bar until the next one.
     pub notice: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RlView {
+    /// Reward, accuracy, KL, entropy, length, kept fractions, Var(A), gradient norm.
+    pub charts: Vec<crate::chart::ChartView>,
+    /// The rollouts of the step being read.
+    pub rollouts: Option<RolloutView>,
+    /// Why there are none (no run yet, no step logged yet, an unreadable line).
+    pub note: String,
+}
+
+/// One prompt of one GRPO step with its completions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RolloutView {
+    pub step: u64,
+    /// Which logged step this is (1-based) of how many, and whether the viewer follows the
+    /// newest.
+    pub position: (usize, usize),
+    pub following: bool,
+    /// Which prompt of the step (1-based) of how many.
+    pub group: (usize, usize),
+    pub prompt: String,
+    pub answer: String,
+    pub completions: Vec<CompletionView>,
+    /// The largest |A|·H of the step, which the colours scale to.
+    pub max_score: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompletionView {
+    /// (text, |A|·H, kept by D³S's token level).
+    pub tokens: Vec<(String, f64, bool)>,
+    pub reward: f64,
+    /// Each reward function's score (`None`: none or failed).
+    pub rewards: Vec<(String, Option<f64>)>,
+    pub advantage: f64,
+    /// Kept by D³S's sample level.
+    pub kept: bool,
+    pub truncated: bool,
+    pub errors: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]

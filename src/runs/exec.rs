@@ -836,8 +836,14 @@ impl Run<'_> {
         if let Err(e) = append(&self.dir.join(METRICS), &rec) {
             tracing::error!("cannot append to metrics.jsonl: {e}");
         }
-        if let Some(log) = &m.log
-            && let Err(e) = append(&self.dir.join(ROLLOUTS), log)
+        if let Some(groups) = &m.log
+            && let Err(e) = append(
+                &self.dir.join(ROLLOUTS),
+                &super::records::Rollouts {
+                    step: m.step,
+                    groups,
+                },
+            )
         {
             tracing::error!("cannot append to {ROLLOUTS}: {e}");
         }

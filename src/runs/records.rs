@@ -161,6 +161,21 @@ impl Metric {
     }
 }
 
+/// One line of `rollouts.jsonl`: a GRPO step's groups. The step comes first, so a reader
+/// can index the file by step from each line's first bytes.
+#[derive(Serialize)]
+pub struct Rollouts<'a> {
+    pub step: u64,
+    pub groups: &'a serde_json::Value,
+}
+
+/// The step of a `rollouts.jsonl` line, read from its first bytes.
+pub fn rollouts_step(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(b"{\"step\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
 /// One line of `events.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -55,6 +55,8 @@ pub struct App {
     browser: super::browse::Browser,
     /// The Sampler pane's models, settings and jobs.
     sampler: super::sampler::Sampler,
+    /// The RL pane's rollout viewer.
+    rl: super::rl::Rl,
     /// The Checkpoints pane's talk box, and the model the open prompt will talk to.
     chat: super::chat::Chat,
     talk_to: Option<(PathBuf, String)>,
@@ -99,6 +101,7 @@ impl App {
             charts: ChartSettings::default(),
             browser: Default::default(),
             sampler: Default::default(),
+            rl: Default::default(),
             chat: Default::default(),
             talk_to: None,
             prompt_for: PromptFor::Lr,
@@ -149,7 +152,7 @@ impl App {
                 self.request_sample();
                 false
             }
-            Pane::Runs => self.poll_tail(),
+            Pane::Runs | Pane::Rl => self.poll_tail(),
             Pane::Datasets | Pane::Checkpoints => self.sync_browser(false),
             Pane::Sampler => self.refresh_sampler(),
             _ => false,
@@ -191,7 +194,7 @@ impl App {
 
     /// Whether a run's metrics are still being read in: the loop should tick again at once.
     pub fn busy(&self) -> bool {
-        self.view.pane == Pane::Runs && self.tails.values().any(RunTail::behind)
+        matches!(self.view.pane, Pane::Runs | Pane::Rl) && self.tails.values().any(RunTail::behind)
     }
 
     /// Lets background work wake the event loop (see [`AppEvent::Browse`]).
@@ -283,6 +286,7 @@ impl App {
         // to a series extends it in place instead of copying it.
         self.view.run_charts.clear();
         self.view.run_heatmap = None;
+        self.view.rl.charts.clear();
         let mut wanted: Vec<PathBuf> = self
             .selected_run_info()
             .map(|r| r.dir.clone())
@@ -314,8 +318,28 @@ impl App {
             .iter()
             .filter_map(|d| self.tails.get(d))
             .collect();
+        if self.view.pane == Pane::Rl {
+            self.view.rl.charts = tail::rl_charts(&tails, self.charts);
+            self.refresh_rollouts();
+            return;
+        }
         self.view.run_charts = tail::charts(&tails, self.charts);
         self.view.run_heatmap = tails.first().map(|t| t.heatmap(self.charts));
+    }
+
+    /// The rollout viewer of the RL pane's selected run, re-reading what was appended.
+    fn refresh_rollouts(&mut self) {
+        let dir = self.selected_run_info().map(|r| r.dir.clone());
+        match self.rl.view(dir.as_deref()) {
+            Ok(v) => {
+                self.view.rl.rollouts = Some(v);
+                self.view.rl.note.clear();
+            }
+            Err(why) => {
+                self.view.rl.rollouts = None;
+                self.view.rl.note = why;
+            }
+        }
     }
 
     fn notice(&mut self, text: String) {
@@ -607,7 +631,8 @@ impl App {
             }
             return;
         }
-        let runs_pane = pane == Pane::Runs;
+        // The RL pane lists GRPO experiments and their runs: the run keys act there too.
+        let runs_pane = matches!(pane, Pane::Runs | Pane::Rl);
         let browse_pane = matches!(pane, Pane::Datasets | Pane::Checkpoints);
         if pane == Pane::Sampler && self.apply_sampler(action) {
             return;
@@ -809,6 +834,16 @@ impl App {
                 });
             }
             Action::Talk => {}
+            Action::DetailDown | Action::DetailUp if pane == Pane::Rl => {
+                self.rl
+                    .move_step(if action == Action::DetailDown { 1 } else { -1 });
+                self.refresh_rollouts();
+            }
+            Action::ColumnsLeft | Action::ColumnsRight if pane == Pane::Rl => {
+                self.rl
+                    .move_group(if action == Action::ColumnsRight { 1 } else { -1 });
+                self.refresh_rollouts();
+            }
             Action::Open
             | Action::DetailDown
             | Action::DetailUp
@@ -885,6 +920,11 @@ impl App {
             Pane::Log => self.view.log = self.log.snapshot(),
             Pane::System => self.request_sample(),
             Pane::Sampler => self.rebuild_sampler(),
+            // The Runs and RL panes select runs from different lists.
+            Pane::Runs | Pane::Rl => {
+                self.ui.run_selected = 0;
+                self.poll_tail();
+            }
             _ => {}
         }
     }

@@ -6,6 +6,7 @@ mod app;
 mod browse;
 mod chat;
 pub mod keymap;
+mod rl;
 mod sampler;
 mod tail;
 mod views;

@@ -142,6 +142,9 @@ pub struct RunTail {
     eval_accuracy: Track,
     /// Parameter tensor names, in the order of the training track's per-tensor columns.
     layers: Vec<String>,
+    /// The kind's further scalars (GRPO's reward, KL, …), one column per name.
+    extra: Track,
+    extra_names: Vec<String>,
 }
 
 impl RunTail {
@@ -167,6 +170,8 @@ impl RunTail {
             eval_loss: Track::new(&[true]),
             eval_accuracy: Track::new(&[false]),
             layers: Vec::new(),
+            extra: Track::default(),
+            extra_names: Vec::new(),
         }
     }
 
@@ -180,6 +185,7 @@ impl RunTail {
     pub fn smooth(&mut self, s: ChartSettings) {
         self.train.smooth(s);
         self.eval_loss.smooth(s);
+        self.extra.smooth(s);
     }
 
     /// Reads what was appended since the last call, up to [`POLL_BYTES`]; returns whether
@@ -214,8 +220,28 @@ impl RunTail {
                     grad_l2,
                     lr,
                     params,
+                    extra,
                     ..
                 } => {
+                    if self.extra_names.is_empty() && !extra.is_empty() {
+                        self.extra_names = extra.keys().cloned().collect();
+                        // Rewards, KL, entropy and lengths are noisy: drawn smoothed.
+                        let smoothed: Vec<bool> = self
+                            .extra_names
+                            .iter()
+                            .map(|n| !n.starts_with("d3s/"))
+                            .collect();
+                        self.extra = Track::new(&smoothed);
+                    }
+                    if !self.extra_names.is_empty() {
+                        before_train(&mut self.extra, &mut [], step);
+                        let values: Vec<f64> = self
+                            .extra_names
+                            .iter()
+                            .map(|n| extra.get(n).map_or(f64::NAN, |v| v.0))
+                            .collect();
+                        self.extra.push(step, time, &values);
+                    }
                     if self.layers.is_empty() && self.train.values.is_empty() {
                         self.layers = params.keys().cloned().collect();
                         let mut smoothed = vec![true, true, false];
@@ -298,6 +324,20 @@ impl RunTail {
             &self.eval_accuracy
         };
         track.series(name, 0, s, self.t0())
+    }
+
+    /// The kind's scalar `key` (e.g. GRPO's `reward`) as a series named `name`; empty when
+    /// the run records no such scalar.
+    fn extra_series(&self, s: ChartSettings, name: &str, key: &str) -> ChartSeries {
+        match self.extra_names.iter().position(|n| n == key) {
+            Some(i) => self.extra.series(name, i, s, self.t0()),
+            None => ChartSeries {
+                name: name.into(),
+                x: Arc::default(),
+                x_origin: 0.0,
+                y: Arc::default(),
+            },
+        }
     }
 
     /// Where the learning rate or the config changed while the run was going.
@@ -390,6 +430,85 @@ pub fn charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
             false,
             0.0,
         ),
+    ]
+}
+
+/// The RL pane's charts: reward, held-out accuracy, KL, entropy, completion length, D³S's
+/// kept fractions, Var(A) before and after selection, and the gradient norm — for the
+/// selected run, or overlaying every shown run's curve under its name.
+pub fn rl_charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
+    let Some(first) = tails.first() else {
+        return Vec::new();
+    };
+    let chart = |title: &str, series: Vec<ChartSeries>, smoothing: f64| ChartView {
+        title: title.into(),
+        series,
+        log_y: false,
+        smoothing,
+        x_label: if s.wall_time {
+            "seconds".into()
+        } else {
+            "step".into()
+        },
+        markers: first.markers(s),
+    };
+    let one = tails.len() == 1;
+    // One series per run, or (alone) one per named key.
+    let per_run = |keys: &[(&str, &str)]| -> Vec<ChartSeries> {
+        if one {
+            keys.iter()
+                .map(|(label, key)| first.extra_series(s, label, key))
+                .collect()
+        } else {
+            tails
+                .iter()
+                .map(|t| t.extra_series(s, &t.label, keys[0].1))
+                .collect()
+        }
+    };
+    let accuracy = if one {
+        vec![first.eval_series(s, "held out", false)]
+    } else {
+        tails
+            .iter()
+            .map(|t| t.eval_series(s, &t.label, false))
+            .collect()
+    };
+    let grad = if one {
+        vec![first.train_series(s, "‖g‖₂", GRAD)]
+    } else {
+        tails
+            .iter()
+            .map(|t| t.train_series(s, &t.label, GRAD))
+            .collect()
+    };
+    vec![
+        chart("reward", per_run(&[("reward", "reward")]), s.smoothing),
+        chart("held-out accuracy", accuracy, 0.0),
+        chart("KL to the reference", per_run(&[("kl", "kl")]), s.smoothing),
+        chart("entropy", per_run(&[("entropy", "entropy")]), s.smoothing),
+        chart(
+            "completion length",
+            per_run(&[("mean", "completions/mean_length")]),
+            s.smoothing,
+        ),
+        chart(
+            "D³S kept fraction",
+            per_run(&[
+                ("rollouts", "d3s/sample_kept_frac"),
+                ("tokens", "d3s/token_kept_frac"),
+            ]),
+            0.0,
+        ),
+        chart(
+            "Var(A)",
+            per_run(&[
+                ("after", "d3s/var_adv_after"),
+                ("before", "d3s/var_adv_before"),
+            ]),
+            0.0,
+        ),
+        chart("gradient norm ‖g‖₂", grad, s.smoothing),
     ]
 }
 

@@ -542,8 +542,8 @@ impl GrpoTrainer {
         Ok(((picked - lse)?.squeeze(2)?, mask))
     }
 
-    /// The rollouts' log line for the viewer: prompts, completions token by token, rewards,
-    /// advantages, what was kept.
+    /// The rollouts of a step for the viewer: each group's prompt and completions token by
+    /// token, with rewards, advantages and what was kept.
     fn log_line(
         &self,
         rollouts: &[Rollout],
@@ -597,7 +597,7 @@ impl GrpoTrainer {
                 "completions": completions,
             }));
         }
-        Ok(json!({"step": self.step + 1, "groups": groups}))
+        Ok(serde_json::Value::Array(groups))
     }
 }
 

@@ -46,7 +46,7 @@ pub fn runs_of<'a>(view: &'a AppView, name: &str) -> Vec<&'a RunRow> {
         .collect()
 }
 
-fn draw_runs_table(
+pub(super) fn draw_runs_table(
     frame: &mut Frame,
     area: Rect,
     view: &AppView,
@@ -267,26 +267,7 @@ pub fn draw_runs(
     }
 }
 
-pub fn draw_by_kind(frame: &mut Frame, area: Rect, view: &AppView, selected: usize, k: KindPane) {
-    let rows = rows(view, Some(k.kind));
-    let any = view.workspace.experiments.iter().any(|e| e.kind == k.kind);
-    if !any {
-        empty_state(
-            frame,
-            area,
-            &view.theme,
-            k.title,
-            &[k.empty.into(), k.what.into()],
-        );
-        return;
-    }
-    let [list, details] =
-        Layout::horizontal([Constraint::Percentage(36), Constraint::Min(20)]).areas(area);
-    draw_list(frame, list, view, &rows, selected, k.title);
-    draw_details(frame, details, view, rows.get(selected).copied());
-}
-
-fn draw_list(
+pub(super) fn draw_list(
     frame: &mut Frame,
     area: Rect,
     view: &AppView,
@@ -326,7 +307,7 @@ fn draw_list(
     );
 }
 
-fn draw_details(frame: &mut Frame, area: Rect, view: &AppView, row: Option<&ExperimentRow>) {
+pub(super) fn draw_details(frame: &mut Frame, area: Rect, view: &AppView, row: Option<&ExperimentRow>) {
     let t = &view.theme;
     let Some(e) = row else {
         empty_state(

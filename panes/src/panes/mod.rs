@@ -6,6 +6,7 @@ mod dataset_detail;
 mod datasets;
 mod experiments;
 mod log;
+mod rl;
 mod sampler;
 mod system;
 
@@ -20,7 +21,7 @@ pub fn draw_body(frame: &mut Frame, area: Rect, view: &AppView, ui: &mut UiState
         Pane::Datasets => datasets::draw(frame, area, view, sel, &mut ui.images),
         Pane::Checkpoints => checkpoints::draw(frame, area, view, sel),
         Pane::Sampler => sampler::draw(frame, area, view, sel, &mut ui.images),
-        Pane::Rl => experiments::draw_by_kind(frame, area, view, sel, experiments::RL),
+        Pane::Rl => rl::draw(frame, area, view, sel, ui.run_selected),
         Pane::System => system::draw(frame, area, view),
         Pane::Log => log::draw(frame, area, view, sel),
     }
@@ -39,25 +40,33 @@ pub fn list_len(view: &AppView, pane: Pane) -> usize {
     }
 }
 
-/// The experiment selected in the Runs pane.
+/// The pane whose experiment list the run keys act on: the RL pane's (GRPO experiments)
+/// while it shows, else the Runs pane's (all of them).
+fn experiment_list(view: &AppView) -> (Pane, Option<&'static str>) {
+    if view.pane == Pane::Rl {
+        (Pane::Rl, Some(experiments::RL.kind))
+    } else {
+        (Pane::Runs, None)
+    }
+}
+
+/// The experiment selected in the Runs pane (in the RL pane, there).
 pub fn selected_experiment<'a>(
     view: &'a AppView,
     ui: &UiState,
 ) -> Option<&'a crate::ExperimentRow> {
-    experiments::rows(view, None)
-        .get(ui.selected(Pane::Runs))
-        .copied()
+    let (pane, kind) = experiment_list(view);
+    experiments::rows(view, kind).get(ui.selected(pane)).copied()
 }
 
-/// The runs of the experiment selected in the Runs pane, newest first.
+/// The runs of the selected experiment, newest first.
 pub fn selected_runs<'a>(view: &'a AppView, ui: &UiState) -> Vec<&'a crate::RunRow> {
-    experiments::rows(view, None)
-        .get(ui.selected(Pane::Runs))
+    selected_experiment(view, ui)
         .map(|e| experiments::runs_of(view, &e.name))
         .unwrap_or_default()
 }
 
-/// The run selected in the Runs pane.
+/// The run selected in the Runs pane (in the RL pane, there).
 pub fn selected_run<'a>(view: &'a AppView, ui: &UiState) -> Option<&'a crate::RunRow> {
     let runs = selected_runs(view, ui);
     runs.get(ui.run_selected.min(runs.len().saturating_sub(1)))
