@@ -71,7 +71,7 @@ wait_for "shell>"
 tmux send-keys -t "$SESSION" "'$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
 
 step "the Runs pane lists the demo experiments"
-wait_for "Experiments (9)" 20
+wait_for "Experiments (11)" 20
 wait_for "configs ok"
 wait_for "digits-mlp"
 
@@ -79,12 +79,12 @@ step "number keys switch panes"
 key 2; wait_for "Datasets (9)"; wait_for "built in"; wait_for "builtin:digits"
 key 3; wait_for "No checkpoints yet"
 key 4; wait_for "No diffusion models to sample yet"
-key 5; wait_for "No GRPO experiments"
+key 5; wait_for "GRPO experiments (2)"; wait_for "No runs of arithmetic-d3s yet"
 key 6; wait_for "auto picks"; wait_for "Machine"; wait_for "GPUs"
 key 7; wait_for "Log ("; wait_for "logging to"
-key Tab; wait_for "Experiments (9)"
+key Tab; wait_for "Experiments (11)"
 key BTab; wait_for "Log ("
-key 1; wait_for "Experiments (9)"
+key 1; wait_for "Experiments (11)"
 
 step "? opens help listing the keymap, Esc closes it"
 key '?'; wait_for "Keys"; wait_for "quit (runs keep running)"; wait_for "Shift-Tab"
@@ -92,7 +92,7 @@ key Escape; wait_gone "quit (runs keep running)"
 
 step "/ filters the experiment list"
 key /; key d i g i t s; wait_for "Experiments (3)"
-key Escape; wait_for "Experiments (9)"
+key Escape; wait_for "Experiments (11)"
 
 step "a config with a syntax error shows file:line:col, and clears when fixed"
 cat > "$WS/experiments/broken.toml" <<'TOML'
@@ -111,13 +111,13 @@ sed 's/= = 10/= 10/' "$WS/experiments/broken.toml" > "$WS/experiments/.broken.to
 mv "$WS/experiments/.broken.toml.tmp" "$WS/experiments/broken.toml"
 wait_for "configs ok" 5
 wait_gone "broken.toml:7:9"
-wait_for "Experiments (10)"
+wait_for "Experiments (12)"
 
 step "a 20×5 terminal gets a message, and the panes come back"
 tmux resize-window -t "$SESSION" -x 20 -y 5
 wait_for "Terminal too"
 tmux resize-window -t "$SESSION" -x 120 -y 40
-wait_for "Experiments (10)"
+wait_for "Experiments (12)"
 
 # step_of: the step counter of the run shown in the Runs table.
 step_of() { screen | grep -oE '(running|paused) +[0-9]+/1000000' | grep -oE '[0-9]+/' | tr -d / | head -1; }
@@ -142,6 +142,34 @@ key p; wait_for "running" 10
 key Escape
 
 step "q quits with status 0 and restores the terminal"
+step "the demo GRPO experiment starts from the RL pane; the reward chart and a rollout show"
+# The demo starts from arithmetic-lm's step 750, which the pretraining run above, stopped
+# early, does not reach: here it starts from that run's newest checkpoint.
+sed -i '/^from_step = 750$/d' "$WS/experiments/arithmetic-grpo.toml"
+key 5
+wait_for "GRPO experiments (2)" 10
+key /; key g r p o; key Enter
+wait_for "GRPO experiments (1)" 10
+key r
+wait_for "started arithmetic-grpo/" 5
+wait_for "Rollouts · step" 180
+wait_for "╭ reward"
+wait_for "held-out accuracy"
+wait_for "prompt 1 of 8"
+wait_for "answer "
+screen | grep -qE "^│.*│ +1 [●○] +-?[0-9]+\.[0-9]+ +[-+][0-9]+\.[0-9]+ " || fail "no completion row with its reward and advantage"
+key L; wait_for "prompt 2 of 8" 10
+grpo_run=$(ls -d "$WS"/runs/arithmetic-grpo/*/ | head -1)
+for _ in $(seq 1 60); do
+  [ "$(wc -l < "$grpo_run/rollouts.jsonl")" -ge 2 ] && break
+  sleep 1
+done
+"$BIN" ctl "$grpo_run" stop | grep -q "acknowledged" || fail "ctl stop of the GRPO run was not acknowledged"
+wait_for "stopped" 30
+# With the log still, K steps back from the newest step and J returns to following it.
+key K; wait_gone "following" 10
+key J; wait_for "following" 10
+
 key q
 wait_for "descent exited with 0"
 [ "$(tmux display-message -p -t "$SESSION" '#{alternate_on}')" = "0" ] ||
@@ -160,7 +188,7 @@ run_dir=$(ls -d "$WS"/runs/digits-mlp/*/)
 
 step "Datasets pane: the digits show image samples, the class histogram and their rows"
 tmux send-keys -t "$SESSION" "clear; '$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
-wait_for "Experiments (10)" 20
+wait_for "Experiments (12)" 20
 key 2
 wait_for "Classes: label (10)" 20
 wait_for "Columns (65)"
@@ -309,6 +337,34 @@ wait_for "you  37+45" 10
 wait_for "· done, chat template" 60
 key Escape
 "$BIN" ctl "$lm_run" stop | grep -q "acknowledged" || fail "ctl stop of the pretraining run was not acknowledged"
+
+step "the demo GRPO experiment starts from the RL pane; the reward chart and a rollout show"
+# The demo starts from arithmetic-lm's step 750, which the pretraining run above, stopped
+# early, does not reach: here it starts from that run's newest checkpoint.
+sed -i '/^from_step = 750$/d' "$WS/experiments/arithmetic-grpo.toml"
+key 5
+wait_for "GRPO experiments (2)" 10
+key /; key g r p o; key Enter
+wait_for "GRPO experiments (1)" 10
+key r
+wait_for "started arithmetic-grpo/" 5
+wait_for "Rollouts · step" 180
+wait_for "╭ reward"
+wait_for "held-out accuracy"
+wait_for "prompt 1 of 8"
+wait_for "answer "
+screen | grep -qE "^│.*│ +1 [●○] +-?[0-9]+\.[0-9]+ +[-+][0-9]+\.[0-9]+ " || fail "no completion row with its reward and advantage"
+key L; wait_for "prompt 2 of 8" 10
+grpo_run=$(ls -d "$WS"/runs/arithmetic-grpo/*/ | head -1)
+for _ in $(seq 1 60); do
+  [ "$(wc -l < "$grpo_run/rollouts.jsonl")" -ge 2 ] && break
+  sleep 1
+done
+"$BIN" ctl "$grpo_run" stop | grep -q "acknowledged" || fail "ctl stop of the GRPO run was not acknowledged"
+wait_for "stopped" 30
+# With the log still, K steps back from the newest step and J returns to following it.
+key K; wait_gone "following" 10
+key J; wait_for "following" 10
 
 key q
 wait_for "descent exited with 0"

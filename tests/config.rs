@@ -346,3 +346,74 @@ fn a_pretrain_experiment_reads_its_language_model_and_refuses_what_does_not_appl
         .is_ok()
     );
 }
+
+/// The demo's GRPO experiment with D³S.
+fn grpo_demo() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workspaces/demo/experiments/arithmetic-d3s.toml"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_grpo_experiment_reads_trls_knobs_and_d3s_and_names_what_is_wrong() {
+    let e = parse(&grpo_demo()).unwrap();
+    let g = e.grpo.clone().unwrap();
+    assert_eq!((g.num_generations, g.epsilon, g.beta), (8, 0.2, 0.0));
+    assert_eq!(g.loss_type, descent::config::grpo::LossType::Dapo);
+    assert_eq!(e.data.seed, Some(0));
+    let d = e.d3s.clone().unwrap();
+    assert_eq!(
+        (d.sample_init, d.token_init, d.ramp_fraction),
+        (0.5, 0.2, 0.5)
+    );
+    // Each mistake is named at its key, with its place in the file.
+    let e = error(&grpo_demo().replace("batch_size = 64", "batch_size = 60"));
+    assert!(
+        e.contains(":17:") && e.contains("multiple of grpo.num_generations = 8"),
+        "{e}"
+    );
+    let e = error(&grpo_demo().replace("name = \"accuracy\"", "name = \"format\""));
+    assert!(e.contains("the format reward needs pattern"), "{e}");
+    let e = error(&grpo_demo().replace(
+        "name = \"accuracy\"",
+        "name = \"format\"\npattern = \"(unclosed\"",
+    ));
+    assert!(
+        e.contains("pattern \"(unclosed\"") && e.contains("unclosed group"),
+        "{e}"
+    );
+    let e = error(&grpo_demo().replace("ramp = \"linear\"", "ramp = \"step\""));
+    assert!(
+        e.contains("d3s.ramp") && e.contains("unknown variant `step`"),
+        "{e}"
+    );
+    let e = error(&grpo_demo().replace("sample_init = 0.5", "sample_init = 0.0"));
+    assert!(
+        e.contains("sample_init and sample_final must be in (0, 1]"),
+        "{e}"
+    );
+    let e = error(&grpo_demo().replace("from = \"arithmetic-lm\"\n", ""));
+    assert!(
+        e.contains("grpo.from") && e.contains("GRPO fine-tunes a model"),
+        "{e}"
+    );
+    let e = error(
+        &grpo_demo()
+            .replace("builtin:arithmetic", "train.csv")
+            .replace("params = { digits = 2 }\n", ""),
+    );
+    assert!(e.contains("builtin:countdown or a .jsonl file"), "{e}");
+    // Only a language model's data takes its own seed.
+    let e = error(&VALID.replace("[data]\n", "[data]\nseed = 3\n"));
+    assert!(
+        e.contains("data.seed") && e.contains("only language-model experiments"),
+        "{e}"
+    );
+    let e = error(&VALID.replace("[train]", "[grpo]\nfrom = \"x\"\n[train]"));
+    assert!(
+        e.contains("only kind = \"grpo\" takes [grpo] and [d3s] tables"),
+        "{e}"
+    );
+}

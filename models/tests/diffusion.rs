@@ -58,12 +58,12 @@ fn moons() -> descent_models::data::Dataset {
 fn a_moons_denoiser_learns_and_its_guided_samples_land_on_the_moons() {
     let data = moons();
     let mut t = DiffusionTrainer::new(data.clone(), spec(600), Device::Cpu).unwrap();
-    let first = t.evaluate().unwrap().unwrap().loss;
+    let first = t.evaluate().unwrap().unwrap().loss.unwrap();
     for _ in 0..600 {
         let m = t.train_step(3e-3).unwrap();
         assert!(m.non_finite.is_none());
     }
-    let last = t.evaluate().unwrap().unwrap().loss;
+    let last = t.evaluate().unwrap().unwrap().loss.unwrap();
     assert!(last < 0.75 * first, "eval loss {first} → {last}");
 
     // Export, reopen: the same net.

@@ -256,6 +256,11 @@ pub struct DataConfig {
     pub val_fraction: f64,
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Language models (pretrain, grpo): the seed of the generated corpus or task and of the
+    /// held-out split, when it should differ from the experiment's (a GRPO run at another
+    /// seed that keeps its base model's held-out problems).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 fn default_val_fraction() -> f64 {
@@ -415,7 +420,8 @@ impl Experiment {
                 "only builtin datasets take params",
             );
         }
-        let table = !pretrain && matches!(&d.source, DataSource::Path(p) if p.ends_with(".csv"));
+        let table =
+            !(pretrain || grpo) && matches!(&d.source, DataSource::Path(p) if p.ends_with(".csv"));
         rule(
             !table || d.target.is_some(),
             &["data", "target"],
@@ -522,6 +528,12 @@ impl Experiment {
             (self.grpo.is_some() || self.d3s.is_some()) <= grpo,
             &[if self.grpo.is_some() { "grpo" } else { "d3s" }],
             "only kind = \"grpo\" takes [grpo] and [d3s] tables",
+        );
+        rule(
+            d.seed.is_none() || pretrain || grpo,
+            &["data", "seed"],
+            "only language-model experiments (pretrain, grpo) take data.seed; the others split \
+             and generate their data from the experiment's seed",
         );
         if grpo {
             rule(

@@ -235,7 +235,7 @@ pub(crate) fn validate(g: &GrpoConfig, d3s: Option<&D3sConfig>, batch: usize) ->
             _ => {}
         }
         rule(
-            (r.name == "command") == !r.command.is_empty(),
+            (r.name == "command") != r.command.is_empty(),
             &["grpo", "rewards"],
             if r.name == "command" {
                 "the command reward needs command = [\"PROGRAM\", \"ARG\", …]".into()

@@ -74,7 +74,8 @@ pub fn load(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Data> {
     if exp.kind == Kind::Grpo {
         return Ok(Data::Problems(match &d.source {
             DataSource::Builtin(name) => {
-                tasks::builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)?
+                tasks::builtin(name, &d.params, d.seed.unwrap_or(exp.seed))
+                    .map_err(anyhow::Error::msg)?
             }
             other => tasks::load(&data_path(ws, other)?).map_err(anyhow::Error::msg)?,
         }));
@@ -83,9 +84,8 @@ pub fn load(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Data> {
         return Ok(Data::Table(load_data(ws, exp)?));
     }
     Ok(Data::Text(match &d.source {
-        DataSource::Builtin(name) => {
-            corpus::builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)?
-        }
+        DataSource::Builtin(name) => corpus::builtin(name, &d.params, d.seed.unwrap_or(exp.seed))
+            .map_err(anyhow::Error::msg)?,
         other => corpus::load(&data_path(ws, other)?).map_err(anyhow::Error::msg)?,
     }))
 }
@@ -235,6 +235,7 @@ pub fn pretrain_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Pretrai
     let t = train_spec(ws, exp)?;
     Ok(PretrainSpec {
         seed: t.seed,
+        data_seed: exp.data.seed.unwrap_or(t.seed),
         val_fraction: t.val_fraction,
         batch_size: t.batch_size,
         hyper: t.hyper,
@@ -354,6 +355,7 @@ pub fn grpo_spec(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow
     };
     Ok(GrpoSpec {
         seed: t.seed,
+        data_seed: exp.data.seed.unwrap_or(t.seed),
         batch_size: t.batch_size,
         hyper: t.hyper,
         clip_grad_norm: t.clip_grad_norm,
@@ -390,9 +392,14 @@ pub fn grpo_spec(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow
 }
 
 /// The memory the experiment's run will need on `data`.
-fn footprint(ws: &Workspace, exp: &Experiment, data: &Data) -> anyhow::Result<Footprint> {
+fn footprint(
+    ws: &Workspace,
+    exp: &Experiment,
+    data: &Data,
+    dir: Option<&Path>,
+) -> anyhow::Result<Footprint> {
     match (exp.kind, data) {
-        (_, Data::Problems(p)) => grpo_spec(ws, exp, None)?.footprint(p),
+        (_, Data::Problems(p)) => grpo_spec(ws, exp, dir)?.footprint(p),
         (_, Data::Text(text)) => pretrain_spec(ws, exp)?.footprint(text),
         (Kind::Diffusion, Data::Table(t)) => diffusion_spec(ws, exp)?.footprint(t),
         (_, Data::Table(t)) => train_spec(ws, exp)?.footprint(t),
@@ -435,7 +442,7 @@ pub fn memory_warning(
     let chosen =
         device::resolve(exp.device.unwrap_or(ws.settings.device)).map_err(anyhow::Error::msg)?;
     let data = load(ws, exp)?;
-    let fp = footprint(ws, exp, &data)?;
+    let fp = footprint(ws, exp, &data, None)?;
     let avail = memory::Available::now(&chosen.label).map_err(anyhow::Error::msg)?;
     Ok(memory::warning(file, &fp, &avail, &size_settings(exp)))
 }
@@ -531,7 +538,7 @@ pub fn execute(
         let data = load(ws, &exp)?;
         // Refuse a model that cannot fit before allocating it: an allocation that fails
         // aborts the process.
-        let fp = footprint(ws, &exp, &data)?;
+        let fp = footprint(ws, &exp, &data, Some(dir))?;
         match memory::Available::now(&chosen.label) {
             Ok(avail) => memory::ensure_fits(&source.path, &fp, &avail, &size_settings(&exp))
                 .map_err(anyhow::Error::msg)?,

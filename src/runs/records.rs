@@ -326,7 +326,7 @@ mod tests {
         let m = Metric::Eval {
             step: 3,
             time: 1.5,
-            loss: Num(f64::NAN),
+            loss: Some(Num(f64::NAN)),
             accuracy: Some(Num(f64::INFINITY)),
         };
         let json = serde_json::to_string(&m).unwrap();
@@ -338,7 +338,7 @@ mod tests {
         let Metric::Eval { loss, accuracy, .. } = back else {
             panic!()
         };
-        assert!(loss.0.is_nan());
+        assert!(loss.unwrap().0.is_nan());
         assert_eq!(accuracy.unwrap().0, f64::INFINITY);
     }
 
@@ -347,7 +347,7 @@ mod tests {
         let train = |step| Metric::Eval {
             step,
             time: 0.0,
-            loss: Num(step as f64),
+            loss: Some(Num(step as f64)),
             accuracy: None,
         };
         let mut h: History<Metric, Metric> = History::default();

@@ -840,8 +840,11 @@ impl App {
                 self.refresh_rollouts();
             }
             Action::ColumnsLeft | Action::ColumnsRight if pane == Pane::Rl => {
-                self.rl
-                    .move_group(if action == Action::ColumnsRight { 1 } else { -1 });
+                self.rl.move_group(if action == Action::ColumnsRight {
+                    1
+                } else {
+                    -1
+                });
                 self.refresh_rollouts();
             }
             Action::Open

@@ -61,7 +61,8 @@ impl Index {
         f.seek(SeekFrom::Start(at)).map_err(|e| e.to_string())?;
         let mut buf = vec![0; len as usize];
         f.read_exact(&mut buf).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&buf).map_err(|e| format!("{} step {step}: {e}", self.path.display()))
+        serde_json::from_slice(&buf)
+            .map_err(|e| format!("{} step {step}: {e}", self.path.display()))
     }
 }
 
@@ -99,18 +100,26 @@ impl Rl {
             self.index = None;
             return Err("No run selected.".into());
         };
-        if self.index.as_ref().is_none_or(|i| i.path != run.join(ROLLOUTS)) {
+        if self
+            .index
+            .as_ref()
+            .is_none_or(|i| i.path != run.join(ROLLOUTS))
+        {
             *self = Rl {
                 index: Some(Index::new(run)),
                 ..Rl::default()
             };
         }
         let ix = self.index.as_mut().expect("set above");
-        ix.refresh().map_err(|e| format!("{}: {e}", ix.path.display()))?;
+        ix.refresh()
+            .map_err(|e| format!("{}: {e}", ix.path.display()))?;
         let Some(&last) = ix.lines.keys().next_back() else {
             return Err("No rollouts logged yet: they appear after the run's first step.".into());
         };
-        let step = self.step.filter(|s| ix.lines.contains_key(s)).unwrap_or(last);
+        let step = self
+            .step
+            .filter(|s| ix.lines.contains_key(s))
+            .unwrap_or(last);
         let position = (ix.lines.range(..=step).count(), ix.lines.len());
         let v = ix.read(step)?;
         let groups = v["groups"].as_array().cloned().unwrap_or_default();
@@ -198,7 +207,10 @@ mod tests {
         rl.move_step(-1);
         assert_eq!(rl.view(Some(dir.path())).unwrap().prompt, "a");
         // A resumed run logs step 2 again, then 3; a half-written line is not read yet.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all((line(2, "b again") + &line(3, "c") + "{\"step\":4,").as_bytes())
             .unwrap();
         rl.move_step(1);

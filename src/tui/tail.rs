@@ -529,7 +529,39 @@ mod tests {
             examples_per_s: Num(100.0),
             tokens_per_s: None,
             params: Default::default(),
+            extra: Default::default(),
         }
+    }
+
+    #[test]
+    fn the_rl_charts_draw_the_extra_scalars_and_leave_missing_ones_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(METRICS);
+        for step in 1..=3 {
+            let mut m = train(step, 0.1);
+            if let Metric::Train { extra, .. } = &mut m {
+                extra.insert("reward".into(), Num(step as f64 / 4.0));
+                extra.insert("d3s/sample_kept_frac".into(), Num(0.5));
+            }
+            append(&path, &m).unwrap();
+        }
+        let mut t = RunTail::new(dir.path());
+        assert!(t.poll());
+        let s = ChartSettings {
+            smoothing: 0.0,
+            ..ChartSettings::default()
+        };
+        let charts = rl_charts(&[&t], s);
+        let titles: Vec<&str> = charts.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(titles[0], "reward");
+        assert_eq!(
+            charts[0].series[0].points(),
+            vec![(1.0, 0.25), (2.0, 0.5), (3.0, 0.75)]
+        );
+        let kl = charts.iter().find(|c| c.title.starts_with("KL")).unwrap();
+        assert!(kl.series[0].is_empty(), "no kl recorded (β = 0)");
+        let kept = charts.iter().find(|c| c.title.contains("kept")).unwrap();
+        assert_eq!(kept.series[0].points().len(), 3);
     }
 
     fn run(root: &Path, id: &str, losses: &[f64]) -> PathBuf {

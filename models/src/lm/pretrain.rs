@@ -34,6 +34,8 @@ pub enum Start {
 #[derive(Clone, Debug)]
 pub struct PretrainSpec {
     pub seed: u64,
+    /// Seeds the held-out split (the corpus itself is generated before).
+    pub data_seed: u64,
     pub val_fraction: f64,
     pub batch_size: usize,
     pub hyper: Hyper,
@@ -298,7 +300,7 @@ impl PretrainTrainer {
                 facts.dropped
             ));
         }
-        let split = Split::new(seqs.len(), self.spec.val_fraction, self.spec.seed);
+        let split = Split::new(seqs.len(), self.spec.val_fraction, self.spec.data_seed);
         facts.sequences = seqs.len();
         facts.tokens = seqs.iter().map(|s| s.ids.len()).sum();
         self.batches = Batches::new(split.train.clone(), self.spec.batch_size, self.spec.seed);

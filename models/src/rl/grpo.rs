@@ -80,6 +80,9 @@ impl Default for D3s {
 #[derive(Clone, Debug)]
 pub struct GrpoSpec {
     pub seed: u64,
+    /// Seeds the held-out split (and, in the caller, a generated task): the pretraining's
+    /// seed keeps its held-out problems held out.
+    pub data_seed: u64,
     /// Completions per step (TRL's batch counts completions, not prompts).
     pub batch_size: usize,
     pub hyper: Hyper,
@@ -238,7 +241,7 @@ impl GrpoTrainer {
             return Err("the task has no problems".into());
         }
         let g = spec.num_generations;
-        if g < 2 || spec.batch_size % g != 0 {
+        if g < 2 || !spec.batch_size.is_multiple_of(g) {
             return Err(format!(
                 "data.batch_size = {} must be a multiple of grpo.num_generations = {g} (≥ 2)",
                 spec.batch_size
@@ -287,7 +290,7 @@ impl GrpoTrainer {
         }
         // The split is drawn over all problems (as pretraining draws it), then the prompts
         // that do not fit are left out of both sides.
-        let split = Split::new(problems.len(), spec.val_fraction, spec.seed);
+        let split = Split::new(problems.len(), spec.val_fraction, spec.data_seed);
         let fits = |v: &Vec<usize>| -> Vec<usize> {
             v.iter()
                 .copied()
@@ -710,12 +713,13 @@ impl Engine for GrpoTrainer {
         let mut mask = vec![0f32; k * t];
         let mut keep = vec![0f32; k * t];
         for (b, r) in batch.iter().enumerate() {
-            let on = !(self.spec.mask_truncated_completions && !r.out.stopped);
+            let on = !self.spec.mask_truncated_completions || r.out.stopped;
             for j in 0..r.out.tokens.len() {
                 mask[b * t + j] = if on { 1.0 } else { 0.0 };
                 keep[b * t + j] = if token_kept[kept_idx[b]][j] { 1.0 } else { 0.0 };
             }
         }
+        let mask_host = mask.clone();
         let mask = Tensor::from_vec(mask, (k, t), &dev)?;
         let keep_t = Tensor::from_vec(keep.clone(), (k, t), &dev)?;
         let adv_t = Tensor::from_vec(
@@ -850,6 +854,16 @@ impl Engine for GrpoTrainer {
                         .map(|r| r.out.tokens.len())
                         .sum::<usize>()
                         .max(1) as f64,
+            ),
+            // What the update learned from: the rollouts in the backward pass and the
+            // tokens with a weight in the loss.
+            ("train/sequences".into(), k as f64),
+            (
+                "train/loss_tokens".into(),
+                keep.iter()
+                    .zip(&mask_host)
+                    .filter(|(k, m)| **k > 0.0 && **m > 0.0)
+                    .count() as f64,
             ),
             ("d3s/var_adv_before".into(), var_before),
             ("d3s/var_adv_after".into(), var_after),

@@ -263,8 +263,11 @@ mod tests {
         }
     }
 
-    /// Two completions of 3 and 2 tokens (the second padded), the second advantage negative.
-    fn case() -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<f64>, Vec<Vec<f64>>) {
+    type Case = (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<f64>, Vec<Vec<f64>>);
+
+    /// Two completions of 3 and 2 tokens (the second padded), the second advantage negative:
+    /// (log π_θ, log π_old, advantages, mask).
+    fn case() -> Case {
         let lp = vec![vec![-0.5, -1.0, -0.2], vec![-2.0, -0.1, 0.0]];
         let old = vec![vec![-0.6, -0.6, -0.3], vec![-1.5, -0.4, 0.0]];
         let adv = vec![1.5, -0.8];

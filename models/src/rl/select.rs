@@ -231,7 +231,8 @@ mod tests {
             "half way is the middle"
         );
         assert!(
-            (cos.at(10, 100) - (0.2 + 0.8 * (1.0 - (0.2f64 * 3.14159265358979).cos()) / 2.0)).abs()
+            (cos.at(10, 100) - (0.2 + 0.8 * (1.0 - (0.2 * std::f64::consts::PI).cos()) / 2.0))
+                .abs()
                 < 1e-9
         );
         assert!(cos.at(10, 100) < lin.at(10, 100), "cosine starts slower");

@@ -2,6 +2,7 @@
 //! generated countdown (reach a target with the given numbers, each used once), or a JSON
 //! Lines file of `{"prompt", "answer"}`.
 
+use crate::lm::corpus::TextBuiltin;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -32,34 +33,34 @@ impl Problem {
     }
 }
 
-/// The builtin tasks: name, what, parameters (name, default, what).
-pub const BUILTINS: &[(&str, &str, &[(&str, f64, &str)])] = &[
-    (
-        "arithmetic",
-        "sums a+b answered with their digits (the prompts of the pretraining corpus)",
-        &[
+/// The builtin tasks.
+pub const BUILTINS: &[TextBuiltin] = &[
+    TextBuiltin {
+        name: "arithmetic",
+        description: "sums a+b answered with their digits (the prompts of the pretraining corpus)",
+        params: &[
             ("digits", 2.0, "operands below 10^digits"),
             ("problems", 0.0, "how many; 0: all of them"),
         ],
-    ),
-    (
-        "countdown",
-        "reach a target from the given numbers with + − × ÷, each number once; the answer in \
-         <answer></answer>",
-        &[
+    },
+    TextBuiltin {
+        name: "countdown",
+        description: "reach a target from the given numbers with + − × ÷, each number once; the \
+                      answer in <answer></answer>",
+        params: &[
             ("numbers", 3.0, "numbers per problem (2 to 6)"),
             ("max", 20.0, "the largest number drawn"),
             ("problems", 1000.0, "how many"),
         ],
-    ),
+    },
 ];
 
 /// Checks a builtin task's name and parameters (for config validation).
 pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<(), String> {
-    let Some((_, _, known)) = BUILTINS.iter().find(|(n, ..)| *n == name) else {
+    let Some(b) = BUILTINS.iter().find(|b| b.name == name) else {
         let names: Vec<String> = BUILTINS
             .iter()
-            .map(|(n, ..)| format!("builtin:{n}"))
+            .map(|b| format!("builtin:{}", b.name))
             .collect();
         return Err(format!(
             "no builtin task `{name}`; GRPO trains on {} or a .jsonl file of {{\"prompt\", \
@@ -68,8 +69,8 @@ pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<()
         ));
     };
     for (k, v) in params {
-        if !known.iter().any(|(p, ..)| p == k) {
-            let names: Vec<&str> = known.iter().map(|(p, ..)| *p).collect();
+        if !b.params.iter().any(|(p, ..)| p == k) {
+            let names: Vec<&str> = b.params.iter().map(|(p, ..)| *p).collect();
             return Err(format!(
                 "builtin:{name} has no parameter `{k}`; it takes {}",
                 names.join(", ")

@@ -307,7 +307,12 @@ pub(super) fn draw_list(
     );
 }
 
-pub(super) fn draw_details(frame: &mut Frame, area: Rect, view: &AppView, row: Option<&ExperimentRow>) {
+pub(super) fn draw_details(
+    frame: &mut Frame,
+    area: Rect,
+    view: &AppView,
+    row: Option<&ExperimentRow>,
+) {
     let t = &view.theme;
     let Some(e) = row else {
         empty_state(

@@ -56,7 +56,9 @@ pub fn selected_experiment<'a>(
     ui: &UiState,
 ) -> Option<&'a crate::ExperimentRow> {
     let (pane, kind) = experiment_list(view);
-    experiments::rows(view, kind).get(ui.selected(pane)).copied()
+    experiments::rows(view, kind)
+        .get(ui.selected(pane))
+        .copied()
 }
 
 /// The runs of the selected experiment, newest first.

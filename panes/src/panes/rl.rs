@@ -15,11 +15,17 @@ use ratatui::widgets::{Paragraph, Wrap};
 pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize, run_selected: usize) {
     let rows = experiments::rows(view, Some(RL.kind));
     if !view.workspace.experiments.iter().any(|e| e.kind == RL.kind) {
-        empty_state(frame, area, &view.theme, RL.title, &[RL.empty.into(), RL.what.into()]);
+        empty_state(
+            frame,
+            area,
+            &view.theme,
+            RL.title,
+            &[RL.empty.into(), RL.what.into()],
+        );
         return;
     }
     let [left, right] =
-        Layout::horizontal([Constraint::Percentage(30), Constraint::Min(30)]).areas(area);
+        Layout::horizontal([Constraint::Percentage(28), Constraint::Min(30)]).areas(area);
     let exp = rows.get(selected).copied();
     let runs = exp.map(|e| runs_of(view, &e.name)).unwrap_or_default();
     let [list, table] =
@@ -48,11 +54,18 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize, run_
 fn draw_charts(frame: &mut Frame, area: Rect, view: &AppView) {
     let charts = &view.rl.charts;
     if charts.is_empty() {
-        empty_state(frame, area, &view.theme, " Charts ", &["Reading the run's metrics…".into()]);
+        empty_state(
+            frame,
+            area,
+            &view.theme,
+            " Charts ",
+            &["Reading the run's metrics…".into()],
+        );
         return;
     }
-    // Two rows of four, or of two when the terminal is narrow (the first four charts).
-    let per_row = if area.width >= 100 { 4 } else { 2 };
+    // Two rows of four, or of two when the terminal is narrow (the first four charts:
+    // reward, accuracy, KL, entropy).
+    let per_row = if area.width >= 80 { 4 } else { 2 };
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
     let cols = vec![Constraint::Ratio(1, per_row as u32); per_row];
@@ -74,11 +87,18 @@ fn completion_line(view: &AppView, r: &RolloutView, i: usize, c: &CompletionView
     let t = &view.theme;
     let mark = if c.kept { "●" } else { "○" };
     let mut spans = vec![
-        Span::styled(format!("{:>2} {mark} ", i + 1), if c.kept { t.ok() } else { t.dim() }),
+        Span::styled(
+            format!("{:>2} {mark} ", i + 1),
+            if c.kept { t.ok() } else { t.dim() },
+        ),
         Span::raw(format!("{:>6.2} {:>+6.2}  ", c.reward, c.advantage)),
     ];
     for (text, score, kept) in &c.tokens {
-        let share = if r.max_score > 0.0 { score / r.max_score } else { 0.0 };
+        let share = if r.max_score > 0.0 {
+            score / r.max_score
+        } else {
+            0.0
+        };
         let mut style = t.heat(share);
         if *kept && c.kept {
             style = style.add_modifier(Modifier::UNDERLINED);
