@@ -142,34 +142,6 @@ key p; wait_for "running" 10
 key Escape
 
 step "q quits with status 0 and restores the terminal"
-step "the demo GRPO experiment starts from the RL pane; the reward chart and a rollout show"
-# The demo starts from arithmetic-lm's step 750, which the pretraining run above, stopped
-# early, does not reach: here it starts from that run's newest checkpoint.
-sed -i '/^from_step = 750$/d' "$WS/experiments/arithmetic-grpo.toml"
-key 5
-wait_for "GRPO experiments (2)" 10
-key /; key g r p o; key Enter
-wait_for "GRPO experiments (1)" 10
-key r
-wait_for "started arithmetic-grpo/" 5
-wait_for "Rollouts · step" 180
-wait_for "╭ reward"
-wait_for "held-out accuracy"
-wait_for "prompt 1 of 8"
-wait_for "answer "
-screen | grep -qE "^│.*│ +1 [●○] +-?[0-9]+\.[0-9]+ +[-+][0-9]+\.[0-9]+ " || fail "no completion row with its reward and advantage"
-key L; wait_for "prompt 2 of 8" 10
-grpo_run=$(ls -d "$WS"/runs/arithmetic-grpo/*/ | head -1)
-for _ in $(seq 1 60); do
-  [ "$(wc -l < "$grpo_run/rollouts.jsonl")" -ge 2 ] && break
-  sleep 1
-done
-"$BIN" ctl "$grpo_run" stop | grep -q "acknowledged" || fail "ctl stop of the GRPO run was not acknowledged"
-wait_for "stopped" 30
-# With the log still, K steps back from the newest step and J returns to following it.
-key K; wait_gone "following" 10
-key J; wait_for "following" 10
-
 key q
 wait_for "descent exited with 0"
 [ "$(tmux display-message -p -t "$SESSION" '#{alternate_on}')" = "0" ] ||
@@ -313,7 +285,7 @@ wait_for "you  hi there" 10
 wait_for "· done, chat template" 60
 step "the demo pretraining run starts from the Runs pane; its checkpoint answers in the talk box"
 key 1
-key /; key a r i t h m e t i c; key Enter
+key /; key a r i t h m e t i c - l m; key Enter
 wait_for "Experiments (1)" 10
 key r
 wait_for "started arithmetic-lm/" 5
@@ -351,10 +323,10 @@ wait_for "started arithmetic-grpo/" 5
 wait_for "Rollouts · step" 180
 wait_for "╭ reward"
 wait_for "held-out accuracy"
-wait_for "prompt 1 of 8"
+wait_for "prompt 1/8"
 wait_for "answer "
 screen | grep -qE "^│.*│ +1 [●○] +-?[0-9]+\.[0-9]+ +[-+][0-9]+\.[0-9]+ " || fail "no completion row with its reward and advantage"
-key L; wait_for "prompt 2 of 8" 10
+key L; wait_for "prompt 2/8" 10
 grpo_run=$(ls -d "$WS"/runs/arithmetic-grpo/*/ | head -1)
 for _ in $(seq 1 60); do
   [ "$(wc -l < "$grpo_run/rollouts.jsonl")" -ge 2 ] && break
@@ -362,9 +334,10 @@ for _ in $(seq 1 60); do
 done
 "$BIN" ctl "$grpo_run" stop | grep -q "acknowledged" || fail "ctl stop of the GRPO run was not acknowledged"
 wait_for "stopped" 30
-# With the log still, K steps back from the newest step and J returns to following it.
-key K; wait_gone "following" 10
-key J; wait_for "following" 10
+# With the log still, K steps back from the newest step and J returns to following it
+# ("live").
+key K; wait_gone ", live)" 10
+key J; wait_for ", live)" 10
 
 key q
 wait_for "descent exited with 0"

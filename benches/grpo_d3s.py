@@ -21,7 +21,8 @@ def run(bin_, ws, exp, seed):
     src = (ws / "experiments" / f"{exp}.toml").read_text()
     name = f"{exp}-s{seed}"
     text = re.sub(r'^name = ".*"$', f'name = "{name}"', src, count=1, flags=re.M)
-    text = re.sub(r"^seed = \d+$", f"seed = {seed}", text, flags=re.M)
+    # The experiment's seed (the first); the data's seed under [data] stays.
+    text = re.sub(r"^seed = \d+$", f"seed = {seed}", text, count=1, flags=re.M)
     (ws / "experiments" / f"{name}.toml").write_text(text)
     subprocess.run([bin_, "run", name], cwd=ws, check=True, stdout=subprocess.DEVNULL)
     run_dir = sorted((ws / "runs" / name).iterdir())[-1]

@@ -322,7 +322,7 @@ fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]
             &[
                 "qwen-grpo",
                 "GRPO experiments (1)",
-                "Rollouts · step 12 (12 of 12, following) · prompt 1 of 8",
+                "Rollouts · step 12 (12/12, live) · prompt 1/8",
                 "prompt 37+45",
                 "answer 82",
                 " 1 ●   1.00  +1.32  8 2 <|im_end|>",

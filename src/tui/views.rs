@@ -90,8 +90,16 @@ fn duration(secs: f64) -> String {
     }
 }
 
-/// A language model's shape, as the experiment sets it.
+/// A language model's shape, as the experiment sets it (GRPO: its base model).
 fn lm_text(exp: &Experiment) -> String {
+    if exp.kind == crate::config::Kind::Grpo {
+        let g = exp.grpo.clone().unwrap_or_default();
+        let from = g.from.unwrap_or_default();
+        return match g.from_step {
+            Some(step) => format!("llama from {from} at step {step}"),
+            None => format!("llama from {from}"),
+        };
+    }
     let lm = exp.lm.clone().unwrap_or_default();
     if let Some(from) = &lm.from {
         return format!("llama from {from}, context {}", lm.context);
@@ -213,6 +221,51 @@ fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
         ("device".into(), device),
         ("live-editable".into(), Experiment::HOT_KEYS.join(", ")),
     ];
+    if exp.kind == crate::config::Kind::Grpo {
+        let g = exp.grpo.clone().unwrap_or_default();
+        let rewards: Vec<String> = g
+            .rewards
+            .iter()
+            .map(|r| format!("{} × {}", r.weight, r.name))
+            .collect();
+        let mut grpo = format!(
+            "G = {}, ≤ {} new tokens at T = {}, β = {}, μ = {}, ε = {}, {:?} loss, {:?} \
+             scaling, rewards {}",
+            g.num_generations,
+            g.max_completion_length,
+            g.temperature,
+            g.beta,
+            g.num_iterations,
+            g.epsilon,
+            g.loss_type,
+            g.scale_rewards,
+            rewards.join(" + ")
+        )
+        .replace("Dapo", "dapo")
+        .replace("Grpo", "grpo")
+        .replace("Bnpo", "bnpo")
+        .replace("DrGrpo", "dr_grpo")
+        .replace("Group", "group")
+        .replace("Batch", "batch")
+        .replace("None", "no");
+        if let Some(d) = &exp.d3s {
+            grpo += &format!(
+                "; D³S {:?} rollouts {}→{}, tokens {}, over {:.0}% of training",
+                d.sample_level,
+                d.sample_init,
+                d.sample_final,
+                if d.token_level {
+                    format!("{}→{}", d.token_init, d.token_final)
+                } else {
+                    "all".into()
+                },
+                d.ramp_fraction * 100.0
+            )
+            .to_lowercase()
+            .replace("d³s", "D³S");
+        }
+        rows.insert(4, ("grpo".to_string(), grpo));
+    }
     if exp.kind == crate::config::Kind::Diffusion {
         let df = exp.diffusion.clone().unwrap_or_default();
         // The names the config file uses (diffusers' names).

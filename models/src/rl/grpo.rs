@@ -590,7 +590,8 @@ impl GrpoTrainer {
                     "advantage": r.adv,
                     "kept": kept[i],
                     "truncated": !r.out.stopped,
-                    "score": token_scores[i],
+                    // As f32: the log holds every token of every completion.
+                    "score": token_scores[i].iter().map(|&v| v as f32).collect::<Vec<_>>(),
                     "kept_tokens": token_kept[i],
                 }));
             }

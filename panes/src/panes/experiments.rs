@@ -57,6 +57,9 @@ pub(super) fn draw_runs_table(
     let f = |v: Option<f64>| v.map_or("-".to_string(), fmt_tick);
     // Narrow terminals keep the columns that matter most.
     let full = area.width >= 78;
+    // A narrow column (the RL pane's) keeps the run, its state and its step, and shortens
+    // the id `20261201-203320` to `1201-203320`.
+    let narrow = area.width < 50;
     let rows: Vec<Row> = runs
         .iter()
         .map(|r| {
@@ -66,13 +69,19 @@ pub(super) fn draw_runs_table(
                 "running" | "starting" => t.ok(),
                 _ => t.base(),
             };
+            let id = if narrow && r.id.len() == 15 {
+                r.id[4..].to_string()
+            } else {
+                r.id.clone()
+            };
             let mut cells = vec![
-                Cell::from(r.id.clone()),
+                Cell::from(id),
                 Cell::from(Span::styled(r.state.clone(), style)),
                 Cell::from(format!("{}/{}", r.step, r.total)),
-                Cell::from(f(r.loss)),
-                Cell::from(f(r.eval_loss)),
             ];
+            if !narrow {
+                cells.extend([Cell::from(f(r.loss)), Cell::from(f(r.eval_loss))]);
+            }
             if full {
                 cells.extend([
                     Cell::from(
@@ -92,7 +101,11 @@ pub(super) fn draw_runs_table(
             Row::new(cells)
         })
         .collect();
-    let mut header = vec!["run", "state", "step", "loss", "eval"];
+    let mut header = if narrow {
+        vec!["run", "state", "step"]
+    } else {
+        vec!["run", "state", "step", "loss", "eval"]
+    };
     // "123456/1000000" must not be cut: the column is as wide as its widest entry.
     let step_w = runs
         .iter()
@@ -100,13 +113,21 @@ pub(super) fn draw_runs_table(
         .max()
         .unwrap_or(0)
         .max(11);
-    let mut widths = vec![
-        Constraint::Length(15),
-        Constraint::Length(8),
-        Constraint::Length(step_w),
-        Constraint::Length(6),
-        Constraint::Length(6),
-    ];
+    let mut widths = if narrow {
+        vec![
+            Constraint::Length(11),
+            Constraint::Length(8),
+            Constraint::Length(step_w),
+        ]
+    } else {
+        vec![
+            Constraint::Length(15),
+            Constraint::Length(8),
+            Constraint::Length(step_w),
+            Constraint::Length(6),
+            Constraint::Length(6),
+        ]
+    };
     if full {
         header.extend(["acc", "speed", "eta"]);
         widths.extend([

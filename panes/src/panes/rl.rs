@@ -24,8 +24,10 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize, run_
         );
         return;
     }
+    // The lists need about 30 columns for their titles and the runs' steps.
+    let left_w = (area.width * 28 / 100).max(30).min(area.width / 2);
     let [left, right] =
-        Layout::horizontal([Constraint::Percentage(28), Constraint::Min(30)]).areas(area);
+        Layout::horizontal([Constraint::Length(left_w), Constraint::Min(30)]).areas(area);
     let exp = rows.get(selected).copied();
     let runs = exp.map(|e| runs_of(view, &e.name)).unwrap_or_default();
     let [list, table] =
@@ -126,12 +128,14 @@ fn draw_rollouts(frame: &mut Frame, area: Rect, view: &AppView) {
         empty_state(frame, area, t, " Rollouts ", &[note]);
         return;
     };
+    // Short enough for an 80-column terminal; the keys (J/K step, H/L prompt) are in the
+    // help.
     let title = format!(
-        " Rollouts · step {} ({} of {}{}) · prompt {} of {} · J/K step, H/L prompt ",
+        " Rollouts · step {} ({}/{}{}) · prompt {}/{} ",
         r.step,
         r.position.0,
         r.position.1,
-        if r.following { ", following" } else { "" },
+        if r.following { ", live" } else { "" },
         r.group.0,
         r.group.1
     );
