@@ -466,22 +466,16 @@ pub fn rl_charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
                 .collect()
         }
     };
-    let accuracy = if one {
-        vec![first.eval_series(s, "held out", false)]
-    } else {
-        tails
-            .iter()
-            .map(|t| t.eval_series(s, &t.label, false))
-            .collect()
+    // One series named `alone`, or one per run under its label.
+    let overlay = |alone: &str, f: &dyn Fn(&RunTail, &str) -> ChartSeries| -> Vec<ChartSeries> {
+        if one {
+            vec![f(first, alone)]
+        } else {
+            tails.iter().map(|t| f(t, &t.label)).collect()
+        }
     };
-    let grad = if one {
-        vec![first.train_series(s, "‖g‖₂", GRAD)]
-    } else {
-        tails
-            .iter()
-            .map(|t| t.train_series(s, &t.label, GRAD))
-            .collect()
-    };
+    let accuracy = overlay("held out", &|t, n| t.eval_series(s, n, false));
+    let grad = overlay("‖g‖₂", &|t, n| t.train_series(s, n, GRAD));
     vec![
         chart("reward", per_run(&[("reward", "reward")]), s.smoothing),
         chart("held-out accuracy", accuracy, 0.0),

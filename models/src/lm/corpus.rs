@@ -53,36 +53,53 @@ pub fn is_builtin(name: &str) -> bool {
     BUILTINS.iter().any(|b| b.name == name)
 }
 
+impl TextBuiltin {
+    /// The builtin of `list` named `name`, or the names it could have been.
+    pub fn find<'a>(list: &'a [TextBuiltin], name: &str) -> Result<&'a TextBuiltin, String> {
+        list.iter().find(|b| b.name == name).ok_or_else(|| {
+            list.iter()
+                .map(|b| format!("builtin:{}", b.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+
+    /// Checks that every parameter is one of this builtin's and a whole number that
+    /// `in_range` accepts.
+    pub fn check(
+        &self,
+        params: &BTreeMap<String, f64>,
+        in_range: fn(&str, f64) -> bool,
+    ) -> Result<(), String> {
+        for (k, v) in params {
+            if !self.params.iter().any(|(p, ..)| p == k) {
+                let names: Vec<&str> = self.params.iter().map(|(p, ..)| *p).collect();
+                return Err(format!(
+                    "builtin:{} has no parameter `{k}`; it takes {}",
+                    self.name,
+                    names.join(", ")
+                ));
+            }
+            if v.fract() != 0.0 || !in_range(k, *v) {
+                return Err(format!("builtin:{}: `{k}` = {v} is out of range", self.name));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Checks a builtin corpus's name and parameters (for config validation).
 pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<(), String> {
-    let Some(b) = BUILTINS.iter().find(|b| b.name == name) else {
-        let names: Vec<String> = BUILTINS
-            .iter()
-            .map(|b| format!("builtin:{}", b.name))
-            .collect();
-        return Err(format!(
-            "no builtin text corpus `{name}`; a language model trains on {} or on a .txt or \
-             .jsonl file",
-            names.join(", ")
-        ));
-    };
-    for (k, v) in params {
-        if !b.params.iter().any(|(p, ..)| p == k) {
-            let names: Vec<&str> = b.params.iter().map(|(p, ..)| *p).collect();
-            return Err(format!(
-                "builtin:{name} has no parameter `{k}`; it takes {}",
-                names.join(", ")
-            ));
-        }
-        let ok = v.fract() == 0.0
-            && match k.as_str() {
-                "digits" => (1.0..=6.0).contains(v),
-                _ => *v >= 0.0 && *v <= 1e7,
-            };
-        if !ok {
-            return Err(format!("builtin:{name}: `{k}` = {v} is out of range"));
-        }
-    }
+    let b = TextBuiltin::find(BUILTINS, name).map_err(|names| {
+        format!(
+            "no builtin text corpus `{name}`; a language model trains on {names} or on a .txt \
+             or .jsonl file"
+        )
+    })?;
+    b.check(params, |k, v| match k {
+        "digits" => (1.0..=6.0).contains(&v),
+        _ => (0.0..=1e7).contains(&v),
+    })?;
     if name == "arithmetic" {
         let p = Arithmetic::from_params(params);
         if p.problems > p.space() {

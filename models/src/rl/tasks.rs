@@ -57,37 +57,18 @@ pub const BUILTINS: &[TextBuiltin] = &[
 
 /// Checks a builtin task's name and parameters (for config validation).
 pub fn validate_builtin(name: &str, params: &BTreeMap<String, f64>) -> Result<(), String> {
-    let Some(b) = BUILTINS.iter().find(|b| b.name == name) else {
-        let names: Vec<String> = BUILTINS
-            .iter()
-            .map(|b| format!("builtin:{}", b.name))
-            .collect();
-        return Err(format!(
-            "no builtin task `{name}`; GRPO trains on {} or a .jsonl file of {{\"prompt\", \
-             \"answer\"}}",
-            names.join(", ")
-        ));
-    };
-    for (k, v) in params {
-        if !b.params.iter().any(|(p, ..)| p == k) {
-            let names: Vec<&str> = b.params.iter().map(|(p, ..)| *p).collect();
-            return Err(format!(
-                "builtin:{name} has no parameter `{k}`; it takes {}",
-                names.join(", ")
-            ));
-        }
-        let ok = v.fract() == 0.0
-            && match k.as_str() {
-                "digits" => (1.0..=6.0).contains(v),
-                "numbers" => (2.0..=6.0).contains(v),
-                "max" => (1.0..=1000.0).contains(v),
-                _ => (0.0..=1e7).contains(v),
-            };
-        if !ok {
-            return Err(format!("builtin:{name}: `{k}` = {v} is out of range"));
-        }
-    }
-    Ok(())
+    let b = TextBuiltin::find(BUILTINS, name).map_err(|names| {
+        format!(
+            "no builtin task `{name}`; GRPO trains on {names} or a .jsonl file of \
+             {{\"prompt\", \"answer\"}}"
+        )
+    })?;
+    b.check(params, |k, v| match k {
+        "digits" => (1.0..=6.0).contains(&v),
+        "numbers" => (2.0..=6.0).contains(&v),
+        "max" => (1.0..=1000.0).contains(&v),
+        _ => (0.0..=1e7).contains(&v),
+    })
 }
 
 /// Generates a builtin task's problems from `seed`.
