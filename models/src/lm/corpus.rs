@@ -81,7 +81,10 @@ impl TextBuiltin {
                 ));
             }
             if v.fract() != 0.0 || !in_range(k, *v) {
-                return Err(format!("builtin:{}: `{k}` = {v} is out of range", self.name));
+                return Err(format!(
+                    "builtin:{}: `{k}` = {v} is out of range",
+                    self.name
+                ));
             }
         }
         Ok(())
