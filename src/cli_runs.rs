@@ -166,6 +166,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             _ => Ok(ExitCode::from(1)),
         };
     }
+    if !resume {
+        exec::preflight(&ws, &source.experiment).map_err(anyhow::Error::msg)?;
+    }
     if resume && let Ok(s) = Status::read(&dir) {
         let state = s.effective_state();
         if state.is_live() {

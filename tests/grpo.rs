@@ -264,6 +264,10 @@ fn bad_grpo_input_gets_a_message_that_names_the_place() {
     );
     let err = ws.fails(&["run", "nobase"]);
     assert!(err.contains("grpo.from = \"missing\""), "{err}");
+    assert!(
+        !ws.root.join("runs/nobase").exists(),
+        "refused before a run folder is made"
+    );
     std::fs::write(
         ws.root.join("data/bad.jsonl"),
         "{\"prompt\": \"1\", \"answer\": 2}\n{\"prompt\": \"3\"}\n",

@@ -248,6 +248,15 @@ pub fn pretrain_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Pretrai
     })
 }
 
+/// What must hold before a run of `exp` is started (no run folder is made otherwise): a
+/// GRPO experiment's base model must exist.
+pub fn preflight(ws: &Workspace, exp: &Experiment) -> Result<(), String> {
+    if exp.kind == Kind::Grpo {
+        grpo_base(ws, exp, None).map_err(|e| format!("{e:#}"))?;
+    }
+    Ok(())
+}
+
 /// The file of a GRPO run that records the base model it resolved at its start, so that a
 /// resumed run keeps it even if a newer run of the base experiment exists.
 const GRPO_BASE: &str = "base.json";
@@ -273,8 +282,16 @@ pub fn grpo_base(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow
     } else if ws.root.join(spec).join("config.json").is_file() {
         ws.root.join(spec)
     } else {
-        let run = super::find_run_or_newest(&ws.settings.runs_path(&ws.root), spec)
-            .map_err(|e| anyhow::anyhow!("grpo.from = {spec:?}: {e}"))?;
+        let run = super::find_run_or_newest(&ws.settings.runs_path(&ws.root), spec).map_err(
+            |e| match ws.experiment(spec) {
+                // The usual case: the base experiment is in the workspace, not trained yet.
+                Some(_) => anyhow::anyhow!(
+                    "grpo.from = {spec:?}: {spec} has no run yet; train it first (r on it in \
+                     the Runs pane, or descent run {spec})"
+                ),
+                None => anyhow::anyhow!("grpo.from = {spec:?}: {e}"),
+            },
+        )?;
         let all = checkpoint::list(&run);
         match g.from_step {
             Some(step) => match all.iter().find(|(s, _)| *s == step) {

@@ -365,6 +365,9 @@ impl App {
                 row.file
             ));
         }
+        if let Some(exp) = &f.good {
+            crate::runs::exec::preflight(&u.workspace, exp)?;
+        }
         Ok((row.name.clone(), f.path.clone()))
     }
 
