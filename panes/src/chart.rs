@@ -243,6 +243,16 @@ pub fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// An x-axis end: whole numbers (steps) without decimals, so that "1 step 2000" fits a
+/// narrow chart where "1.00 step 2000.00" was cut.
+fn fmt_x(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e7 {
+        format!("{v:.0}")
+    } else {
+        fmt_tick(v)
+    }
+}
+
 /// One drawn curve or marker set; [`Dataset`] borrows its points, so they live here.
 struct Layer {
     points: Vec<(f64, f64)>,
@@ -386,9 +396,9 @@ pub fn draw_chart(frame: &mut Frame, area: Rect, theme: &Theme, view: &ChartView
     let chart = Chart::new(datasets)
         .block(block(theme, Line::from(title)))
         .x_axis(Axis::default().bounds([x0, x1]).style(theme.dim()).labels([
-            fmt_tick(x0),
+            fmt_x(x0),
             view.x_label.clone(),
-            fmt_tick(x1),
+            fmt_x(x1),
         ]))
         .y_axis(Axis::default().bounds([y0, y1]).style(theme.dim()).labels([
             ylabel(y0),
