@@ -240,15 +240,27 @@ fn paragraphs(text: &str) -> Vec<Example> {
         .collect()
 }
 
+/// Each non-blank line of a JSON Lines `text` read from `path`, parsed, with its place
+/// (`FILE:LINE`) for messages.
+pub(crate) fn json_objects(
+    text: &str,
+    path: &Path,
+) -> impl Iterator<Item = Result<(String, serde_json::Value), String>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(move |(i, line)| {
+            let at = format!("{}:{}", path.display(), i + 1);
+            serde_json::from_str(line)
+                .map(|v| (at.clone(), v))
+                .map_err(|e| format!("{at}: not JSON: {e}"))
+        })
+}
+
 fn json_lines(text: &str, path: &Path) -> Result<Vec<Example>, String> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = format!("{}:{}", path.display(), i + 1);
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("{at}: not JSON: {e}"))?;
+    for item in json_objects(text, path) {
+        let (at, v) = item?;
         let field = |k: &str| -> Result<Option<&str>, String> {
             match v.get(k) {
                 None | Some(serde_json::Value::Null) => Ok(None),

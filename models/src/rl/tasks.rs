@@ -140,13 +140,8 @@ fn countdown(k: usize, max: i64, n: usize, seed: u64) -> Vec<Problem> {
 pub fn load(path: &Path) -> Result<Vec<Problem>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = format!("{}:{}", path.display(), i + 1);
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("{at}: not JSON: {e}"))?;
+    for item in crate::lm::corpus::json_objects(&text, path) {
+        let (at, v) = item?;
         let prompt = v
             .get("prompt")
             .and_then(|p| p.as_str())
