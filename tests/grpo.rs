@@ -212,9 +212,24 @@ fn a_grpo_run_logs_its_rollouts_and_trls_metrics_saves_hf_folders_and_resumes_ex
 fn d3s_keeps_the_scheduled_fractions_and_raises_the_variance_of_advantages() {
     let d3s = "[d3s]\nsample_level = \"intra\"\nsample_init = 0.5\ntoken_init = 0.2\n\
                ramp_fraction = 0.5\n";
-    let ws = workspace(&[("d", grpo("d", 4, d3s))]);
+    let every_other = grpo("d", 4, d3s).replace(
+        "eval_problems = 4",
+        "eval_problems = 4\nlog_completions_every = 2",
+    );
+    let ws = workspace(&[("d", every_other)]);
     ws.ok(&["run", "d"]);
-    let x = extras(&ws.only_run("d"));
+    let dir = ws.only_run("d");
+    let logged: Vec<u64> = std::fs::read_to_string(dir.join("rollouts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(logged, vec![2, 4], "rollouts logged every other step");
+    let x = extras(&dir);
     // Step 1: half of each group of 4 (the extremes); from step 3 (past half of 4 steps),
     // everything.
     assert_eq!(x[&1]["d3s/sample_kept_frac"], 0.5);

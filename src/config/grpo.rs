@@ -41,6 +41,9 @@ pub struct GrpoConfig {
     pub chat: bool,
     /// Held-out prompts answered greedily at each evaluation.
     pub eval_problems: usize,
+    /// Every how many steps the rollouts go to `rollouts.jsonl` (1: every step; long
+    /// completions of a large batch make about 1 MB per logged step).
+    pub log_completions_every: u64,
     pub rewards: Vec<RewardConfig>,
 }
 
@@ -65,6 +68,7 @@ impl Default for GrpoConfig {
             mask_truncated_completions: false,
             chat: true,
             eval_problems: 200,
+            log_completions_every: 1,
             rewards: vec![RewardConfig::default()],
         }
     }
@@ -183,6 +187,11 @@ pub(crate) fn validate(g: &GrpoConfig, d3s: Option<&D3sConfig>, batch: usize) ->
         g.beta.is_finite() && g.beta >= 0.0,
         &["grpo", "beta"],
         "must be zero or positive".into(),
+    );
+    rule(
+        g.log_completions_every >= 1,
+        &["grpo", "log_completions_every"],
+        "must be at least 1 (every how many steps the rollouts are logged)".into(),
     );
     rule(
         g.num_iterations >= 1,

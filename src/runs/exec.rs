@@ -404,6 +404,7 @@ pub fn grpo_spec(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow
         chat: g.chat,
         val_fraction: t.val_fraction,
         eval_problems: g.eval_problems,
+        log_completions_every: g.log_completions_every,
         d3s,
     })
 }

@@ -108,6 +108,8 @@ pub struct GrpoSpec {
     pub val_fraction: f64,
     /// Held-out prompts answered greedily at each evaluation.
     pub eval_problems: usize,
+    /// Every how many steps the rollouts are returned for the log.
+    pub log_completions_every: u64,
     pub d3s: D3s,
 }
 
@@ -874,7 +876,11 @@ impl Engine for GrpoTrainer {
         }
         m.tokens = Some(tokens);
         m.extra = x;
-        m.log = Some(self.log_line(&rollouts, &kept, &scores, &token_kept)?);
+        if m.step
+            .is_multiple_of(self.spec.log_completions_every.max(1))
+        {
+            m.log = Some(self.log_line(&rollouts, &kept, &scores, &token_kept)?);
+        }
         self.step = m.step;
         Ok(m)
     }
