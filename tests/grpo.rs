@@ -245,6 +245,36 @@ fn d3s_keeps_the_scheduled_fractions_and_raises_the_variance_of_advantages() {
 }
 
 #[test]
+fn micro_batches_take_the_same_first_step_as_the_whole_batch() {
+    let split = grpo("split", 1, "").replace(
+        "eval_problems = 4",
+        "eval_problems = 4\nmicro_batch_size = 3",
+    );
+    let ws = workspace(&[("whole", grpo("whole", 1, "")), ("split", split)]);
+    ws.ok(&["run", "whole"]);
+    ws.ok(&["run", "split"]);
+    let first = |name: &str| {
+        let (records, _, _) =
+            read_from::<Metric>(&ws.only_run(name).join("metrics.jsonl"), 0).unwrap();
+        records
+            .into_iter()
+            .find_map(|m| match m {
+                Metric::Train { loss, grad_l2, .. } => Some((loss.0, grad_l2.0)),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (a, b) = (first("whole"), first("split"));
+    // Same rollouts (same seed and weights); the gradient summed over parts of 3, 3 and 2.
+    assert!((a.0 - b.0).abs() < 1e-6, "loss {a:?} vs {b:?}");
+    assert!(
+        (a.1 - b.1).abs() < 1e-5 * a.1.max(1.0),
+        "‖g‖ {a:?} vs {b:?}"
+    );
+    assert!(a.1 > 0.0);
+}
+
+#[test]
 fn bad_grpo_input_gets_a_message_that_names_the_place() {
     let ws = workspace(&[
         (

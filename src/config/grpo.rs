@@ -44,6 +44,10 @@ pub struct GrpoConfig {
     /// Every how many steps the rollouts go to `rollouts.jsonl` (1: every step; long
     /// completions of a large batch make about 1 MB per logged step).
     pub log_completions_every: u64,
+    /// Completions per forward and backward pass of the update, their gradients summed
+    /// before the one optimizer step (TRL's per-device batch with gradient accumulation);
+    /// 0: all of the step's at once.
+    pub micro_batch_size: usize,
     pub rewards: Vec<RewardConfig>,
 }
 
@@ -69,6 +73,7 @@ impl Default for GrpoConfig {
             chat: true,
             eval_problems: 200,
             log_completions_every: 1,
+            micro_batch_size: 0,
             rewards: vec![RewardConfig::default()],
         }
     }

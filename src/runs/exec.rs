@@ -405,6 +405,7 @@ pub fn grpo_spec(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow
         val_fraction: t.val_fraction,
         eval_problems: g.eval_problems,
         log_completions_every: g.log_completions_every,
+        micro_batch_size: g.micro_batch_size,
         d3s,
     })
 }

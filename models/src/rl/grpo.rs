@@ -110,6 +110,9 @@ pub struct GrpoSpec {
     pub eval_problems: usize,
     /// Every how many steps the rollouts are returned for the log.
     pub log_completions_every: u64,
+    /// Completions per forward and backward pass of the update (0: all kept at once); the
+    /// gradients of the micro-batches are summed before the one optimizer step.
+    pub micro_batch_size: usize,
     pub d3s: D3s,
 }
 
@@ -488,7 +491,13 @@ impl GrpoTrainer {
 
     /// log π(o_t) at the sampling temperature for the completions of `rows` under `model`:
     /// `[n, t]`, and the completion mask `[n, t]`.
-    fn logprobs(&self, model: &Transformer, rows: &[&Rollout]) -> Result<(Tensor, Vec<Vec<f32>>)> {
+    /// `width` completion positions at least (a micro-batch is as wide as its batch).
+    fn logprobs(
+        &self,
+        model: &Transformer,
+        rows: &[&Rollout],
+        width: usize,
+    ) -> Result<(Tensor, Vec<Vec<f32>>)> {
         let dev = model.device().clone();
         let p = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(1);
         let t = rows
@@ -496,6 +505,7 @@ impl GrpoTrainer {
             .map(|r| r.out.tokens.len())
             .max()
             .unwrap_or(1)
+            .max(width)
             .max(1);
         let len = p + t - 1;
         let n = rows.len();
@@ -730,37 +740,101 @@ impl Engine for GrpoTrainer {
             k,
             &dev,
         )?;
-        let ref_lp = match &self.reference {
-            Some(m) => Some(self.logprobs(m, &batch)?.0.detach()),
+        // Micro-batches of the kept rollouts: each one's forward and backward pass, the
+        // gradients summed, then one update (TRL's gradient accumulation, with the whole
+        // batch's normaliser so the sum is the batch's gradient).
+        let mb = match self.spec.micro_batch_size {
+            0 => k,
+            m => m.min(k),
+        };
+        let chunks: Vec<(usize, usize)> = (0..k)
+            .step_by(mb)
+            .map(|r0| (r0, (r0 + mb).min(k)))
+            .collect();
+        let eff_mask = match (frac_t, self.spec.loss.normalizer) {
+            (Some(_), super::loss::Normalizer::Kept) => (&mask * &keep_t)?,
+            _ => mask.clone(),
+        };
+        let totals = Some((k, eff_mask.sum_all()?.to_scalar::<f32>()? as f64));
+        let rows_of = |x: &Tensor, (r0, r1): (usize, usize)| x.narrow(0, r0, r1 - r0);
+        let ref_lp: Option<Vec<Tensor>> = match &self.reference {
+            Some(m) => Some(
+                chunks
+                    .iter()
+                    .map(|&(r0, r1)| Ok(self.logprobs(m, &batch[r0..r1], t)?.0.detach()))
+                    .collect::<Result<_>>()?,
+            ),
             None => None,
         };
         let train_t0 = Instant::now();
-        let mut old_lp: Option<Tensor> = None;
+        let mut old_lp: Vec<Tensor> = Vec::new();
         let mut last = None;
         let mut clip = (0.0, 0.0, 0.0);
         let mut kl = None;
-        for _ in 0..self.spec.num_iterations.max(1) {
-            let (lp, _) = self.logprobs(&self.model, &batch)?;
-            // π_old is the policy that generated: the first pass's own values.
-            let old = old_lp.get_or_insert_with(|| lp.detach()).clone();
-            let out = grpo_loss(
-                &self.spec.loss,
-                &LossInputs {
-                    logp: &lp,
-                    old_logp: &old,
-                    ref_logp: ref_lp.as_ref(),
-                    adv: &adv_t,
-                    mask: &mask,
-                    keep: frac_t.map(|_| &keep_t),
-                },
-            )?;
-            clip = (out.clip_low, out.clip_high, out.clip_region);
-            kl = out.kl;
-            let grads = autograd(&out.loss, &self.params)?;
+        let tokens_in = |c: (usize, usize)| -> Result<f64> {
+            Ok(rows_of(&mask, c)?.sum_all()?.to_scalar::<f32>()? as f64)
+        };
+        let all_tokens = mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64;
+        for pass in 0..self.spec.num_iterations.max(1) {
+            let mut loss_sum: Option<Tensor> = None;
+            let mut grads: Option<Vec<Tensor>> = None;
+            let (mut c_low, mut c_high, mut c_region, mut kl_sum) = (0.0, 0.0, 0.0, None);
+            for (ci, &c) in chunks.iter().enumerate() {
+                let (lp, _) = self.logprobs(&self.model, &batch[c.0..c.1], t)?;
+                // π_old is the policy that generated: the first pass's own values.
+                if pass == 0 {
+                    old_lp.push(lp.detach());
+                }
+                let (m_c, k_c, a_c) = (
+                    rows_of(&mask, c)?,
+                    rows_of(&keep_t, c)?,
+                    rows_of(&adv_t, c)?,
+                );
+                let out = grpo_loss(
+                    &self.spec.loss,
+                    &LossInputs {
+                        logp: &lp,
+                        old_logp: &old_lp[ci],
+                        ref_logp: ref_lp.as_ref().map(|r| &r[ci]),
+                        adv: &a_c,
+                        mask: &m_c,
+                        keep: frac_t.map(|_| &k_c),
+                        totals: (chunks.len() > 1).then_some(totals).flatten(),
+                    },
+                )?;
+                // The clip and KL means of the batch, weighted by each chunk's tokens.
+                let w = tokens_in(c)? / all_tokens;
+                c_low += out.clip_low * w;
+                c_high += out.clip_high * w;
+                c_region += out.clip_region * w;
+                if let Some(v) = out.kl {
+                    kl_sum = Some(kl_sum.unwrap_or(0.0) + v * w);
+                }
+                let g = autograd(&out.loss, &self.params)?;
+                grads = Some(match grads {
+                    None => g,
+                    Some(acc) => acc
+                        .iter()
+                        .zip(&g)
+                        .map(|(a, b)| a + b)
+                        .collect::<Result<_>>()?,
+                });
+                let l = out.loss.detach();
+                loss_sum = Some(match loss_sum {
+                    None => l,
+                    Some(acc) => (acc + l)?,
+                });
+            }
+            clip = (c_low, c_high, c_region);
+            kl = kl_sum;
+            let (loss, grads) = (
+                loss_sum.expect("at least one chunk"),
+                grads.expect("at least one chunk"),
+            );
             let m = apply_gradients(
                 &mut self.opt,
                 &self.params,
-                &out.loss,
+                &loss,
                 &grads,
                 lr,
                 self.spec.clip_grad_norm,

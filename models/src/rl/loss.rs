@@ -71,6 +71,9 @@ pub struct LossInputs<'a> {
     pub mask: &'a Tensor,
     /// The D³S token mask (1 kept), when token selection is on.
     pub keep: Option<&'a Tensor>,
+    /// For one micro-batch of a larger batch: the whole batch's sequences and the tokens its
+    /// loss is averaged over, so that the micro-batches' gradients add up to the batch's.
+    pub totals: Option<(usize, f64)>,
 }
 
 /// The loss and what TRL logs of it. (TRL's `clip_ratio/low_min` and `high_max` are the
@@ -132,14 +135,19 @@ pub fn grpo_loss(spec: &LossSpec, x: &LossInputs) -> Result<LossOut> {
         per_token = (per_token + (k3 * spec.beta)?)?;
     }
     let masked = (&per_token * &mask)?;
+    let rows = x.totals.map_or(n, |t| t.0);
     let loss = match spec.loss_type {
-        LossType::Grpo => row_means(&per_token, &mask)?.mean_all()?,
-        LossType::Bnpo | LossType::Dapo => {
-            // One process, no accumulation: the local and the global batch are the same.
-            let den = mask.sum_all()?.clamp(1.0, f64::MAX)?;
-            masked.sum_all()?.broadcast_div(&den)?
-        }
-        LossType::DrGrpo => (masked.sum_all()? / (n * spec.max_completion_length) as f64)?,
+        LossType::Grpo => (row_means(&per_token, &mask)?.sum_all()? / rows as f64)?,
+        LossType::Bnpo | LossType::Dapo => match x.totals {
+            // One process: TRL's global (dapo) and local (bnpo) batches are the same batch;
+            // with micro-batches, both are divided by the whole batch's tokens.
+            Some((_, tokens)) => (masked.sum_all()? / tokens.max(1.0))?,
+            None => {
+                let den = mask.sum_all()?.clamp(1.0, f64::MAX)?;
+                masked.sum_all()?.broadcast_div(&den)?
+            }
+        },
+        LossType::DrGrpo => (masked.sum_all()? / (rows * spec.max_completion_length) as f64)?,
     };
     // Clipping, as TRL counts it (on the completion mask, before any token selection).
     let ratio_full = ratio.detach();
@@ -302,6 +310,7 @@ mod tests {
                 adv: &adv_t,
                 mask: &mask_t,
                 keep: keep_t.as_ref(),
+                totals: None,
             },
         )
         .unwrap();
@@ -370,6 +379,59 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn micro_batches_with_the_batch_totals_add_up_to_the_whole_batch() {
+        let (lp, old, adv, mask) = case();
+        let keep = vec![vec![1.0, 0.0, 1.0], vec![0.0, 1.0, 0.0]];
+        for lt in [
+            LossType::Grpo,
+            LossType::Bnpo,
+            LossType::DrGrpo,
+            LossType::Dapo,
+        ] {
+            let s = LossSpec {
+                beta: 0.0,
+                ..spec(lt)
+            };
+            let var = Var::from_tensor(&t2(&lp)).unwrap();
+            let (whole, grad) = run(&s, &var, &old, &adv, &mask, None, Some(&keep));
+            // Kept normaliser: 2 + 1 kept completion tokens in the batch.
+            let (mut sum, mut g) = (0.0, vec![]);
+            for i in 0..2 {
+                let row = Var::from_tensor(&t2(&lp[i..i + 1])).unwrap();
+                let adv_t = Tensor::new(&[adv[i] as f32], &Device::Cpu).unwrap();
+                let (o, m, k) = (t2(&old[i..i + 1]), t2(&mask[i..i + 1]), t2(&keep[i..i + 1]));
+                let out = grpo_loss(
+                    &s,
+                    &LossInputs {
+                        logp: row.as_tensor(),
+                        old_logp: &o,
+                        ref_logp: None,
+                        adv: &adv_t,
+                        mask: &m,
+                        keep: Some(&k),
+                        totals: Some((2, 3.0)),
+                    },
+                )
+                .unwrap();
+                sum += out.loss.to_scalar::<f32>().unwrap();
+                let gr = out
+                    .loss
+                    .backward()
+                    .unwrap()
+                    .get(row.as_tensor())
+                    .unwrap()
+                    .clone();
+                g.push(gr.to_vec2::<f32>().unwrap().remove(0));
+            }
+            assert!(
+                (sum - whole.loss.to_scalar::<f32>().unwrap()).abs() < 1e-6,
+                "{lt:?}"
+            );
+            assert_eq!(g, grad.to_vec2::<f32>().unwrap(), "{lt:?}");
         }
     }
 
