@@ -49,8 +49,8 @@ fn check_passes_on_the_demo_and_fails_with_positions_on_errors() {
     assert!(stdout(&o).contains("ok — descent.toml and 11 experiment(s) are valid"));
     assert!(
         stdout(&o).contains(
-            "arithmetic-grpo.toml: note: not ready to run yet: grpo.from = \"arithmetic-lm\": \
-             arithmetic-lm has no run yet; train it first"
+            "arithmetic-grpo.toml: note: not ready to run yet: grpo.from = \"arithmetic-lm\" \
+             has no run yet: train it first"
         ),
         "{}",
         stdout(&o)

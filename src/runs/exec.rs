@@ -285,10 +285,8 @@ pub fn grpo_base(ws: &Workspace, exp: &Experiment, dir: Option<&Path>) -> anyhow
         let run = super::find_run_or_newest(&ws.settings.runs_path(&ws.root), spec).map_err(
             |e| match ws.experiment(spec) {
                 // The usual case: the base experiment is in the workspace, not trained yet.
-                Some(_) => anyhow::anyhow!(
-                    "grpo.from = {spec:?}: {spec} has no run yet; train it first (r on it in \
-                     the Runs pane, or descent run {spec})"
-                ),
+                // Short enough for the TUI's status bar.
+                Some(_) => anyhow::anyhow!("grpo.from = {spec:?} has no run yet: train it first"),
                 None => anyhow::anyhow!("grpo.from = {spec:?}: {e}"),
             },
         )?;

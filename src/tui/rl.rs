@@ -72,6 +72,9 @@ pub struct Rl {
     /// The step shown; `None` follows the newest.
     step: Option<u64>,
     group: usize,
+    /// The groups of the line last read, and where it starts: the view is rebuilt on every
+    /// tick, the line read again only when another one is shown.
+    shown: Option<(u64, Vec<serde_json::Value>)>,
 }
 
 impl Rl {
@@ -121,8 +124,13 @@ impl Rl {
             .filter(|s| ix.lines.contains_key(s))
             .unwrap_or(last);
         let position = (ix.lines.range(..=step).count(), ix.lines.len());
-        let v = ix.read(step)?;
-        let groups = v["groups"].as_array().cloned().unwrap_or_default();
+        let at = ix.lines[&step].0;
+        if self.shown.as_ref().is_none_or(|(a, _)| *a != at) {
+            let v = ix.read(step)?;
+            let groups = v["groups"].as_array().cloned().unwrap_or_default();
+            self.shown = Some((at, groups));
+        }
+        let groups = &self.shown.as_ref().expect("read above").1;
         if groups.is_empty() {
             return Err(format!("step {step} logged no rollouts"));
         }
@@ -130,8 +138,10 @@ impl Rl {
         let g = &groups[self.group];
         let max_score = groups
             .iter()
-            .flat_map(|g| g["completions"].as_array().cloned().unwrap_or_default())
-            .flat_map(|c| c["score"].as_array().cloned().unwrap_or_default())
+            .filter_map(|g| g["completions"].as_array())
+            .flatten()
+            .filter_map(|c| c["score"].as_array())
+            .flatten()
             .filter_map(|s| s.as_f64())
             .fold(0.0, f64::max);
         let completions = g["completions"]

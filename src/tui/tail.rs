@@ -355,23 +355,33 @@ impl RunTail {
     }
 }
 
+/// A chart of `series` with the x axis and the change markers of `first`, the selected run.
+fn chart_view(
+    first: &RunTail,
+    s: ChartSettings,
+    title: &str,
+    series: Vec<ChartSeries>,
+    log_y: bool,
+    smoothing: f64,
+) -> ChartView {
+    ChartView {
+        title: title.into(),
+        series,
+        log_y,
+        smoothing,
+        x_label: if s.wall_time { "seconds" } else { "step" }.into(),
+        markers: first.markers(s),
+    }
+}
+
 /// The four charts for `tails[0]` (the selected run) alone, or, with more tails (runs marked
 /// for comparison), each chart overlaying every run's curve under its name.
 pub fn charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
     let Some(first) = tails.first() else {
         return Vec::new();
     };
-    let chart = |title: &str, series: Vec<ChartSeries>, log_y: bool, smoothing: f64| ChartView {
-        title: title.into(),
-        series,
-        log_y,
-        smoothing,
-        x_label: if s.wall_time {
-            "seconds".into()
-        } else {
-            "step".into()
-        },
-        markers: first.markers(s),
+    let chart = |title: &str, series: Vec<ChartSeries>, log_y: bool, smoothing: f64| {
+        chart_view(first, s, title, series, log_y, smoothing)
     };
     if tails.len() == 1 {
         return vec![
@@ -440,17 +450,8 @@ pub fn rl_charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
     let Some(first) = tails.first() else {
         return Vec::new();
     };
-    let chart = |title: &str, series: Vec<ChartSeries>, smoothing: f64| ChartView {
-        title: title.into(),
-        series,
-        log_y: false,
-        smoothing,
-        x_label: if s.wall_time {
-            "seconds".into()
-        } else {
-            "step".into()
-        },
-        markers: first.markers(s),
+    let chart = |title: &str, series: Vec<ChartSeries>, smoothing: f64| {
+        chart_view(first, s, title, series, false, smoothing)
     };
     let one = tails.len() == 1;
     // One series per run, or (alone) one per named key.

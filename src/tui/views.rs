@@ -229,56 +229,45 @@ fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
             .map(|r| format!("{} × {}", r.weight, r.name))
             .collect();
         let mut grpo = format!(
-            "G = {}, ≤ {} new tokens at T = {}, β = {}, μ = {}, ε = {}, {:?} loss, {:?} \
-             scaling, rewards {}",
+            "G = {}, ≤ {} new tokens at T = {}, β = {}, μ = {}, ε = {}, {} loss, {} scaling, \
+             rewards {}",
             g.num_generations,
             g.max_completion_length,
             g.temperature,
             g.beta,
             g.num_iterations,
             g.epsilon,
-            g.loss_type,
-            g.scale_rewards,
+            toml_name(&g.loss_type),
+            toml_name(&g.scale_rewards),
             rewards.join(" + ")
-        )
-        .replace("Dapo", "dapo")
-        .replace("Grpo", "grpo")
-        .replace("Bnpo", "bnpo")
-        .replace("DrGrpo", "dr_grpo")
-        .replace("Group", "group")
-        .replace("Batch", "batch")
-        .replace("None", "no");
+        );
         if let Some(d) = &exp.d3s {
+            let tokens = if d.token_level {
+                format!("{}→{}", d.token_init, d.token_final)
+            } else {
+                "all".into()
+            };
             grpo += &format!(
-                "; D³S {:?} rollouts {}→{}, tokens {}, over {:.0}% of training",
-                d.sample_level,
+                "; D³S {} rollouts {}→{}, tokens {tokens}, over {:.0}% of training",
+                toml_name(&d.sample_level),
                 d.sample_init,
                 d.sample_final,
-                if d.token_level {
-                    format!("{}→{}", d.token_init, d.token_final)
-                } else {
-                    "all".into()
-                },
                 d.ramp_fraction * 100.0
-            )
-            .to_lowercase()
-            .replace("d³s", "D³S");
+            );
         }
         rows.insert(4, ("grpo".to_string(), grpo));
     }
     if exp.kind == crate::config::Kind::Diffusion {
         let df = exp.diffusion.clone().unwrap_or_default();
-        // The names the config file uses (diffusers' names).
-        let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
         let row = (
             "diffusion".to_string(),
             format!(
                 "{} timesteps, {} betas {}–{}, {} prediction, label dropout {}, sampler {}{}",
                 df.timesteps,
-                name(serde_json::json!(df.beta_schedule)),
+                toml_name(&df.beta_schedule),
                 df.beta_start,
                 df.beta_end,
-                name(serde_json::json!(df.prediction)),
+                toml_name(&df.prediction),
                 df.label_dropout,
                 df.sampler,
                 if df.clip_sample { ", clip x0" } else { "" }
@@ -287,6 +276,14 @@ fn details(exp: &Experiment, ws: &Workspace) -> Vec<(String, String)> {
         rows.insert(4, row);
     }
     rows
+}
+
+/// A setting's value as the config file writes it (its serde name, e.g. `dr_grpo`).
+fn toml_name(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// A builtin dataset's row: name, description, and its parameters with their defaults.

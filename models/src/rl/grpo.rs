@@ -771,10 +771,13 @@ impl Engine for GrpoTrainer {
         let mut last = None;
         let mut clip = (0.0, 0.0, 0.0);
         let mut kl = None;
-        let tokens_in = |c: (usize, usize)| -> Result<f64> {
-            Ok(rows_of(&mask, c)?.sum_all()?.to_scalar::<f32>()? as f64)
-        };
-        let all_tokens = mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64;
+        // Each micro-batch's share of the completion tokens (the clip and KL means are
+        // batch means).
+        let all_tokens = mask_host.iter().sum::<f32>().max(1.0) as f64;
+        let shares: Vec<f64> = chunks
+            .iter()
+            .map(|&(r0, r1)| mask_host[r0 * t..r1 * t].iter().sum::<f32>() as f64 / all_tokens)
+            .collect();
         for pass in 0..self.spec.num_iterations.max(1) {
             let mut loss_sum: Option<Tensor> = None;
             let mut grads: Option<Vec<Tensor>> = None;
@@ -802,8 +805,7 @@ impl Engine for GrpoTrainer {
                         totals: (chunks.len() > 1).then_some(totals).flatten(),
                     },
                 )?;
-                // The clip and KL means of the batch, weighted by each chunk's tokens.
-                let w = tokens_in(c)? / all_tokens;
+                let w = shares[ci];
                 c_low += out.clip_low * w;
                 c_high += out.clip_high * w;
                 c_region += out.clip_region * w;

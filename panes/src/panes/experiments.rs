@@ -150,17 +150,21 @@ pub(super) fn draw_runs_table(
     );
 }
 
+/// What the charts' place shows before a run's first metrics are read.
+pub(super) fn charts_pending(frame: &mut Frame, area: Rect, view: &AppView) {
+    empty_state(
+        frame,
+        area,
+        &view.theme,
+        " Charts ",
+        &["Reading the run's metrics…".into()],
+    );
+}
+
 fn draw_charts(frame: &mut Frame, area: Rect, view: &AppView) {
     let charts = &view.run_charts;
     if charts.is_empty() {
-        empty_state(
-            frame,
-            area,
-            &view.theme,
-            " Charts ",
-            &["Reading the run's metrics…".into()],
-        );
-        return;
+        return charts_pending(frame, area, view);
     }
     // The per-layer heatmap gets a band below the charts when there is room for it.
     let heat_rows = match &view.run_heatmap {

@@ -56,14 +56,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize, run_
 fn draw_charts(frame: &mut Frame, area: Rect, view: &AppView) {
     let charts = &view.rl.charts;
     if charts.is_empty() {
-        empty_state(
-            frame,
-            area,
-            &view.theme,
-            " Charts ",
-            &["Reading the run's metrics…".into()],
-        );
-        return;
+        return experiments::charts_pending(frame, area, view);
     }
     // Two rows of four, or of two when the terminal is narrow (the first four charts:
     // reward, accuracy, KL, entropy).
