@@ -27,6 +27,8 @@ fn spec(arch: Arch, hidden: Vec<usize>, channels: Vec<usize>, batch: usize) -> T
         },
         hyper: Hyper::adamw(0.01),
         clip_grad_norm: Some(1.0),
+        probes: Default::default(),
+        subset: None,
         schedule: Schedule {
             name: ScheduleName::Constant,
             peak_lr: 1e-3,

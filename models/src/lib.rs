@@ -10,6 +10,7 @@ pub mod lm;
 pub mod memory;
 pub mod nn;
 pub mod optim;
+pub mod probes;
 pub mod rl;
 mod simd;
 pub mod train;

@@ -304,13 +304,13 @@ impl Net {
     /// without layer norm (MLPs, and CNNs on the CPU) — the common case, and one where
     /// candle's general autograd spends about as long on bookkeeping (and, for convolutions,
     /// on a slow conv2d backward) as on the arithmetic. `None` when the net needs autograd.
-    /// Gradients come in [`Net::params`] order.
+    /// Gradients come in [`Net::params`] order; the network's outputs come last.
     pub fn manual_grads(
         &self,
         x: &Tensor,
         y: &Tensor,
         classify: bool,
-    ) -> Result<Option<(Tensor, Vec<Tensor>)>> {
+    ) -> Result<Option<(Tensor, Vec<Tensor>, Tensor)>> {
         let plain = (self.convs.is_empty() || x.device().is_cpu())
             && self.spec.activation == Activation::Relu
             && self.dense.iter().all(|d| d.norm.is_none());
@@ -421,7 +421,7 @@ impl Net {
             .chain(dense_grads)
             .map(|g| g.expect("every layer filled"))
             .collect();
-        Ok(Some((loss, grads)))
+        Ok(Some((loss, grads, pre.pop().expect("a dense layer"))))
     }
 }
 
@@ -612,7 +612,7 @@ mod tests {
             }
             .unwrap();
             let auto = loss.backward().unwrap();
-            let (mloss, grads) = net.manual_grads(&x, &y, classify).unwrap().unwrap();
+            let (mloss, grads, _) = net.manual_grads(&x, &y, classify).unwrap().unwrap();
             let close = |a: &Tensor, b: &Tensor| {
                 let d = (a - b)
                     .unwrap()
@@ -653,7 +653,7 @@ mod tests {
             .collect();
         let x = Tensor::from_vec(xs, (5, 1, 8, 8), &dev).unwrap();
         let y = Tensor::new(&[0u32, 1, 2, 1, 0], &dev).unwrap();
-        let (_, grads) = net.manual_grads(&x, &y, true).unwrap().unwrap();
+        let (_, grads, _) = net.manual_grads(&x, &y, true).unwrap().unwrap();
         let loss = |net: &Net| {
             let l = cross_entropy(&net.forward(&x).unwrap(), &y).unwrap();
             l.to_scalar::<f32>().unwrap() as f64

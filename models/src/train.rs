@@ -6,6 +6,8 @@ use crate::memory::{self, Footprint};
 use crate::nn::{ModelSpec, Net, correct, cross_entropy, mse};
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer, clip_scale};
+use crate::probes::el2n::{Scores, Subset, subset};
+use crate::probes::{EL2N_FILE, ProbeSpec, supervised::ProbeState};
 use candle_core::{CpuStorage, DType, Device, Module, Result, Storage, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +22,9 @@ pub struct TrainSpec {
     pub hyper: Hyper,
     pub clip_grad_norm: Option<f64>,
     pub schedule: Schedule,
+    pub probes: ProbeSpec,
+    /// Train on part of the training split (`data.subset`: by data-diet score or at random).
+    pub subset: Option<Subset>,
 }
 
 /// The loss, and Σg² and Σ|g| of every gradient. CPU gradients are summed in place (in f64,
@@ -44,6 +49,18 @@ fn grad_sums(loss: &Tensor, grads: &[Tensor]) -> Result<(f64, Vec<f64>, Vec<f64>
     let sq = host[1..].iter().step_by(2).map(|&v| v as f64).collect();
     let l1 = host[2..].iter().step_by(2).map(|&v| v as f64).collect();
     Ok((host[0] as f64, sq, l1))
+}
+
+/// Σx² of a tensor in f64 (summed in place on the CPU).
+pub(crate) fn tensor_sq(t: &Tensor) -> Result<f64> {
+    if t.device().is_cpu() {
+        return Ok(cpu_sums(t)?.0);
+    }
+    t.to_dtype(DType::F32)?
+        .sqr()?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar()
 }
 
 /// Σg² and Σ|g| of a CPU tensor, read straight from its storage.
@@ -133,7 +150,7 @@ pub fn apply_gradients(
             .collect(),
         tokens: None,
         extra: Vec::new(),
-        log: None,
+        logs: Vec::new(),
         non_finite,
     })
 }
@@ -178,6 +195,11 @@ pub trait Engine {
     fn evaluates_at_start(&self) -> bool {
         false
     }
+    /// Applies the experiment's `[probes]` (at the start and on a live edit); false when this
+    /// kind of run has none.
+    fn set_probes(&mut self, _spec: ProbeSpec) -> bool {
+        false
+    }
 }
 
 impl Engine for Trainer {
@@ -205,6 +227,10 @@ impl Engine for Trainer {
     fn load(&mut self, dir: &Path, step: u64) -> Result<()> {
         Trainer::load(self, dir, step)
     }
+    fn set_probes(&mut self, spec: ProbeSpec) -> bool {
+        Trainer::set_probes(self, spec);
+        true
+    }
 }
 
 /// Per-parameter-tensor numbers of one step.
@@ -231,12 +257,21 @@ pub struct StepMetrics {
     pub tokens: Option<u64>,
     /// Further named scalars of the kind (GRPO's reward, KL, …), recorded with the step.
     pub extra: Vec<(String, f64)>,
-    /// What the step saw (GRPO's rollouts, one entry per prompt), appended to the run's log
-    /// of it.
-    pub log: Option<serde_json::Value>,
+    /// What the step saw (GRPO's rollouts, an opposing-signal probe), each appended as one
+    /// line to the run's log of it.
+    pub logs: Vec<LogLine>,
     /// Set when the loss or a gradient was NaN or ±Inf: where, in words. The update was
     /// skipped, so the weights are still those before this step.
     pub non_finite: Option<String>,
+}
+
+/// One line for a log of the run's own: `{"step": N, KEY: VALUE}` appended to `file` (step
+/// first, so a reader can index the file from each line's first bytes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    pub file: &'static str,
+    pub key: &'static str,
+    pub value: serde_json::Value,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -254,11 +289,13 @@ pub struct Trainer {
     pub schedule: Schedule,
     /// Steps completed.
     pub step: u64,
-    data: Dataset,
-    split: Split,
+    pub(crate) data: Dataset,
+    pub(crate) split: Split,
     batches: Batches,
-    device: Device,
+    pub(crate) device: Device,
     clip: Option<f64>,
+    pub(crate) seed: u64,
+    pub(crate) probes: ProbeState,
 }
 
 /// Validation rows evaluated at once (bounds the memory of an evaluation).
@@ -293,12 +330,16 @@ impl Trainer {
     /// Splits and standardises `data` (with training-split statistics) and builds the network.
     pub fn new(mut data: Dataset, spec: TrainSpec, device: Device) -> Result<Trainer> {
         data.check().map_err(candle_core::Error::Msg)?;
-        let split = Split::new(data.len(), spec.val_fraction, spec.seed);
+        let mut split = Split::new(data.len(), spec.val_fraction, spec.seed);
+        if let Some(s) = &spec.subset {
+            split.train = subset(&split.train, &s.scores, &s.keep)
+                .map_err(|e| candle_core::Error::Msg(format!("data.subset: {e}")))?;
+        }
         data.standardize(&split.train);
         let net = Net::new(spec.model_for(&data), spec.seed, &device)?;
         let opt = Optimizer::new(spec.hyper, net.params());
         let batches = Batches::new(split.train.clone(), spec.batch_size, spec.seed);
-        Ok(Trainer {
+        let mut t = Trainer {
             net,
             opt,
             schedule: spec.schedule,
@@ -308,7 +349,11 @@ impl Trainer {
             batches,
             device,
             clip: spec.clip_grad_norm,
-        })
+            seed: spec.seed,
+            probes: ProbeState::default(),
+        };
+        t.set_probes(spec.probes);
+        Ok(t)
     }
 
     pub fn dataset(&self) -> &Dataset {
@@ -324,7 +369,7 @@ impl Trainer {
     }
 
     /// The inputs and targets of the given rows, as tensors on the run's device.
-    fn tensors(&self, rows: &[usize]) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn tensors(&self, rows: &[usize]) -> Result<(Tensor, Tensor)> {
         let f = self.data.features();
         let mut x = Vec::with_capacity(rows.len() * f);
         for &r in rows {
@@ -355,20 +400,41 @@ impl Trainer {
         }
     }
 
-    /// One optimisation step at learning rate `lr` on the next batch.
+    /// The mean loss on `rows`, its gradient for each parameter, and the network's outputs.
+    pub(crate) fn grads_on(&self, rows: &[usize]) -> Result<(Tensor, Vec<Tensor>, Tensor)> {
+        let (x, y) = self.tensors(rows)?;
+        let classify = matches!(self.data.targets, Targets::Classes { .. });
+        if let Some(v) = self.net.manual_grads(&x, &y, classify)? {
+            return Ok(v);
+        }
+        let out = self.net.forward(&x)?;
+        let loss = self.loss(&out, &y)?;
+        let grads = autograd(&loss, self.net.params())?;
+        Ok((loss, grads, out.detach()))
+    }
+
+    /// One optimisation step at learning rate `lr` on the next batch, with the probes due
+    /// at this step (coherence from its micro-batches and EL2N from its logits before the
+    /// update; sharpness and opposing signals at the weights after it).
     pub fn train_step(&mut self, lr: f64) -> Result<StepMetrics> {
         let rows = self.batches.batch(self.step);
-        let (x, y) = self.tensors(&rows)?;
-        let classify = matches!(self.data.targets, Targets::Classes { .. });
-        let (loss, grads) = match self.net.manual_grads(&x, &y, classify)? {
-            Some(v) => v,
-            None => {
-                let loss = self.loss(&self.net.forward(&x)?, &y)?;
-                let grads = autograd(&loss, self.net.params())?;
-                (loss, grads)
+        let next = self.step + 1;
+        let due = |every: u64| every > 0 && next.is_multiple_of(every);
+        let mut extra = Vec::new();
+        let (loss, grads, out) = match self.probes.spec.coherence {
+            Some(c) if due(c.every) && rows.len() >= 2 => {
+                let (l, g, o, x) = self.coherence_step(&rows, c.micro_batches, lr)?;
+                extra = x;
+                (l, g, o)
             }
+            _ => self.grads_on(&rows)?,
         };
-        let m = apply_gradients(
+        let t0 = std::time::Instant::now();
+        if let Some(mean) = self.score_batch(next, &rows, &out)? {
+            extra.push(("el2n/batch_mean".into(), mean));
+            extra.push(("probe_ms/el2n".into(), t0.elapsed().as_secs_f64() * 1e3));
+        }
+        let mut m = apply_gradients(
             &mut self.opt,
             self.net.params(),
             &loss,
@@ -378,6 +444,21 @@ impl Trainer {
             self.step,
         )?;
         self.step = m.step;
+        if m.non_finite.is_none() {
+            if let Some(s) = self.probes.spec.sharpness
+                && due(s.every)
+            {
+                extra.extend(self.sharpness(lr)?);
+            }
+            if let Some(o) = self.probes.spec.opposing
+                && due(o.every)
+            {
+                let (x, line) = self.opposing(next)?;
+                extra.extend(x);
+                m.logs.extend(line);
+            }
+        }
+        m.extra = extra;
         Ok(m)
     }
 
@@ -414,7 +495,13 @@ impl Trainer {
             .collect();
         candle_core::safetensors::save(&weights, dir.join("model.safetensors"))?;
         let state = self.opt.state_tensors(self.net.params())?;
-        candle_core::safetensors::save(&state, dir.join("optimizer.safetensors"))
+        candle_core::safetensors::save(&state, dir.join("optimizer.safetensors"))?;
+        if let Some(scores) = &self.probes.scores {
+            let json =
+                serde_json::to_vec(scores).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            std::fs::write(dir.join(EL2N_FILE), json)?;
+        }
+        Ok(())
     }
 
     /// Restores weights and optimizer state from `dir` and sets the step count.
@@ -425,6 +512,17 @@ impl Trainer {
             candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
         self.opt.load_state(self.net.params(), &state)?;
         self.step = step;
+        // The scores up to the checkpoint, when they were kept with the same window.
+        if let (Some(now), Ok(text)) = (&self.probes.scores, std::fs::read(dir.join(EL2N_FILE))) {
+            let saved: Scores = serde_json::from_slice(&text).map_err(|e| {
+                candle_core::Error::Msg(format!("{}: {e}", dir.join(EL2N_FILE).display()))
+            })?;
+            if saved.sum.len() == now.sum.len()
+                && (saved.from_step, saved.to_step) == (now.from_step, now.to_step)
+            {
+                self.probes.scores = Some(saved);
+            }
+        }
         Ok(())
     }
 }

@@ -30,6 +30,8 @@ fn spec(steps: u64) -> DiffusionSpec {
             },
             hyper: Hyper::adamw(0.0),
             clip_grad_norm: None,
+            probes: Default::default(),
+            subset: None,
             schedule: Schedule {
                 name: ScheduleName::Constant,
                 peak_lr: 3e-3,

@@ -32,6 +32,8 @@ fn spec(hidden: Vec<usize>, name: OptimName, lr: f64, steps: u64) -> TrainSpec {
             eps: 1e-8,
         },
         clip_grad_norm: None,
+        probes: Default::default(),
+        subset: None,
         schedule: Schedule {
             name: ScheduleName::Constant,
             peak_lr: lr,

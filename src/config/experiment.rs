@@ -4,6 +4,7 @@
 //! [`Experiment::HOT_KEYS`]; an edit to any other key needs a restart.
 
 use super::grpo::{D3sConfig, GrpoConfig};
+use super::probes::{ProbesConfig, SubsetConfig};
 use super::{ConfigError, DeviceSpec, Violation};
 pub use descent_models::diffusion::schedule::{BetaSchedule, Prediction, SamplerKind};
 pub use descent_models::nn::{Activation, Arch};
@@ -45,6 +46,9 @@ pub struct Experiment {
     /// D³S down-sampling of a `kind = "grpo"` experiment (absent: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d3s: Option<D3sConfig>,
+    /// The gradient probes of a supervised run.
+    #[serde(default, skip_serializing_if = "ProbesConfig::is_default")]
+    pub probes: ProbesConfig,
 }
 
 /// `[lm]`: the language model a `kind = "pretrain"` experiment trains. The shape keys are
@@ -261,6 +265,9 @@ pub struct DataConfig {
     /// seed that keeps its base model's held-out problems).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Supervised runs: train on part of the training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<SubsetConfig>,
 }
 
 fn default_val_fraction() -> f64 {
@@ -358,6 +365,14 @@ impl Experiment {
         "train.checkpoint_every",
         "train.steps",
     ];
+    /// Tables whose every key is hot.
+    pub const HOT_TABLES: &'static [&'static str] = &["probes."];
+
+    /// Whether a running experiment picks up an edit of the dotted `key` live.
+    pub fn is_hot(key: &str) -> bool {
+        Experiment::HOT_KEYS.contains(&key)
+            || Experiment::HOT_TABLES.iter().any(|t| key.starts_with(t))
+    }
 
     /// Parses and validates one experiment file; `path`'s stem is the default name.
     pub fn parse(path: &Path, text: &str) -> Result<Experiment, Vec<ConfigError>> {
@@ -599,6 +614,20 @@ impl Experiment {
                 "a language model trains on builtin:arithmetic, a .txt or .jsonl file, or a \
                  folder of them",
             );
+        }
+        v.extend(super::probes::validate(&self.probes, d.subset.as_ref()));
+        let supervised = self.kind == Kind::Supervised;
+        if !supervised && !self.probes.is_default() {
+            v.push(Violation::new(
+                &["probes"],
+                "probes run on supervised experiments only (for now)",
+            ));
+        }
+        if !supervised && d.subset.is_some() {
+            v.push(Violation::new(
+                &["data", "subset"],
+                "only supervised experiments train on a subset",
+            ));
         }
         if grpo {
             v.extend(super::grpo::validate(

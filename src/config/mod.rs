@@ -8,6 +8,7 @@
 mod experiment;
 pub mod grpo;
 mod locate;
+pub mod probes;
 mod settings;
 
 pub use experiment::{

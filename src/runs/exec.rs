@@ -3,7 +3,7 @@
 use super::checkpoint::{self, CheckpointState};
 use super::control::{self, Command};
 use super::records::{Event, Metric, Num, ParamRecord, append};
-use super::{CONFIG, EVENTS, METRICS, ROLLOUTS, State, Status, memory, now};
+use super::{CONFIG, EVENTS, METRICS, State, Status, memory, now};
 use crate::config::{self, DataSource, Experiment, Kind, LmConfig, OptimName, ScheduleName};
 use crate::sources::RepoKind;
 use crate::workspace::Workspace;
@@ -175,6 +175,18 @@ pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec>
         },
         clip_grad_norm: o.clip_grad_norm,
         schedule: schedule_for(ws, exp)?,
+        probes: if exp.kind == Kind::Supervised {
+            exp.probes.spec()
+        } else {
+            Default::default()
+        },
+        subset: match &exp.data.subset {
+            Some(s) if exp.kind == Kind::Supervised => Some(
+                super::probes::subset_for(&ws.settings.runs_path(&ws.root), s, exp.seed)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            _ => None,
+        },
     })
 }
 
@@ -797,9 +809,23 @@ impl Run<'_> {
         if changed.is_empty() {
             return;
         }
-        let (hot, cold): (Vec<String>, Vec<String>) = changed
-            .into_iter()
-            .partition(|k| Experiment::HOT_KEYS.contains(&k.as_str()));
+        let (hot, cold): (Vec<String>, Vec<String>) =
+            changed.into_iter().partition(|k| Experiment::is_hot(k));
+        let probes: Vec<&String> = hot.iter().filter(|k| k.starts_with("probes.")).collect();
+        if !probes.is_empty() {
+            let keys = probes
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let msg = if self.trainer.set_probes(new.probes.spec()) {
+                format!("probes changed: {keys}")
+            } else {
+                format!("probes changed ({keys}), but this kind of run has none")
+            };
+            self.exp.probes = new.probes.clone();
+            self.event("config", msg);
+        }
         for key in &hot {
             let msg = match key.as_str() {
                 "optim.lr" => {
@@ -860,16 +886,14 @@ impl Run<'_> {
         if let Err(e) = append(&self.dir.join(METRICS), &rec) {
             tracing::error!("cannot append to metrics.jsonl: {e}");
         }
-        if let Some(groups) = &m.log
-            && let Err(e) = append(
-                &self.dir.join(ROLLOUTS),
-                &super::records::Rollouts {
-                    step: m.step,
-                    groups,
-                },
-            )
-        {
-            tracing::error!("cannot append to {ROLLOUTS}: {e}");
+        for line in &m.logs {
+            let rec = super::records::StepLine {
+                step: m.step,
+                body: [(line.key, &line.value)].into(),
+            };
+            if let Err(e) = append(&self.dir.join(line.file), &rec) {
+                tracing::error!("cannot append to {}: {e}", line.file);
+            }
         }
         self.status.step = m.step;
         self.status.loss = Some(m.loss);

@@ -20,6 +20,7 @@ pub mod control;
 pub mod exec;
 pub mod export;
 pub mod memory;
+pub mod probes;
 pub mod process;
 pub mod records;
 pub mod spawn;
@@ -33,7 +34,7 @@ pub const STATUS: &str = "status.json";
 pub const METRICS: &str = "metrics.jsonl";
 pub const EVENTS: &str = "events.jsonl";
 /// GRPO: one line per step with every rollout (prompt, completion, rewards, advantage, kept).
-pub const ROLLOUTS: &str = "rollouts.jsonl";
+pub const ROLLOUTS: &str = descent_models::rl::grpo::ROLLOUTS_FILE;
 pub const CONTROL: &str = "control.jsonl";
 pub const CONFIG: &str = "config.toml";
 pub const CHECKPOINTS: &str = "checkpoints";

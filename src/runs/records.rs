@@ -161,12 +161,14 @@ impl Metric {
     }
 }
 
-/// One line of `rollouts.jsonl`: a GRPO step's groups. The step comes first, so a reader
-/// can index the file by step from each line's first bytes.
+/// One line of a run's own log (`rollouts.jsonl`: a GRPO step's groups; `opposing.jsonl`: a
+/// probe): `{"step": N, KEY: VALUE}`. The step comes first, so a reader can index the file by
+/// step from each line's first bytes.
 #[derive(Serialize)]
-pub struct Rollouts<'a> {
+pub struct StepLine<'a> {
     pub step: u64,
-    pub groups: &'a serde_json::Value,
+    #[serde(flatten)]
+    pub body: BTreeMap<&'a str, &'a serde_json::Value>,
 }
 
 /// The step of a `rollouts.jsonl` line, read from its first bytes.

@@ -135,6 +135,26 @@ impl Optimizer {
             .collect()
     }
 
+    /// AdamW's per-coordinate preconditioner P = (1 − β₁ᵗ)(√(v/(1 − β₂ᵗ)) + ε), the
+    /// parameters end to end: the step is −η·P⁻¹·m, so the stability of Adam is judged on
+    /// λ_max(P⁻¹H) ("Adaptive Gradient Methods at the Edge of Stability"). `None` for SGD and
+    /// before the first update.
+    pub fn adam_preconditioner(&self) -> Option<Vec<f64>> {
+        let h = &self.hyper;
+        if h.name != OptimName::Adamw || self.t == 0 {
+            return None;
+        }
+        let t = self.t as i32;
+        let (c1, c2) = (1.0 - h.beta1.powi(t), 1.0 - h.beta2.powi(t));
+        Some(
+            self.states
+                .iter()
+                .flat_map(|s| s.v.iter())
+                .map(|&v| c1 * ((v as f64 / c2).sqrt() + h.eps))
+                .collect(),
+        )
+    }
+
     /// The state as named tensors for a checkpoint: `NAME.m`, `NAME.v` and `t`.
     pub fn state_tensors(&self, params: &[Param]) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();

@@ -19,7 +19,7 @@ use crate::memory::{self, Footprint};
 use crate::nn::Param;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer};
-use crate::train::{Engine, EvalMetrics, StepMetrics, apply_gradients, autograd};
+use crate::train::{Engine, EvalMetrics, LogLine, StepMetrics, apply_gradients, autograd};
 use candle_core::{D, DType, Device, Result, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
@@ -955,7 +955,11 @@ impl Engine for GrpoTrainer {
         if m.step
             .is_multiple_of(self.spec.log_completions_every.max(1))
         {
-            m.log = Some(self.log_line(&rollouts, &kept, &scores, &token_kept)?);
+            m.logs.push(LogLine {
+                file: ROLLOUTS_FILE,
+                key: "groups",
+                value: self.log_line(&rollouts, &kept, &scores, &token_kept)?,
+            });
         }
         self.step = m.step;
         Ok(m)
@@ -1017,6 +1021,8 @@ impl Engine for GrpoTrainer {
 
 /// The GRPO state a checkpoint keeps beside the weights.
 const STATE: &str = "grpo.json";
+/// The run's log of each logged step's rollouts, one JSON line per step.
+pub const ROLLOUTS_FILE: &str = "rollouts.jsonl";
 
 #[cfg(test)]
 mod tests {

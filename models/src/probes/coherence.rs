@@ -1,0 +1,158 @@
+//! Gradient coherence and the gradient noise scale from the k micro-batch gradients of one
+//! step ("On the Generalization Mystery in Deep Learning"; McCandlish et al.'s simple noise
+//! scale). With G_j the mean gradient of micro-batch j (b examples each), Q = Σ‖G_j‖² and
+//! S = ‖Σ G_j‖², unbiased estimates of the true gradient's square norm and of the trace of
+//! the per-example gradient covariance are
+//!   ‖G‖² ≈ (S − Q)/(k(k−1)),   tr Σ ≈ b(kQ − S)/(k(k−1))
+//! (McCandlish's two-batch-size formulas with B = kb). Then B_noise = tr Σ/‖G‖², the
+//! per-example coherence α = E[g·g']/E[g·g] = 1/(1 + B_noise), and the m-coherence
+//! ‖Σ g_i‖²/Σ‖g_i‖² of m examples is, in expectation, 1 + (m − 1)α — exactly the sampled
+//! value when the micro-batches are single examples (b = 1, k = m).
+
+/// The two sums of one step for one tensor (or all of them): Q = Σ_j‖G_j‖², S = ‖Σ_j G_j‖².
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sums {
+    pub q: f64,
+    pub s: f64,
+}
+
+impl Sums {
+    pub fn add(self, o: Sums) -> Sums {
+        Sums {
+            q: self.q + o.q,
+            s: self.s + o.s,
+        }
+    }
+}
+
+/// ‖G‖² and tr Σ from one step's sums of `k` micro-batches of `b` examples.
+pub fn moments(sums: Sums, k: usize, b: usize) -> (f64, f64) {
+    let kf = k as f64;
+    let d = kf * (kf - 1.0);
+    ((sums.s - sums.q) / d, b as f64 * (kf * sums.q - sums.s) / d)
+}
+
+/// Coherence read off the two moments.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coherence {
+    pub g2: f64,
+    pub trace: f64,
+    /// tr Σ/‖G‖²: the batch size beyond which larger batches help little.
+    pub b_noise: f64,
+    /// 1/(1 + B_noise).
+    pub alpha: f64,
+}
+
+impl Coherence {
+    pub fn from_moments(g2: f64, trace: f64) -> Coherence {
+        let b_noise = trace / g2;
+        Coherence {
+            g2,
+            trace,
+            b_noise,
+            alpha: g2 / (g2 + trace),
+        }
+    }
+
+    /// The expected m-coherence of `m` examples, 1 + (m − 1)α, in [0, m] for α in [−1/(m−1), 1].
+    pub fn m_coherence(&self, m: usize) -> f64 {
+        1.0 + (m as f64 - 1.0) * self.alpha
+    }
+}
+
+/// Debiased exponential moving averages of ‖G‖² and tr Σ (each noisy step's estimate can be
+/// negative; their ratio only means something averaged), globally and per tensor.
+#[derive(Clone, Debug)]
+pub struct Smoother {
+    beta: f64,
+    steps: u32,
+    g2: Vec<f64>,
+    trace: Vec<f64>,
+}
+
+impl Smoother {
+    /// `parts` EMAs (the total first, then one per tensor), each with weight `beta`.
+    pub fn new(parts: usize, beta: f64) -> Smoother {
+        Smoother {
+            beta,
+            steps: 0,
+            g2: vec![0.0; parts],
+            trace: vec![0.0; parts],
+        }
+    }
+
+    /// Adds one step's moments (same order as `new`) and returns the smoothed coherences.
+    pub fn push(&mut self, moments: &[(f64, f64)]) -> Vec<Coherence> {
+        self.steps += 1;
+        let debias = 1.0 - self.beta.powi(self.steps as i32);
+        moments
+            .iter()
+            .enumerate()
+            .map(|(i, &(g2, tr))| {
+                self.g2[i] = self.beta * self.g2[i] + (1.0 - self.beta) * g2;
+                self.trace[i] = self.beta * self.trace[i] + (1.0 - self.beta) * tr;
+                Coherence::from_moments(self.g2[i] / debias, self.trace[i] / debias)
+            })
+            .collect()
+    }
+}
+
+/// The hint the noise scale gives (McCandlish et al.; Granziol et al. for the learning-rate
+/// rule): batch sizes up to about B_noise still buy speed, and moving the batch from `batch`
+/// to B_noise would scale the learning rate linearly for SGD and by the square root for Adam.
+/// `None` while B_noise is not a positive finite number.
+pub fn hint(c: &Coherence, batch: usize, lr: f64, adam: bool) -> Option<(f64, f64)> {
+    if !(c.b_noise.is_finite() && c.b_noise > 0.0) {
+        return None;
+    }
+    let ratio = c.b_noise / batch as f64;
+    Some((c.b_noise, lr * if adam { ratio.sqrt() } else { ratio }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sq(v: &[f64]) -> f64 {
+        v.iter().map(|x| x * x).sum()
+    }
+
+    #[test]
+    fn with_single_examples_the_estimate_is_the_sampled_m_coherence() {
+        let g = [
+            vec![1.0, 2.0, 0.5],
+            vec![0.8, 1.5, -0.2],
+            vec![-0.3, 2.2, 0.1],
+            vec![1.1, 0.4, 0.9],
+        ];
+        let total: Vec<f64> = (0..3).map(|i| g.iter().map(|v| v[i]).sum()).collect();
+        let sums = Sums {
+            q: g.iter().map(|v| sq(v)).sum(),
+            s: sq(&total),
+        };
+        let (g2, tr) = moments(sums, 4, 1);
+        let c = Coherence::from_moments(g2, tr);
+        let sampled = sums.s / sums.q;
+        assert!((c.m_coherence(4) - sampled).abs() < 1e-12);
+        // Identical gradients: coherence m, no noise.
+        let same = Sums { q: 4.0, s: 16.0 };
+        let (g2, tr) = moments(same, 4, 1);
+        let c = Coherence::from_moments(g2, tr);
+        assert_eq!(c.m_coherence(4), 4.0);
+        assert_eq!(c.b_noise, 0.0);
+    }
+
+    #[test]
+    fn the_smoothed_ratio_is_the_ratio_of_the_averages() {
+        let mut s = Smoother::new(1, 0.5);
+        s.push(&[(1.0, 3.0)]);
+        let c = s.push(&[(3.0, 1.0)])[0];
+        // Debiased EMAs of (1, 3) then (3, 1) with β = ½: (1·¼ + 3·½)/¾ etc.
+        let g2 = (0.25 + 1.5) / 0.75;
+        let tr = (0.75 + 0.5) / 0.75;
+        assert!((c.b_noise - tr / g2).abs() < 1e-12);
+        let (b, lr) = hint(&c, 10, 0.1, true).unwrap();
+        assert!((lr - 0.1 * (b / 10.0).sqrt()).abs() < 1e-12);
+        assert!(hint(&Coherence::from_moments(-1.0, 1.0), 10, 0.1, false).is_none());
+    }
+}
