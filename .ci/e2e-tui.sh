@@ -139,6 +139,16 @@ key p; wait_for "paused" 10
 paused_at=$(step_of); sleep 1.5
 [ "$(step_of)" = "$paused_at" ] || fail "a paused run kept stepping"
 key p; wait_for "running" 10
+
+step "v shows the running run's gradient probes: coherence and sharpness charts; v goes back"
+key v
+wait_for "m-coherence" 10
+wait_for "sharpness vs the edge of stability (Adam)" 10
+wait_for "probes: coherence, sharpness, EL2N" 30
+wait_for "38/η" 30
+wait_for "EL2N · step" 60
+key v
+wait_for "╭ loss" 10
 key Escape
 
 step "q quits with status 0 and restores the terminal"

@@ -60,6 +60,9 @@ pub enum Command {
     Pull(crate::hub::PullArgs),
     /// Sample a diffusion model with CFG, Adaptive Guidance or LinearAG (--compare for all)
     Sample(Box<crate::cli_sample::SampleArgs>),
+    /// Gradient probes on demand: the Hessian spectrum of a checkpoint, a run's EL2N scores
+    #[command(subcommand)]
+    Probe(crate::cli_probe::ProbeCommand),
     /// Continue a prompt with a language model (Llama, Qwen2, Qwen3), streaming the tokens
     Generate(Box<crate::cli_generate::GenerateArgs>),
 }
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
         Some(Command::Pull(args)) => crate::hub::pull(args),
         Some(Command::Sample(args)) => crate::cli_sample::sample(*args),
         Some(Command::Generate(args)) => crate::cli_generate::generate(*args),
+        Some(Command::Probe(c)) => crate::cli_probe::probe(c),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

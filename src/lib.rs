@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod cli;
 pub mod cli_generate;
 pub mod cli_inspect;
+pub mod cli_probe;
 pub mod cli_runs;
 pub mod cli_sample;
 pub mod config;

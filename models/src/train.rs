@@ -231,6 +231,19 @@ impl Engine for Trainer {
         Trainer::set_probes(self, spec);
         true
     }
+    fn describe(&self) -> Option<String> {
+        let subset = match &self.subset_of {
+            Some((kept, of)) => format!(" (a subset: {kept} of the split's {of})"),
+            None => String::new(),
+        };
+        Some(format!(
+            "{}: {} training examples{subset}, {} validation; {} parameters",
+            self.data.name,
+            self.split.train.len(),
+            self.split.val.len(),
+            self.net.parameter_count()
+        ))
+    }
 }
 
 /// Per-parameter-tensor numbers of one step.
@@ -296,6 +309,8 @@ pub struct Trainer {
     clip: Option<f64>,
     pub(crate) seed: u64,
     pub(crate) probes: ProbeState,
+    /// With `data.subset`: the rows kept, of the training split's.
+    subset_of: Option<(usize, usize)>,
 }
 
 /// Validation rows evaluated at once (bounds the memory of an evaluation).
@@ -331,9 +346,12 @@ impl Trainer {
     pub fn new(mut data: Dataset, spec: TrainSpec, device: Device) -> Result<Trainer> {
         data.check().map_err(candle_core::Error::Msg)?;
         let mut split = Split::new(data.len(), spec.val_fraction, spec.seed);
+        let mut subset_of = None;
         if let Some(s) = &spec.subset {
+            let of = split.train.len();
             split.train = subset(&split.train, &s.scores, &s.keep)
                 .map_err(|e| candle_core::Error::Msg(format!("data.subset: {e}")))?;
+            subset_of = Some((split.train.len(), of));
         }
         data.standardize(&split.train);
         let net = Net::new(spec.model_for(&data), spec.seed, &device)?;
@@ -351,6 +369,7 @@ impl Trainer {
             clip: spec.clip_grad_norm,
             seed: spec.seed,
             probes: ProbeState::default(),
+            subset_of,
         };
         t.set_probes(spec.probes);
         Ok(t)

@@ -24,10 +24,65 @@ pub struct AppView {
     pub run_heatmap: Option<crate::chart::HeatmapView>,
     /// The RL pane's charts and rollout viewer for its selected run.
     pub rl: RlView,
+    /// The Runs pane's gradient-probe view of the selected run, while it is shown instead of
+    /// the training charts.
+    pub probes: Option<ProbesView>,
     /// A one-line question being answered (e.g. a new learning rate).
     pub prompt: Option<PromptView>,
     /// The outcome of the last action, shown in the status bar until the next one.
     pub notice: Option<String>,
+}
+
+/// The gradient probes of one run: their charts, the EL2N scores, the latest opposing-signal
+/// probe and the Hessian spectrum computed for it.
+#[derive(Clone, Debug, Default)]
+pub struct ProbesView {
+    /// m-coherence, noise scale, sharpness against the edge, opposing-signal group losses.
+    pub charts: Vec<crate::chart::ChartView>,
+    /// Which probes the run records, or how to turn them on.
+    pub note: String,
+    /// The batch-size / learning-rate hint the noise scale gives, labelled as a hint.
+    pub hint: Option<String>,
+    pub el2n: Option<El2nView>,
+    pub opposing: Option<OpposingView>,
+    pub spectrum: Option<SpectrumView>,
+    /// Why the spectrum is absent, or that it is being computed.
+    pub spectrum_note: String,
+}
+
+/// One training example as a probe shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExampleView {
+    pub row: usize,
+    pub label: String,
+    /// The score or loss change that ranks it.
+    pub value: f64,
+    pub image: Option<ImageView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct El2nView {
+    /// The checkpoint the scores come from.
+    pub step: u64,
+    pub scored: usize,
+    /// Counts of mean scores per bin over [0, √2].
+    pub histogram: Vec<u64>,
+    pub hardest: Vec<ExampleView>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpposingView {
+    pub step: u64,
+    pub rises: Vec<ExampleView>,
+    pub falls: Vec<ExampleView>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SpectrumView {
+    pub step: u64,
+    /// log density over λ.
+    pub chart: crate::chart::ChartView,
+    pub summary: String,
 }
 
 #[derive(Clone, Debug, Default)]

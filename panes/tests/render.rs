@@ -761,3 +761,95 @@ fn the_talk_box_shows_the_message_and_the_end_of_a_long_reply() {
         "the start scrolled away:\n{s}"
     );
 }
+
+#[test]
+fn the_probe_view_draws_its_charts_scores_groups_and_spectrum() {
+    use descent_panes::chart::{ChartSeries, ChartView};
+    use descent_panes::view::{
+        El2nView, ExampleView, ImageView, OpposingView, ProbesView, SpectrumView,
+    };
+    let chart = |title: &str, name: &str| ChartView {
+        title: title.into(),
+        series: vec![ChartSeries::from_points(
+            name,
+            &[(10.0, 3.0), (20.0, 5.0), (30.0, 4.0)],
+        )],
+        x_label: "step".into(),
+        ..Default::default()
+    };
+    let digit = |row: usize, label: &str, value: f64| ExampleView {
+        row,
+        label: label.into(),
+        value,
+        image: Some(ImageView {
+            label: label.into(),
+            width: 8,
+            height: 8,
+            rgb: (0..192).map(|i| (i * 7 % 256) as u8).collect(),
+        }),
+    };
+    let mut v = with_pane(populated(), Pane::Runs);
+    v.probes = Some(ProbesView {
+        charts: vec![
+            chart("m-coherence (m = batch; ×1 = orthogonal)", "m-coherence"),
+            chart("noise scale B_noise = tr Σ / ‖G‖²", "B_noise"),
+            chart("sharpness vs the edge of stability (SGD)", "λmax"),
+            chart(
+                "opposing signals: probe-set loss by group (▾ spikes)",
+                "rose most",
+            ),
+        ],
+        note: "probes: coherence, sharpness, EL2N · v: training charts · d: Hessian spectrum"
+            .into(),
+        hint: Some("B_noise ≈ 230: batches up to about 230".into()),
+        el2n: Some(El2nView {
+            step: 500,
+            scored: 1438,
+            histogram: (0..28).map(|i| (i * 13 % 50) as u64).collect(),
+            hardest: vec![digit(17, "3", 1.21), digit(40, "8", 1.1)],
+        }),
+        opposing: Some(OpposingView {
+            step: 450,
+            rises: vec![digit(5, "1", 0.7)],
+            falls: vec![digit(6, "7", -0.4)],
+        }),
+        spectrum: Some(SpectrumView {
+            step: 500,
+            chart: ChartView {
+                title: "Hessian spectral density · step 500 (log)".into(),
+                series: vec![ChartSeries::from_points(
+                    "density",
+                    &[(0.0, 10.0), (1.0, 0.01), (5.0, 0.5)],
+                )],
+                log_y: true,
+                x_label: "λ".into(),
+                ..Default::default()
+            },
+            summary: "λmax 5.012 · 9 outliers above λmax/10 (10 classes)".into(),
+        }),
+        spectrum_note: String::new(),
+    });
+    let s = screen(&v, 160, 50);
+    for want in [
+        "m-coherence (m = batch",
+        "noise scale B_noise",
+        "sharpness vs the edge of stability (SGD)",
+        "opposing signals: probe-set loss",
+        "hint: B_noise ≈ 230",
+        "EL2N · step 500 · 1438 scored",
+        "hardest",
+        "3:1.21",
+        "opposing signals · step 450",
+        "loss rose",
+        "Hessian spectral density",
+        "9 outliers above",
+    ] {
+        assert!(s.contains(want), "{want} missing:\n{s}");
+    }
+    // A short terminal keeps the charts and drops the band below them.
+    let small = screen(&v, 100, 24);
+    assert!(
+        small.contains("m-coherence") && !small.contains("EL2N · step"),
+        "{small}"
+    );
+}

@@ -268,6 +268,11 @@ pub struct DataConfig {
     /// Supervised runs: train on part of the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subset: Option<SubsetConfig>,
+    /// Classification: permute the labels among the examples (seeded by the experiment's
+    /// seed), so nothing but memorisation can fit them — the control of the coherence and
+    /// generalisation experiments.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_labels: bool,
 }
 
 fn default_val_fraction() -> f64 {
@@ -621,6 +626,12 @@ impl Experiment {
             v.push(Violation::new(
                 &["probes"],
                 "probes run on supervised experiments only (for now)",
+            ));
+        }
+        if !supervised && d.shuffle_labels {
+            v.push(Violation::new(
+                &["data", "shuffle_labels"],
+                "only supervised classification experiments shuffle labels",
             ));
         }
         if !supervised && d.subset.is_some() {

@@ -55,17 +55,23 @@ fn data_path(ws: &Workspace, source: &DataSource) -> anyhow::Result<PathBuf> {
     })
 }
 
-/// Loads the experiment's dataset (a table; see [`load`] for text).
+/// Loads the experiment's dataset (a table; see [`load`] for text), its labels shuffled
+/// when `data.shuffle_labels` asks.
 pub fn load_data(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Dataset> {
     let d = &exp.data;
-    match &d.source {
+    let mut data = match &d.source {
         DataSource::Builtin(name) => {
-            load_builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)
+            load_builtin(name, &d.params, exp.seed).map_err(anyhow::Error::msg)?
         }
         other => {
-            load_source(&data_path(ws, other)?, d.target.as_deref()).map_err(anyhow::Error::msg)
+            load_source(&data_path(ws, other)?, d.target.as_deref()).map_err(anyhow::Error::msg)?
         }
+    };
+    if d.shuffle_labels {
+        data.shuffle_labels(exp.seed)
+            .map_err(|e| anyhow::anyhow!("data.shuffle_labels: {e}"))?;
     }
+    Ok(data)
 }
 
 /// Loads what the experiment trains on.
@@ -261,10 +267,13 @@ pub fn pretrain_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<Pretrai
 }
 
 /// What must hold before a run of `exp` is started (no run folder is made otherwise): a
-/// GRPO experiment's base model must exist.
+/// GRPO experiment's base model must exist, and the runs a `data.subset` ranks by.
 pub fn preflight(ws: &Workspace, exp: &Experiment) -> Result<(), String> {
     if exp.kind == Kind::Grpo {
         grpo_base(ws, exp, None).map_err(|e| format!("{e:#}"))?;
+    }
+    if let Some(s) = &exp.data.subset {
+        super::probes::subset_for(&ws.settings.runs_path(&ws.root), s, exp.seed)?;
     }
     Ok(())
 }
@@ -1033,6 +1042,19 @@ pub fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
     let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
     flatten("", &serde_json::to_value(a).unwrap_or_default(), &mut fa);
     flatten("", &serde_json::to_value(b).unwrap_or_default(), &mut fb);
+    // `[probes]` is left out of a file while it is all defaults: a key that is absent on one
+    // side has its default value there, so adding one table changes only its own keys.
+    let mut defaults = BTreeMap::new();
+    let probes = crate::config::probes::ProbesConfig::default();
+    flatten(
+        "probes",
+        &serde_json::to_value(probes).unwrap_or_default(),
+        &mut defaults,
+    );
+    for (k, v) in defaults {
+        fa.entry(k.clone()).or_insert_with(|| v.clone());
+        fb.entry(k).or_insert(v);
+    }
     let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
     keys.into_iter()
         .filter(|k| fa.get(*k) != fb.get(*k))

@@ -36,7 +36,9 @@ pub fn scores_for(runs_dir: &Path, name: &str) -> Result<(Vec<Option<f64>>, Vec<
         .map(|r| r.dir)
         .collect();
     let dirs = if of_experiment.is_empty() {
-        vec![super::find_run(runs_dir, name)?]
+        vec![super::find_run(runs_dir, name).map_err(|_| {
+            format!("{name:?} has no runs: train it first (an experiment's name, or a run id)")
+        })?]
     } else {
         of_experiment
     };

@@ -70,6 +70,11 @@ fn exists(pid: u32) -> bool {
     }
 }
 
+/// Whether `pid` names a live process (not a zombie): for children this process started.
+pub fn pid_alive(pid: u32) -> bool {
+    !matches!(check(pid, None), Verdict::Dead(_))
+}
+
 /// Asks the process table whether `pid` is still the process that recorded `stamp`.
 pub fn check(pid: u32, stamp: Option<&Stamp>) -> Verdict {
     if !exists(pid) {

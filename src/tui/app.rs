@@ -57,6 +57,8 @@ pub struct App {
     sampler: super::sampler::Sampler,
     /// The RL pane's rollout viewer.
     rl: super::rl::Rl,
+    /// The Runs pane's probe view.
+    probes: super::probes::ProbeViewer,
     /// The Checkpoints pane's talk box, and the model the open prompt will talk to.
     chat: super::chat::Chat,
     talk_to: Option<(PathBuf, String)>,
@@ -102,6 +104,7 @@ impl App {
             browser: Default::default(),
             sampler: Default::default(),
             rl: Default::default(),
+            probes: Default::default(),
             chat: Default::default(),
             talk_to: None,
             prompt_for: PromptFor::Lr,
@@ -287,6 +290,7 @@ impl App {
         self.view.run_charts.clear();
         self.view.run_heatmap = None;
         self.view.rl.charts.clear();
+        self.view.probes = None;
         let mut wanted: Vec<PathBuf> = self
             .selected_run_info()
             .map(|r| r.dir.clone())
@@ -323,8 +327,55 @@ impl App {
             self.refresh_rollouts();
             return;
         }
+        if self.probes.on {
+            let mut probes = self.probe_view(&tails);
+            if let (Some(dir), Some(u)) = (self.shown.first(), &self.update) {
+                let data_dir = u.workspace.settings.data_path(&u.workspace.root);
+                let (el2n, opposing, spectrum, note) = self.probes.refresh(dir, &data_dir);
+                probes.el2n = el2n;
+                probes.opposing = opposing;
+                probes.spectrum = spectrum;
+                probes.spectrum_note = note;
+            }
+            self.view.probes = Some(probes);
+            return;
+        }
+        self.view.probes = None;
         self.view.run_charts = tail::charts(&tails, self.charts);
         self.view.run_heatmap = tails.first().map(|t| t.heatmap(self.charts));
+    }
+
+    /// The probe view of the selected run (`tails[0]`), re-reading the probes' files that
+    /// changed.
+    fn probe_view(&self, tails: &[&RunTail]) -> descent_panes::view::ProbesView {
+        let mut v = descent_panes::view::ProbesView {
+            charts: tail::probe_charts(tails, self.charts),
+            ..Default::default()
+        };
+        let Some(first) = tails.first() else {
+            v.note = "No run selected.".into();
+            return v;
+        };
+        let recorded = tail::recorded_probes(first);
+        v.note = if recorded.is_empty() {
+            "This run records no probes yet. Turn them on in its experiment ([probes.coherence]              every = 10, [probes.sharpness] every = 50, [probes.opposing] every = 25; a running              run picks the edit up) · v: training charts"
+                .into()
+        } else {
+            format!(
+                "probes: {} · v: training charts · d: Hessian spectrum",
+                recorded.join(", ")
+            )
+        };
+        if let (Some(b), Some(lr)) = (
+            tail::last_extra(first, "coherence/hint_batch"),
+            tail::last_extra(first, "coherence/hint_lr"),
+        ) {
+            v.hint = Some(format!(
+                "B_noise ≈ {b:.0}: batches up to about {b:.0} still use examples efficiently; at                  that batch the learning rate would scale to ≈ {} (linear rule for SGD, square                  root for Adam). A hint from the noise scale, not a measurement.",
+                super::probes::sig(lr)
+            ));
+        }
+        v
     }
 
     /// The rollout viewer of the RL pane's selected run, re-reading what was appended.
@@ -415,6 +466,48 @@ impl App {
             }
             Err(e) => self.notice(e),
         }
+    }
+
+    /// Starts `descent probe hessian` for the selected run as a process of its own; the probe
+    /// view shows the spectrum once it is written.
+    fn compute_spectrum(&mut self) {
+        let result = (|| -> Result<String, String> {
+            let u = self
+                .update
+                .as_ref()
+                .ok_or("the workspace is still loading")?;
+            let r = self.selected_run_info().ok_or("no run selected")?.clone();
+            if self.probes.is_computing(&r.dir) {
+                return Err(format!(
+                    "already computing the spectrum of {}/{}",
+                    r.experiment, r.id
+                ));
+            }
+            let root = u.workspace.root.clone();
+            let dir = r.dir.join(crate::runs::probes::HESSIAN_DIR);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let args = vec![
+                "probe".to_string(),
+                "hessian".into(),
+                r.dir.display().to_string(),
+                "--workspace".into(),
+                root.display().to_string(),
+            ];
+            let log = dir.join(super::probes::PROBE_LOG);
+            let _ = std::fs::remove_file(&log);
+            let pid = spawn::spawn_session(&args, &root, &log)
+                .map_err(|e| format!("cannot start descent probe hessian: {e}"))?;
+            self.probes.computing(pid, &r.dir);
+            self.probes.on = true;
+            Ok(format!(
+                "computing the Hessian spectrum of {}/{} (pid {pid}); it shows in the probe view",
+                r.experiment, r.id
+            ))
+        })();
+        match result {
+            Ok(m) | Err(m) => self.notice(m),
+        }
+        self.redraw_charts();
     }
 
     fn control(&mut self, command: Command) {
@@ -737,6 +830,17 @@ impl App {
                 self.charts.update_ratios = !self.charts.update_ratios;
                 self.redraw_charts();
             }
+            Action::ToggleProbes if pane == Pane::Runs => {
+                self.probes.on = !self.probes.on;
+                self.notice(if self.probes.on {
+                    "probe view: coherence, sharpness, EL2N, opposing signals, Hessian (v: back)"
+                        .into()
+                } else {
+                    "training charts".into()
+                });
+                self.redraw_charts();
+            }
+            Action::ComputeSpectrum if pane == Pane::Runs => self.compute_spectrum(),
             Action::ToggleWallTime if runs_pane => {
                 self.charts.wall_time = !self.charts.wall_time;
                 self.redraw_charts();
@@ -753,7 +857,9 @@ impl App {
             | Action::CycleSmoothing
             | Action::ToggleWallTime
             | Action::ToggleMark
-            | Action::ToggleHeatmap => {}
+            | Action::ToggleHeatmap
+            | Action::ToggleProbes
+            | Action::ComputeSpectrum => {}
             Action::Open if browse_pane => self.browser.tree_enter(),
             Action::ColumnsLeft if pane == Pane::Datasets => self.browser.scroll_columns(-4),
             Action::ColumnsRight if pane == Pane::Datasets => self.browser.scroll_columns(4),

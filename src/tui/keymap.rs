@@ -36,6 +36,10 @@ pub enum Action {
     ToggleMark,
     /// Heatmap of gradient norms or of update/weight ratios.
     ToggleHeatmap,
+    /// Runs pane: the gradient probes instead of the training charts, and back.
+    ToggleProbes,
+    /// Runs pane: compute the selected run's Hessian spectrum (`descent probe hessian`).
+    ComputeSpectrum,
     /// Datasets/Checkpoints: open the selected tree node, compute a tensor's statistics.
     Open,
     /// Datasets: next/previous page of rows; Checkpoints: move in the tensor tree.
@@ -154,6 +158,8 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "runs pane", &[k('w')], ToggleWallTime, "x axis: step or seconds"),
     bind(Normal, "runs pane", &[k('m')], ToggleMark, "mark the run to overlay it on others"),
     bind(Normal, "runs pane", &[k('u')], ToggleHeatmap, "heatmap: gradient norms or update ratios"),
+    bind(Normal, "runs pane", &[k('v')], ToggleProbes, "view: gradient probes (coherence, sharpness, EL2N, opposing signals, Hessian) or training charts"),
+    bind(Normal, "runs pane", &[k('d')], ComputeSpectrum, "compute the selected run's Hessian spectral density (in the background)"),
     bind(Normal, "data and checkpoints", &[code(KeyCode::Enter)], Open, "tensor tree: open a group, statistics of a tensor (Sampler: type the setting)"),
     bind(Normal, "data and checkpoints", &[k('J')], DetailDown, "rows: next page; tree: next node (Sampler: next setting; RL: next step's rollouts)"),
     bind(Normal, "data and checkpoints", &[k('K')], DetailUp, "rows: previous page; tree: previous node (Sampler: previous setting; RL: previous step)"),

@@ -6,6 +6,7 @@ mod app;
 mod browse;
 mod chat;
 pub mod keymap;
+mod probes;
 mod rl;
 mod sampler;
 mod tail;

@@ -13,6 +13,7 @@ use crate::runs::records::{
 use crate::runs::{EVENTS, METRICS};
 use descent_panes::chart::{ChartSeries, ChartView, HeatmapView};
 use descent_panes::series::Values;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -142,9 +143,11 @@ pub struct RunTail {
     eval_accuracy: Track,
     /// Parameter tensor names, in the order of the training track's per-tensor columns.
     layers: Vec<String>,
-    /// The kind's further scalars (GRPO's reward, KL, …), one column per name.
-    extra: Track,
-    extra_names: Vec<String>,
+    /// The kind's further scalars (GRPO's reward, KL, probes …), one track per name: each
+    /// holds only the steps that recorded it (probes run on a cadence).
+    extras: BTreeMap<String, Track>,
+    /// The smoothing the charts last asked for (a track that appears later keeps it too).
+    settings: ChartSettings,
 }
 
 impl RunTail {
@@ -170,8 +173,8 @@ impl RunTail {
             eval_loss: Track::new(&[true]),
             eval_accuracy: Track::new(&[false]),
             layers: Vec::new(),
-            extra: Track::default(),
-            extra_names: Vec::new(),
+            extras: BTreeMap::new(),
+            settings: ChartSettings::default(),
         }
     }
 
@@ -183,9 +186,12 @@ impl RunTail {
     /// Keeps the averages the charts will draw (computed when the smoothing or scale
     /// changes; new records extend them).
     pub fn smooth(&mut self, s: ChartSettings) {
+        self.settings = s;
         self.train.smooth(s);
         self.eval_loss.smooth(s);
-        self.extra.smooth(s);
+        for t in self.extras.values_mut() {
+            t.smooth(s);
+        }
     }
 
     /// Reads what was appended since the last call, up to [`POLL_BYTES`]; returns whether
@@ -223,24 +229,19 @@ impl RunTail {
                     extra,
                     ..
                 } => {
-                    if self.extra_names.is_empty() && !extra.is_empty() {
-                        self.extra_names = extra.keys().cloned().collect();
-                        // Rewards, KL, entropy and lengths are noisy: drawn smoothed.
-                        let smoothed: Vec<bool> = self
-                            .extra_names
-                            .iter()
-                            .map(|n| !n.starts_with("d3s/"))
-                            .collect();
-                        self.extra = Track::new(&smoothed);
+                    for track in self.extras.values_mut() {
+                        before_train(track, &mut [], step);
                     }
-                    if !self.extra_names.is_empty() {
-                        before_train(&mut self.extra, &mut [], step);
-                        let values: Vec<f64> = self
-                            .extra_names
-                            .iter()
-                            .map(|n| extra.get(n).map_or(f64::NAN, |v| v.0))
-                            .collect();
-                        self.extra.push(step, time, &values);
+                    let settings = self.settings;
+                    for (name, v) in extra {
+                        let track = self.extras.entry(name).or_insert_with_key(|n| {
+                            // Rewards, KL, entropy, lengths and coherence are noisy: drawn
+                            // smoothed; D³S's fractions are not.
+                            let mut t = Track::new(&[!n.starts_with("d3s/")]);
+                            t.smooth(settings);
+                            t
+                        });
+                        track.push(step, time, &[v.0]);
                     }
                     if self.layers.is_empty() && self.train.values.is_empty() {
                         self.layers = params.keys().cloned().collect();
@@ -329,8 +330,8 @@ impl RunTail {
     /// The kind's scalar `key` (e.g. GRPO's `reward`) as a series named `name`; empty when
     /// the run records no such scalar.
     fn extra_series(&self, s: ChartSettings, name: &str, key: &str) -> ChartSeries {
-        match self.extra_names.iter().position(|n| n == key) {
-            Some(i) => self.extra.series(name, i, s, self.t0()),
+        match self.extras.get(key) {
+            Some(t) => t.series(name, 0, s, self.t0()),
             None => ChartSeries {
                 name: name.into(),
                 x: Arc::default(),
@@ -505,6 +506,113 @@ pub fn rl_charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
         ),
         chart("gradient norm ‖g‖₂", grad, s.smoothing),
     ]
+}
+
+/// The gradient probes' charts (the Runs pane's probe view): m-coherence, the noise scale,
+/// sharpness against the edge of stability, and the opposing-signal group losses with the
+/// probe set's loss spikes marked — for the selected run, or overlaying every shown run.
+pub fn probe_charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
+    let Some(first) = tails.first() else {
+        return Vec::new();
+    };
+    let one = tails.len() == 1;
+    let per_run = |keys: &[(&str, &str)]| -> Vec<ChartSeries> {
+        if one {
+            keys.iter()
+                .map(|(label, key)| first.extra_series(s, label, key))
+                .filter(|c| !c.y.is_empty())
+                .collect()
+        } else {
+            tails
+                .iter()
+                .map(|t| t.extra_series(s, &t.label, keys[0].1))
+                .collect()
+        }
+    };
+    let chart = |title: &str, series: Vec<ChartSeries>, log_y: bool| {
+        chart_view(first, s, title, series, log_y, 0.0)
+    };
+    // Adam is judged on the preconditioned sharpness; SGD on λ_max itself.
+    let adam = first.extras.contains_key("sharpness/preconditioned");
+    let sharp: &[(&str, &str)] = if adam {
+        &[
+            ("P⁻¹H λmax", "sharpness/preconditioned"),
+            ("38/η", "sharpness/edge"),
+            ("λmax", "sharpness/lambda_max"),
+        ]
+    } else {
+        &[("λmax", "sharpness/lambda_max"), ("2/η", "sharpness/edge")]
+    };
+    let mut opposing = chart(
+        "opposing signals: probe-set loss by group (▾ spikes)",
+        per_run(&[
+            ("all", "opposing/loss"),
+            ("rose most", "opposing/rise"),
+            ("fell most", "opposing/fall"),
+            ("rest", "opposing/rest"),
+        ]),
+        s.log_y,
+    );
+    opposing.markers = first
+        .extras
+        .get("opposing/spike")
+        .map(|t| {
+            let (x, origin) = if s.wall_time {
+                (&t.times, first.t0())
+            } else {
+                (&t.steps, 0.0)
+            };
+            x.iter().map(|x| x - origin).collect()
+        })
+        .unwrap_or_default();
+    vec![
+        chart(
+            "m-coherence (m = batch; ×1 = orthogonal)",
+            per_run(&[("m-coherence", "coherence/m")]),
+            true,
+        ),
+        chart(
+            "noise scale B_noise = tr Σ / ‖G‖²",
+            per_run(&[("B_noise", "coherence/b_noise")]),
+            true,
+        ),
+        chart(
+            &format!(
+                "sharpness vs the edge of stability ({})",
+                if adam { "Adam" } else { "SGD" }
+            ),
+            per_run(sharp),
+            // The edge (∝ 1/η) runs off to infinity as a schedule decays: log scale always.
+            true,
+        ),
+        opposing,
+    ]
+}
+
+/// Which probes a run has recorded so far (for the probe view's note).
+pub fn recorded_probes(t: &RunTail) -> Vec<&'static str> {
+    [
+        ("coherence/m", "coherence"),
+        ("sharpness/lambda_max", "sharpness"),
+        ("el2n/batch_mean", "EL2N"),
+        ("opposing/loss", "opposing signals"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| t.extras.contains_key(*k))
+    .map(|(_, n)| n)
+    .collect()
+}
+
+/// The latest value of the scalar `key`, if recorded.
+pub fn last_extra(t: &RunTail, key: &str) -> Option<f64> {
+    t.extras
+        .get(key)?
+        .values
+        .first()?
+        .raw()
+        .values()
+        .last()
+        .copied()
 }
 
 #[cfg(test)]

@@ -58,6 +58,20 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Permutes the class labels among the examples (seeded): the random-label control of
+    /// memorisation experiments, with the class histogram kept.
+    pub fn shuffle_labels(&mut self, seed: u64) -> Result<(), String> {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let Targets::Classes { labels, .. } = &mut self.targets else {
+            return Err(format!("{} has values, not classes, to shuffle", self.name));
+        };
+        labels.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            seed ^ 0x5EED_1ABE,
+        ));
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.targets.len()
     }

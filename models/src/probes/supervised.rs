@@ -304,12 +304,15 @@ impl Trainer {
         })?;
         let mut extra = vec![
             ("sharpness/lambda_max".to_string(), top.value),
-            (
-                "sharpness/edge".into(),
-                edge_of_stability(self.opt.hyper(), lr),
-            ),
             ("sharpness/iterations".into(), top.iterations as f64),
         ];
+        // At a zero learning rate (a schedule's last step) there is no edge to draw.
+        if lr > 0.0 {
+            extra.push((
+                "sharpness/edge".into(),
+                edge_of_stability(self.opt.hyper(), lr),
+            ));
+        }
         self.probes.eigen = Some(top.vector);
         if let Some(p) = top_p {
             extra.push(("sharpness/preconditioned".into(), p.value));

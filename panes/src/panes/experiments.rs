@@ -200,6 +200,7 @@ pub fn draw_runs(
     view: &AppView,
     selected: usize,
     run_selected: usize,
+    images: &mut crate::images::ImageCache,
 ) {
     let errors = &view.workspace.errors;
     let error_rows = if errors.is_empty() {
@@ -274,7 +275,10 @@ pub fn draw_runs(
                     note,
                 );
             }
-            draw_charts(frame, charts, view);
+            match &view.probes {
+                Some(p) => super::probes::draw(frame, charts, view, p, images),
+                None => draw_charts(frame, charts, view),
+            }
         }
     }
     if !errors.is_empty() {

@@ -6,6 +6,7 @@ mod dataset_detail;
 mod datasets;
 mod experiments;
 mod log;
+mod probes;
 mod rl;
 mod sampler;
 mod system;
@@ -17,7 +18,9 @@ use ratatui::layout::Rect;
 pub fn draw_body(frame: &mut Frame, area: Rect, view: &AppView, ui: &mut UiState) {
     let sel = ui.selected(view.pane);
     match view.pane {
-        Pane::Runs => experiments::draw_runs(frame, area, view, sel, ui.run_selected),
+        Pane::Runs => {
+            experiments::draw_runs(frame, area, view, sel, ui.run_selected, &mut ui.images)
+        }
         Pane::Datasets => datasets::draw(frame, area, view, sel, &mut ui.images),
         Pane::Checkpoints => checkpoints::draw(frame, area, view, sel),
         Pane::Sampler => sampler::draw(frame, area, view, sel, &mut ui.images),

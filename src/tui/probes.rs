@@ -1,0 +1,325 @@
+//! The Runs pane's probe view (`v`): which run it shows, the files it read for that run
+//! (EL2N scores from the newest checkpoint, `opposing.jsonl`, `hessian/step-N.json`) — each
+//! re-read only when it changed — the run's dataset for labels and images (loaded off the UI
+//! thread), and the `descent probe hessian` child that `d` starts.
+
+use crate::config::{DataSource, Experiment};
+use crate::runs::probes::{HESSIAN_DIR, el2n_of_run, opposing_of_run, spectra_of_run};
+use crate::runs::{CONFIG, checkpoint};
+use descent_models::data::{Dataset, Targets};
+use descent_models::probes::OPPOSING_FILE;
+use descent_models::probes::hessian::{density, node_range};
+use descent_panes::chart::{ChartSeries, ChartView};
+use descent_panes::series::Values;
+use descent_panes::view::{El2nView, ExampleView, ImageView, OpposingView, SpectrumView};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+
+/// Examples shown in each strip.
+const SHOWN: usize = 12;
+const BINS: usize = 28;
+/// The log of a `descent probe hessian` started from the TUI.
+pub const PROBE_LOG: &str = "probe.log";
+
+#[derive(Default)]
+pub struct ProbeViewer {
+    /// Whether the Runs pane shows the probes instead of the training charts.
+    pub on: bool,
+    run: Option<PathBuf>,
+    /// Newest checkpoint step and the view of its scores.
+    el2n: Option<(u64, Option<El2nView>)>,
+    opposing: Option<(u64, Option<OpposingView>)>,
+    spectrum: Option<(Vec<PathBuf>, Option<SpectrumView>, String)>,
+    data: Option<Arc<Dataset>>,
+    loading: Option<Receiver<Option<Dataset>>>,
+    /// The pid of a spectrum computation started from here, and its run.
+    computing: Option<(u32, PathBuf)>,
+}
+
+impl ProbeViewer {
+    /// Forgets what was read when another run is selected.
+    fn select(&mut self, run: &Path, data_dir: &Path) {
+        if self.run.as_deref() == Some(run) {
+            return;
+        }
+        *self = ProbeViewer {
+            on: self.on,
+            run: Some(run.to_path_buf()),
+            computing: self.computing.take(),
+            ..ProbeViewer::default()
+        };
+        let (tx, rx) = channel();
+        let (run, data_dir) = (run.to_path_buf(), data_dir.to_path_buf());
+        std::thread::spawn(move || {
+            let _ = tx.send(load_dataset(&run, &data_dir));
+        });
+        self.loading = Some(rx);
+    }
+
+    /// Refreshes what changed on disk; returns the EL2N, opposing and spectrum views.
+    pub fn refresh(
+        &mut self,
+        run: &Path,
+        data_dir: &Path,
+    ) -> (
+        Option<El2nView>,
+        Option<OpposingView>,
+        Option<SpectrumView>,
+        String,
+    ) {
+        self.select(run, data_dir);
+        if let Some(rx) = &self.loading
+            && let Ok(d) = rx.try_recv()
+        {
+            self.data = d.map(Arc::new);
+            self.loading = None;
+            // Labels and images arrive: draw the strips again.
+            self.el2n = None;
+            self.opposing = None;
+        }
+        let newest = checkpoint::list(run).last().map_or(0, |c| c.0);
+        if self.el2n.as_ref().is_none_or(|e| e.0 != newest) {
+            let view = match el2n_of_run(run) {
+                Ok(Some((step, s))) => Some(el2n_view(step, &s, self.data.as_deref())),
+                _ => None,
+            };
+            self.el2n = Some((newest, view));
+        }
+        let len = std::fs::metadata(run.join(OPPOSING_FILE)).map_or(0, |m| m.len());
+        if self.opposing.as_ref().is_none_or(|o| o.0 != len) {
+            let last = opposing_of_run(run).pop();
+            let view = last.map(|p| OpposingView {
+                step: p.step,
+                rises: p
+                    .rise
+                    .iter()
+                    .map(|&i| example(self.data.as_deref(), p.rows[i], p.loss[i] as f64))
+                    .collect(),
+                falls: p
+                    .fall
+                    .iter()
+                    .map(|&i| example(self.data.as_deref(), p.rows[i], p.loss[i] as f64))
+                    .collect(),
+            });
+            self.opposing = Some((len, view));
+        }
+        let running = self
+            .computing
+            .as_ref()
+            .is_some_and(|(pid, r)| r == run && crate::runs::process::pid_alive(*pid));
+        if !running && self.computing.as_ref().is_some_and(|(_, r)| r == run) {
+            self.computing = None;
+            self.spectrum = None;
+        }
+        let files = spectrum_files(run);
+        if self.spectrum.as_ref().is_none_or(|s| s.0 != files) {
+            let (view, note) = spectrum_view(run);
+            self.spectrum = Some((files, view, note));
+        }
+        let (_, view, note) = self.spectrum.as_ref().expect("just set");
+        let note = if running {
+            "computing the spectrum (descent probe hessian)…".to_string()
+        } else {
+            note.clone()
+        };
+        (
+            self.el2n.as_ref().and_then(|e| e.1.clone()),
+            self.opposing.as_ref().and_then(|o| o.1.clone()),
+            view.clone(),
+            note,
+        )
+    }
+
+    /// Records the `descent probe hessian` child started for `run`.
+    pub fn computing(&mut self, pid: u32, run: &Path) {
+        self.computing = Some((pid, run.to_path_buf()));
+        self.spectrum = None;
+    }
+
+    pub fn is_computing(&self, run: &Path) -> bool {
+        self.computing
+            .as_ref()
+            .is_some_and(|(pid, r)| r == run && crate::runs::process::pid_alive(*pid))
+    }
+}
+
+/// The run's dataset as its experiment loads it (for labels and images); `None` for data
+/// this viewer does not read (the hub) or on any error.
+fn load_dataset(run: &Path, data_dir: &Path) -> Option<Dataset> {
+    let cfg = run.join(CONFIG);
+    let text = crate::config::read_text(&cfg).ok()?;
+    let exp = Experiment::parse(&cfg, &text).ok()?;
+    let d = &exp.data;
+    match &d.source {
+        DataSource::Builtin(name) => {
+            descent_models::data::load_builtin(name, &d.params, exp.seed).ok()
+        }
+        DataSource::Path(p) => {
+            descent_models::data::load_source(&data_dir.join(p), d.target.as_deref()).ok()
+        }
+        DataSource::Hub(_) => None,
+    }
+}
+
+/// A row as the strips show it: its class name, the value, and its picture for image data
+/// (one or three channels), each scaled to its own range.
+fn example(data: Option<&Dataset>, row: usize, value: f64) -> ExampleView {
+    let Some(d) = data.filter(|d| row < d.len()) else {
+        return ExampleView {
+            row,
+            label: String::new(),
+            value,
+            image: None,
+        };
+    };
+    let label = match &d.targets {
+        Targets::Classes { labels, names } => names
+            .get(labels[row] as usize)
+            .cloned()
+            .unwrap_or_else(|| labels[row].to_string()),
+        Targets::Values(v) => format!("{:.3}", v[row]),
+    };
+    let image = match d.input_shape[..] {
+        [c, h, w] if c == 1 || c == 3 => {
+            let f = d.features();
+            let x = &d.inputs[row * f..(row + 1) * f];
+            let (lo, hi) = x
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            let span = (hi - lo).max(1e-6);
+            let px = |i: usize| ((x[i] - lo) / span * 255.0) as u8;
+            let mut rgb = Vec::with_capacity(h * w * 3);
+            for i in 0..h * w {
+                for ch in 0..3 {
+                    rgb.push(px(if c == 1 { i } else { ch * h * w + i }));
+                }
+            }
+            Some(ImageView {
+                label: label.clone(),
+                width: w as u32,
+                height: h as u32,
+                rgb,
+            })
+        }
+        _ => None,
+    };
+    ExampleView {
+        row,
+        label,
+        value,
+        image,
+    }
+}
+
+fn el2n_view(
+    step: u64,
+    s: &descent_models::probes::el2n::Scores,
+    data: Option<&Dataset>,
+) -> El2nView {
+    let means: Vec<(usize, f64)> = s
+        .means()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, m)| Some((i, m?)))
+        .collect();
+    let mut histogram = vec![0u64; BINS];
+    for &(_, m) in &means {
+        let b = (m / std::f64::consts::SQRT_2 * BINS as f64) as usize;
+        histogram[b.min(BINS - 1)] += 1;
+    }
+    let mut hardest = means.clone();
+    hardest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    El2nView {
+        step,
+        scored: means.len(),
+        histogram,
+        hardest: hardest
+            .iter()
+            .take(SHOWN)
+            .map(|&(r, m)| example(data, r, m))
+            .collect(),
+    }
+}
+
+fn spectrum_files(run: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(run.join(HESSIAN_DIR)) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    v.sort();
+    v
+}
+
+/// The newest spectrum as a log-density chart over λ, or why there is none.
+fn spectrum_view(run: &Path) -> (Option<SpectrumView>, String) {
+    let newest = spectra_of_run(run).into_iter().rev().find_map(|s| s.ok());
+    let Some(s) = newest else {
+        let log = std::fs::read_to_string(run.join(HESSIAN_DIR).join(PROBE_LOG)).ok();
+        let last = log
+            .as_deref()
+            .and_then(|l| l.lines().rev().find(|l| !l.trim().is_empty()))
+            .map(|l| format!("the last computation said: {l}"));
+        return (
+            None,
+            last.unwrap_or_else(|| {
+                "Press d to compute the Hessian's spectral density at the run's newest \
+                 checkpoint (stochastic Lanczos quadrature; also descent probe hessian RUN)."
+                    .into()
+            }),
+        );
+    };
+    let (lo, hi) = node_range(&s.runs);
+    let pad = 0.05 * (hi - lo).max(1e-3);
+    let n = 2000;
+    let grid: Vec<f64> = (0..n)
+        .map(|i| lo - pad + (hi - lo + 2.0 * pad) * i as f64 / (n - 1) as f64)
+        .collect();
+    let d = density(&s.runs, &grid);
+    let peak = d.iter().cloned().fold(0.0, f64::max);
+    let floor = peak * 1e-8;
+    let y: Vec<f64> = d.iter().map(|&v| v.max(floor)).collect();
+    let chart = ChartView {
+        title: format!("Hessian spectral density · step {} (log)", s.step),
+        series: vec![ChartSeries {
+            name: "density".into(),
+            x: Arc::new(grid),
+            x_origin: 0.0,
+            y: Arc::new(Values::from_slice(&y)),
+        }],
+        log_y: true,
+        smoothing: 0.0,
+        x_label: "λ".into(),
+        markers: Vec::new(),
+    };
+    let summary = format!(
+        "λmax {} · λmin {} · trace ≈ {} · {} outliers above λmax/10{} · {} params, batch {}",
+        sig(s.lambda_max),
+        sig(lo),
+        sig(s.trace),
+        s.outliers(),
+        s.classes
+            .map_or(String::new(), |c| format!(" ({c} classes)")),
+        s.dim,
+        s.batch
+    );
+    (
+        Some(SpectrumView {
+            step: s.step,
+            chart,
+            summary,
+        }),
+        String::new(),
+    )
+}
+
+/// Four significant figures, in exponent form when very large or small.
+pub fn sig(x: f64) -> String {
+    if x != 0.0 && !(1e-3..1e5).contains(&x.abs()) {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.4}")
+    }
+}
