@@ -413,9 +413,9 @@ fn exports_read_back_as_csv_and_tensorboard_records() {
     );
     let bytes = std::fs::read(&file).unwrap();
     let records = descent::runs::export::tfevent::read_records(&bytes).unwrap();
-    // The file version, then per step 5 train scalars + 2 per parameter tensor (4 tensors),
-    // then per evaluation loss and accuracy.
-    assert_eq!(records.len(), 1 + 60 * (5 + 2 * 4) + 3 * 2);
+    // The file version, then per step 5 train scalars, the batch's mean EL2N (on by default)
+    // and 2 per parameter tensor (4 tensors), then per evaluation loss and accuracy.
+    assert_eq!(records.len(), 1 + 60 * (5 + 1 + 2 * 4) + 3 * 2);
     assert!(records[0].windows(13).any(|w| w == b"brain.Event:2"));
     assert!(records[1].windows(10).any(|w| w == b"train/loss"));
     // A flipped byte is caught by the record CRC.

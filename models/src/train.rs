@@ -448,10 +448,10 @@ impl Trainer {
             }
             _ => self.grads_on(&rows)?,
         };
-        let t0 = std::time::Instant::now();
+        // EL2N reads logits the step computed anyway: its cost is in BENCHMARKS.md, not
+        // recorded every step.
         if let Some(mean) = self.score_batch(next, &rows, &out)? {
             extra.push(("el2n/batch_mean".into(), mean));
-            extra.push(("probe_ms/el2n".into(), t0.elapsed().as_secs_f64() * 1e3));
         }
         let mut m = apply_gradients(
             &mut self.opt,

@@ -160,6 +160,10 @@ pub struct SubsetConfig {
     /// With `by = "el2n"`: whose scores — an experiment (the mean over its runs) or a run id.
     #[serde(default)]
     pub scores: Option<String>,
+    /// With `by = "random"`: the seed of the draw (default: the experiment's seed), so several
+    /// random subsets can be compared at one initialisation.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +249,11 @@ pub(crate) fn validate(p: &ProbesConfig, subset: Option<&SubsetConfig>) -> Vec<V
             s.by != SubsetBy::Random || s.offset == 0.0,
             &["data", "subset", "offset"],
             "only by = \"el2n\" skips an offset",
+        );
+        rule(
+            s.by != SubsetBy::El2n || s.seed.is_none(),
+            &["data", "subset", "seed"],
+            "only by = \"random\" draws with a seed",
         );
     }
     v

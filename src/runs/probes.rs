@@ -65,7 +65,7 @@ pub fn subset_for(runs_dir: &Path, s: &SubsetConfig, seed: u64) -> Result<Subset
         SubsetBy::Random => Subset {
             keep: Keep::Random {
                 fraction: s.keep,
-                seed,
+                seed: s.seed.unwrap_or(seed),
             },
             scores: Vec::new(),
         },

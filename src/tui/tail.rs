@@ -667,6 +667,54 @@ mod tests {
         assert_eq!(kept.series[0].points().len(), 3);
     }
 
+    #[test]
+    fn probe_charts_draw_each_probe_at_the_steps_that_recorded_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(METRICS);
+        for step in 1..=20 {
+            let mut m = train(step, 0.1);
+            if let Metric::Train { extra, .. } = &mut m {
+                if step % 5 == 0 {
+                    extra.insert("coherence/m".into(), Num(step as f64));
+                }
+                if step % 10 == 0 {
+                    extra.insert("sharpness/lambda_max".into(), Num(2.0));
+                    extra.insert("sharpness/edge".into(), Num(20.0));
+                    extra.insert("opposing/loss".into(), Num(1.0));
+                }
+                if step == 20 {
+                    extra.insert("opposing/spike".into(), Num(1.5));
+                }
+            }
+            append(&path, &m).unwrap();
+        }
+        let mut t = RunTail::new(dir.path());
+        assert!(t.poll());
+        let s = ChartSettings {
+            smoothing: 0.0,
+            ..ChartSettings::default()
+        };
+        let charts = probe_charts(&[&t], s);
+        assert_eq!(
+            charts[0].series[0].points(),
+            vec![(5.0, 5.0), (10.0, 10.0), (15.0, 15.0), (20.0, 20.0)]
+        );
+        assert!(charts[1].series.is_empty(), "no noise scale recorded");
+        assert!(charts[2].title.contains("(SGD)"));
+        let names: Vec<&str> = charts[2].series.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["λmax", "2/η"]);
+        assert_eq!(
+            charts[2].series[1].points(),
+            vec![(10.0, 20.0), (20.0, 20.0)]
+        );
+        assert_eq!(charts[3].markers, vec![20.0], "the spike is marked");
+        assert_eq!(
+            recorded_probes(&t),
+            ["coherence", "sharpness", "opposing signals"]
+        );
+        assert_eq!(last_extra(&t, "coherence/m"), Some(20.0));
+    }
+
     fn run(root: &Path, id: &str, losses: &[f64]) -> PathBuf {
         let dir = root.join("exp").join(id);
         std::fs::create_dir_all(&dir).unwrap();
