@@ -143,9 +143,8 @@ key p; wait_for "running" 10
 step "v shows the running run's gradient probes: coherence and sharpness charts; v goes back"
 key v
 wait_for "m-coherence" 10
-wait_for "sharpness vs the edge of stability (Adam)" 10
+wait_for "sharpness · edge 38/η (Adam)" 10
 wait_for "probes: coherence, sharpness, EL2N" 30
-wait_for "38/η" 30
 wait_for "EL2N · step" 60
 key v
 wait_for "╭ loss" 10

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The gradient probes' overhead as a share of the step time: the demo's digits MLP (2,000
-# steps) with no probes, then each probe alone at the demo's cadence, interleaved over
-# repetitions. Usage: benches/probes.sh [BINARY] [REPS]
+# steps) with no probes, then each probe alone at the demo's cadence (coherence every 25,
+# sharpness every 200, opposing every 50; EL2N every step) and at a denser one, then all of
+# them but EL2N, interleaved over repetitions.
+# Usage: benches/probes.sh [BINARY] [REPS]
 set -euo pipefail
 BIN=${1:-target/release/descent}
 REPS=${2:-3}
@@ -11,16 +13,19 @@ mkdir -p "$WS/experiments"
 echo 'device = "cpu"' > "$WS/descent.toml"
 base=$(sed '/^# Gradient probes/,$d' workspaces/demo/experiments/digits-mlp.toml)
 variant() { # NAME EXTRA
-  printf '%s\n[probes.el2n]\nenabled = false\n%s\n' "$(echo "$base" | sed "s/^name = .*/name = \"$1\"/")" "$2" \
+  printf '%s\n[probes.el2n]\nenabled = false\n%s\n' "$(echo "$base" | sed "0,/^name = .*/s//name = \"$1\"/")" "$2" \
     > "$WS/experiments/$1.toml"
 }
 variant none ""
-variant coherence $'[probes.coherence]\nevery = 10'
-variant sharpness $'[probes.sharpness]\nevery = 100'
+variant coherence $'[probes.coherence]\nevery = 25'
+variant coherence10 $'[probes.coherence]\nevery = 10'
+variant sharpness $'[probes.sharpness]\nevery = 200'
+variant sharpness100 $'[probes.sharpness]\nevery = 100'
 variant opposing $'[probes.opposing]\nevery = 50'
+variant all $'[probes.coherence]\nevery = 25\n[probes.sharpness]\nevery = 200\n[probes.opposing]\nevery = 50'
 # EL2N is on unless disabled: its variant drops the line that turns it off.
-printf '%s\n' "$(echo "$base" | sed 's/^name = .*/name = "el2n"/')" > "$WS/experiments/el2n.toml"
-names="none el2n coherence sharpness opposing"
+printf '%s\n' "$(echo "$base" | sed '0,/^name = .*/s//name = "el2n"/')" > "$WS/experiments/el2n.toml"
+names="none el2n coherence coherence10 sharpness sharpness100 opposing all"
 declare -A total
 for n in $names; do total[$n]=0; done
 for r in $(seq "$REPS"); do

@@ -126,11 +126,10 @@ fn check(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
     for f in ws.experiments.values().filter(|f| f.errors.is_empty()) {
         let Some(exp) = &f.good else { continue };
         let file = f.path.strip_prefix(&cwd).unwrap_or(&f.path);
-        // A fine-tuning experiment whose base model is not trained yet is valid; say so.
-        if exp.kind == crate::config::Kind::Grpo
-            && let Err(e) = crate::runs::exec::grpo_base(&ws, exp, None)
-        {
-            println!("{}: note: not ready to run yet: {e:#}", file.display());
+        // A fine-tuning experiment whose base model is not trained yet is valid, and so is a
+        // subset ranked by runs not made yet; say so.
+        if let Err(e) = crate::runs::exec::preflight(&ws, exp) {
+            println!("{}: note: not ready to run yet: {e}", file.display());
             continue;
         }
         match crate::runs::exec::memory_warning(&ws, exp, file) {

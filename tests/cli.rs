@@ -41,6 +41,34 @@ fn version_and_help_work_for_every_subcommand() {
 }
 
 #[test]
+fn the_papers_workspace_is_valid_and_says_which_experiments_wait_for_scores() {
+    // A copy without runs: a checkout where the papers were run has scores.
+    let dir = tempfile::tempdir().unwrap();
+    let papers = Path::new(env!("CARGO_MANIFEST_DIR")).join("workspaces/papers");
+    let ws = dir.path().join("papers");
+    std::fs::create_dir_all(ws.join("experiments")).unwrap();
+    std::fs::copy(papers.join("descent.toml"), ws.join("descent.toml")).unwrap();
+    for f in std::fs::read_dir(papers.join("experiments")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, ws.join("experiments").join(f.file_name().unwrap())).unwrap();
+    }
+    let o = descent(&["check", "papers"], dir.path());
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("experiment(s) are valid"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains(
+            "diet-el2n-50.toml: note: not ready to run yet: data.subset.scores: \"diet-score\" has no runs"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
 fn check_passes_on_the_demo_and_fails_with_positions_on_errors() {
     let dir = tempfile::tempdir().unwrap();
     let ws = demo_copy(dir.path());

@@ -278,6 +278,9 @@ pub struct StepMetrics {
     pub non_finite: Option<String>,
 }
 
+/// A step's mean loss, each parameter's gradient and the network's outputs.
+pub(crate) type StepGrads = (Tensor, Vec<Tensor>, Tensor);
+
 /// One line for a log of the run's own: `{"step": N, KEY: VALUE}` appended to `file` (step
 /// first, so a reader can index the file from each line's first bytes).
 #[derive(Clone, Debug, PartialEq)]
@@ -420,7 +423,7 @@ impl Trainer {
     }
 
     /// The mean loss on `rows`, its gradient for each parameter, and the network's outputs.
-    pub(crate) fn grads_on(&self, rows: &[usize]) -> Result<(Tensor, Vec<Tensor>, Tensor)> {
+    pub(crate) fn grads_on(&self, rows: &[usize]) -> Result<StepGrads> {
         let (x, y) = self.tensors(rows)?;
         let classify = matches!(self.data.targets, Targets::Classes { .. });
         if let Some(v) = self.net.manual_grads(&x, &y, classify)? {
@@ -442,9 +445,9 @@ impl Trainer {
         let mut extra = Vec::new();
         let (loss, grads, out) = match self.probes.spec.coherence {
             Some(c) if due(c.every) && rows.len() >= 2 => {
-                let (l, g, o, x) = self.coherence_step(&rows, c.micro_batches, lr)?;
+                let (grads, x) = self.coherence_step(&rows, c.micro_batches, lr)?;
                 extra = x;
-                (l, g, o)
+                grads
             }
             _ => self.grads_on(&rows)?,
         };

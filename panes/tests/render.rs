@@ -791,13 +791,10 @@ fn the_probe_view_draws_its_charts_scores_groups_and_spectrum() {
     let mut v = with_pane(populated(), Pane::Runs);
     v.probes = Some(ProbesView {
         charts: vec![
-            chart("m-coherence (m = batch; ×1 = orthogonal)", "m-coherence"),
-            chart("noise scale B_noise = tr Σ / ‖G‖²", "B_noise"),
-            chart("sharpness vs the edge of stability (SGD)", "λmax"),
-            chart(
-                "opposing signals: probe-set loss by group (▾ spikes)",
-                "rose most",
-            ),
+            chart("m-coherence (m = batch)", "m-coherence"),
+            chart("noise scale B_noise = trΣ/‖G‖²", "B_noise"),
+            chart("sharpness · edge 2/η (SGD)", "λmax"),
+            chart("opposing signals: group losses (▾ spike)", "rose most"),
         ],
         note: "probes: coherence, sharpness, EL2N · v: training charts · d: Hessian spectrum"
             .into(),
@@ -831,10 +828,10 @@ fn the_probe_view_draws_its_charts_scores_groups_and_spectrum() {
     });
     let s = screen(&v, 160, 50);
     for want in [
-        "m-coherence (m = batch",
+        "m-coherence (m = batch)",
         "noise scale B_noise",
-        "sharpness vs the edge of stability (SGD)",
-        "opposing signals: probe-set loss",
+        "sharpness · edge 2/η (SGD)",
+        "opposing signals: group losses",
         "hint: B_noise ≈ 230",
         "EL2N · step 500 · 1438 scored",
         "hardest",

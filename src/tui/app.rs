@@ -155,7 +155,10 @@ impl App {
                 self.request_sample();
                 false
             }
-            Pane::Runs | Pane::Rl => self.poll_tail(),
+            Pane::Runs | Pane::Rl => {
+                let charts = self.poll_tail();
+                charts | self.probes.take_dirty()
+            }
             Pane::Datasets | Pane::Checkpoints => self.sync_browser(false),
             Pane::Sampler => self.refresh_sampler(),
             _ => false,
@@ -358,7 +361,9 @@ impl App {
         };
         let recorded = tail::recorded_probes(first);
         v.note = if recorded.is_empty() {
-            "This run records no probes yet. Turn them on in its experiment ([probes.coherence]              every = 10, [probes.sharpness] every = 50, [probes.opposing] every = 25; a running              run picks the edit up) · v: training charts"
+            "This run records no probes yet. Turn them on in its experiment ([probes.coherence] \
+             every = 25, [probes.sharpness] every = 200, [probes.opposing] every = 50; a running \
+             run picks the edit up) · v: training charts"
                 .into()
         } else {
             format!(
@@ -371,7 +376,8 @@ impl App {
             tail::last_extra(first, "coherence/hint_lr"),
         ) {
             v.hint = Some(format!(
-                "B_noise ≈ {b:.0}: batches up to about {b:.0} still use examples efficiently; at                  that batch the learning rate would scale to ≈ {} (linear rule for SGD, square                  root for Adam). A hint from the noise scale, not a measurement.",
+                "B_noise ≈ {b:.0}: batches up to ≈ {b:.0} still pay; there lr ≈ {} (linear rule \
+                 for SGD, √ for Adam) — a hint, not a measurement",
                 super::probes::sig(lr)
             ));
         }

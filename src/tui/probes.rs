@@ -35,6 +35,8 @@ pub struct ProbeViewer {
     loading: Option<Receiver<Option<Dataset>>>,
     /// The pid of a spectrum computation started from here, and its run.
     computing: Option<(u32, PathBuf)>,
+    /// Whether anything shown changed since the last [`ProbeViewer::take_dirty`].
+    dirty: bool,
 }
 
 impl ProbeViewer {
@@ -74,6 +76,7 @@ impl ProbeViewer {
         {
             self.data = d.map(Arc::new);
             self.loading = None;
+            self.dirty = true;
             // Labels and images arrive: draw the strips again.
             self.el2n = None;
             self.opposing = None;
@@ -85,24 +88,38 @@ impl ProbeViewer {
                 _ => None,
             };
             self.el2n = Some((newest, view));
+            self.dirty = true;
         }
         let len = std::fs::metadata(run.join(OPPOSING_FILE)).map_or(0, |m| m.len());
         if self.opposing.as_ref().is_none_or(|o| o.0 != len) {
-            let last = opposing_of_run(run).pop();
+            let mut probes = opposing_of_run(run);
+            let last = probes.pop();
+            let before = probes.pop();
+            // Each example with its loss change since the probe before (its loss alone at
+            // the first probe).
+            let delta = |p: &descent_models::probes::opposing::Probe, i: usize| {
+                let prev = before
+                    .as_ref()
+                    .and_then(|b| b.loss.get(i))
+                    .copied()
+                    .unwrap_or(0.0);
+                (p.loss[i] - prev) as f64
+            };
             let view = last.map(|p| OpposingView {
                 step: p.step,
                 rises: p
                     .rise
                     .iter()
-                    .map(|&i| example(self.data.as_deref(), p.rows[i], p.loss[i] as f64))
+                    .map(|&i| example(self.data.as_deref(), p.rows[i], delta(&p, i)))
                     .collect(),
                 falls: p
                     .fall
                     .iter()
-                    .map(|&i| example(self.data.as_deref(), p.rows[i], p.loss[i] as f64))
+                    .map(|&i| example(self.data.as_deref(), p.rows[i], delta(&p, i)))
                     .collect(),
             });
             self.opposing = Some((len, view));
+            self.dirty = true;
         }
         let running = self
             .computing
@@ -111,11 +128,13 @@ impl ProbeViewer {
         if !running && self.computing.as_ref().is_some_and(|(_, r)| r == run) {
             self.computing = None;
             self.spectrum = None;
+            self.dirty = true;
         }
         let files = spectrum_files(run);
         if self.spectrum.as_ref().is_none_or(|s| s.0 != files) {
             let (view, note) = spectrum_view(run);
             self.spectrum = Some((files, view, note));
+            self.dirty = true;
         }
         let (_, view, note) = self.spectrum.as_ref().expect("just set");
         let note = if running {
@@ -135,6 +154,11 @@ impl ProbeViewer {
     pub fn computing(&mut self, pid: u32, run: &Path) {
         self.computing = Some((pid, run.to_path_buf()));
         self.spectrum = None;
+    }
+
+    /// Whether the view changed since the last call (the UI redraws only when something did).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
     }
 
     pub fn is_computing(&self, run: &Path) -> bool {

@@ -544,7 +544,7 @@ pub fn probe_charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
         &[("λmax", "sharpness/lambda_max"), ("2/η", "sharpness/edge")]
     };
     let mut opposing = chart(
-        "opposing signals: probe-set loss by group (▾ spikes)",
+        "opposing signals: group losses (▾ spike)",
         per_run(&[
             ("all", "opposing/loss"),
             ("rose most", "opposing/rise"),
@@ -567,20 +567,21 @@ pub fn probe_charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
         .unwrap_or_default();
     vec![
         chart(
-            "m-coherence (m = batch; ×1 = orthogonal)",
+            "m-coherence (m = batch)",
             per_run(&[("m-coherence", "coherence/m")]),
             true,
         ),
         chart(
-            "noise scale B_noise = tr Σ / ‖G‖²",
+            "noise scale B_noise = trΣ/‖G‖²",
             per_run(&[("B_noise", "coherence/b_noise")]),
             true,
         ),
         chart(
-            &format!(
-                "sharpness vs the edge of stability ({})",
-                if adam { "Adam" } else { "SGD" }
-            ),
+            if adam {
+                "sharpness · edge 38/η (Adam)"
+            } else {
+                "sharpness · edge 2/η (SGD)"
+            },
             per_run(sharp),
             // The edge (∝ 1/η) runs off to infinity as a schedule decays: log scale always.
             true,

@@ -16,15 +16,6 @@ pub struct Sums {
     pub s: f64,
 }
 
-impl Sums {
-    pub fn add(self, o: Sums) -> Sums {
-        Sums {
-            q: self.q + o.q,
-            s: self.s + o.s,
-        }
-    }
-}
-
 /// ‖G‖² and tr Σ from one step's sums of `k` micro-batches of `b` examples.
 pub fn moments(sums: Sums, k: usize, b: usize) -> (f64, f64) {
     let kf = k as f64;

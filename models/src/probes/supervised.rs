@@ -7,7 +7,10 @@ use super::hessian::{self, FdHessian, Operator, Preconditioned, Quadrature};
 use super::opposing::{self, Probe};
 use super::{OPPOSING_FILE, ProbeSpec, edge_of_stability};
 use crate::data::Targets;
-use crate::train::{LogLine, Trainer, tensor_sq};
+use crate::train::{LogLine, StepGrads, Trainer, tensor_sq};
+
+/// Named scalars a probe adds to the step's record.
+type Scalars = Vec<(String, f64)>;
 use candle_core::{DType, Result, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -108,7 +111,7 @@ impl Trainer {
         rows: &[usize],
         k: usize,
         lr: f64,
-    ) -> Result<(Tensor, Vec<Tensor>, Tensor, Vec<(String, f64)>)> {
+    ) -> Result<(StepGrads, Scalars)> {
         let t0 = Instant::now();
         let n = rows.len();
         let k = k.clamp(2, n.max(2));
@@ -120,22 +123,27 @@ impl Trainer {
         let mut sum: Option<Vec<Tensor>> = None;
         let mut loss = Tensor::zeros((), DType::F32, &self.device)?;
         let mut outs = Vec::with_capacity(k);
-        let mut grads_w: Option<Vec<Tensor>> = None;
+        // The batch mean is each part's mean weighted by its share of the rows: the sum over k
+        // when the parts are equal (`chunks` makes all but the last one equal).
+        let equal = n.is_multiple_of(k);
+        let mut weighted: Option<Vec<Tensor>> = None;
         for part in &parts {
             let (l, g, out) = self.grads_on(part)?;
             let w = part.len() as f64 / n as f64;
             loss = (loss + (l * w)?)?;
+            if !equal {
+                weighted = Some(match weighted {
+                    None => g.iter().map(|gi| gi * w).collect::<Result<_>>()?,
+                    Some(a) => a
+                        .iter()
+                        .zip(&g)
+                        .map(|(a, gi)| a + (gi * w)?)
+                        .collect::<Result<_>>()?,
+                });
+            }
             for (qi, gi) in q.iter_mut().zip(&g) {
                 *qi += tensor_sq(gi)?;
             }
-            grads_w = Some(match grads_w {
-                None => g.iter().map(|gi| gi * w).collect::<Result<_>>()?,
-                Some(acc) => acc
-                    .iter()
-                    .zip(&g)
-                    .map(|(a, gi)| a + (gi * w)?)
-                    .collect::<Result<_>>()?,
-            });
             sum = Some(match sum {
                 None => g,
                 Some(acc) => acc
@@ -182,7 +190,11 @@ impl Trainer {
         }
         extra.push(("probe_ms/coherence".into(), elapsed_ms(t0)));
         let out = Tensor::cat(&outs, 0)?;
-        Ok((loss, grads_w.expect("parts"), out, extra))
+        let mean = match weighted {
+            Some(w) => w,
+            None => sum.iter().map(|g| g / k as f64).collect::<Result<_>>()?,
+        };
+        Ok(((loss, mean, out), extra))
     }
 
     /// Adds the batch's EL2N scores (classification only); returns the batch mean.
@@ -328,7 +340,7 @@ impl Trainer {
 
     /// The probe set's per-example losses, the groups that rose and fell most since the last
     /// probe, and the probe's line for `opposing.jsonl`.
-    pub(crate) fn opposing(&mut self, step: u64) -> Result<(Vec<(String, f64)>, Option<LogLine>)> {
+    pub(crate) fn opposing(&mut self, step: u64) -> Result<(Scalars, Option<LogLine>)> {
         let t0 = Instant::now();
         let spec = self.probes.spec.opposing.expect("opposing on");
         let Targets::Classes { labels, names } = &self.data.targets else {

@@ -106,8 +106,8 @@ pub(super) fn draw(
             frame.render_widget(outer, opposing);
             let [a, b] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(inner);
-            strip(frame, a, t, "rise", "loss rose", &o.rises, images);
-            strip(frame, b, t, "fall", "loss fell", &o.falls, images);
+            strip(frame, a, t, "rise", "loss rose most (Δℓ)", &o.rises, images);
+            strip(frame, b, t, "fall", "loss fell most (Δℓ)", &o.falls, images);
         }
         None => empty_state(
             frame,
@@ -136,7 +136,7 @@ pub(super) fn draw(
             spectrum,
             t,
             " Hessian spectrum ",
-            &[p.spectrum_note.clone()],
+            std::slice::from_ref(&p.spectrum_note),
         ),
     }
 }
@@ -175,7 +175,7 @@ fn strip(
                 images.draw(frame, img, key, e.row, im);
             }
             frame.render_widget(
-                Paragraph::new(Line::from(format!("{}:{:.2}", e.label, e.value))),
+                Paragraph::new(Line::from(format!("{}:{}", e.label, short(e.value)))),
                 text,
             );
         }
@@ -187,4 +187,16 @@ fn strip(
         .map(|e| Line::from(format!("row {:>6}  {:<10} {:+.3}", e.row, e.label, e.value)))
         .collect();
     frame.render_widget(Paragraph::new(lines), body);
+}
+
+/// A value in at most five characters: 0.14, -0.003, 1e-4.
+fn short(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (0.01..100.0).contains(&a) {
+        format!("{v:.2}")
+    } else if (0.001..0.01).contains(&a) {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.0e}")
+    }
 }
