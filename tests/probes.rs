@@ -94,14 +94,36 @@ fn a_run_records_each_probe_on_its_cadence_and_the_records_export() {
     let run = dir.to_str().unwrap();
     let csv = ws.ok(&["export", run, "--csv"]);
     let header = csv.lines().next().unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let cols: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let row = |step: &str| {
+        rows.iter()
+            .find(|r| &r[0] == "train" && &r[1] == step)
+            .unwrap()
+    };
     for col in [
         "coherence/m",
         "sharpness/lambda_max",
-        "opposing/rise",
+        "opposing/loss",
         "el2n/batch_mean",
     ] {
-        assert!(header.split(',').any(|h| h == col), "{col} in {header}");
+        let i = cols.iter().position(|h| h == col);
+        let i = i.unwrap_or_else(|| panic!("{col} in {header}"));
+        // The value read back is the record's.
+        let v: f64 = row("40")[i].parse().unwrap();
+        assert!(
+            (v - x[&40][col]).abs() <= 1e-12 * v.abs(),
+            "{col}: {v} vs {}",
+            x[&40][col]
+        );
     }
+    // A step without a probe leaves its cells empty.
+    let sharp = cols
+        .iter()
+        .position(|h| h == "sharpness/lambda_max")
+        .unwrap();
+    assert_eq!(&row("39")[sharp], "");
     let tb = ws.root.join("tb");
     ws.ok(&[
         "export",

@@ -334,11 +334,17 @@ impl App {
             let mut probes = self.probe_view(&tails);
             if let (Some(dir), Some(u)) = (self.shown.first(), &self.update) {
                 let data_dir = u.workspace.settings.data_path(&u.workspace.root);
-                let (el2n, opposing, spectrum, note) = self.probes.refresh(dir, &data_dir);
-                probes.el2n = el2n;
-                probes.opposing = opposing;
-                probes.spectrum = spectrum;
-                probes.spectrum_note = note;
+                let shown = self.probes.refresh(dir, &data_dir);
+                probes.el2n = shown.el2n;
+                probes.opposing = shown.opposing;
+                probes.spectrum = shown.spectrum;
+                probes.spectrum_note = shown.spectrum_note;
+                // The latest groups followed back over the run, with the spikes the probes
+                // marked, in place of the per-probe groups' chart.
+                if let (Some(mut groups), Some(slot)) = (shown.groups, probes.charts.get_mut(3)) {
+                    groups.markers = std::mem::take(&mut slot.markers);
+                    *slot = groups;
+                }
             }
             self.view.probes = Some(probes);
             return;

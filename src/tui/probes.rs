@@ -22,6 +22,16 @@ const BINS: usize = 28;
 /// The log of a `descent probe hessian` started from the TUI.
 pub const PROBE_LOG: &str = "probe.log";
 
+/// What the probe view shows from the run's probe files.
+pub struct Shown {
+    pub el2n: Option<El2nView>,
+    pub opposing: Option<OpposingView>,
+    /// The latest probe's rise and fall groups: their mean loss at every probe of the run.
+    pub groups: Option<ChartView>,
+    pub spectrum: Option<SpectrumView>,
+    pub spectrum_note: String,
+}
+
 #[derive(Default)]
 pub struct ProbeViewer {
     /// Whether the Runs pane shows the probes instead of the training charts.
@@ -29,7 +39,9 @@ pub struct ProbeViewer {
     run: Option<PathBuf>,
     /// Newest checkpoint step and the view of its scores.
     el2n: Option<(u64, Option<El2nView>)>,
-    opposing: Option<(u64, Option<OpposingView>)>,
+    /// `opposing.jsonl`'s length, the latest probe's groups, and their losses over every
+    /// probe of the run.
+    opposing: Option<(u64, Option<OpposingView>, Option<ChartView>)>,
     spectrum: Option<(Vec<PathBuf>, Option<SpectrumView>, String)>,
     data: Option<Arc<Dataset>>,
     loading: Option<Receiver<Option<Dataset>>>,
@@ -60,16 +72,7 @@ impl ProbeViewer {
     }
 
     /// Refreshes what changed on disk; returns the EL2N, opposing and spectrum views.
-    pub fn refresh(
-        &mut self,
-        run: &Path,
-        data_dir: &Path,
-    ) -> (
-        Option<El2nView>,
-        Option<OpposingView>,
-        Option<SpectrumView>,
-        String,
-    ) {
+    pub fn refresh(&mut self, run: &Path, data_dir: &Path) -> Shown {
         self.select(run, data_dir);
         if let Some(rx) = &self.loading
             && let Ok(d) = rx.try_recv()
@@ -105,6 +108,9 @@ impl ProbeViewer {
                     .unwrap_or(0.0);
                 (p.loss[i] - prev) as f64
             };
+            let chart = last
+                .as_ref()
+                .map(|p| group_history(p, &probes, before.as_ref()));
             let view = last.map(|p| OpposingView {
                 step: p.step,
                 rises: p
@@ -118,7 +124,7 @@ impl ProbeViewer {
                     .map(|&i| example(self.data.as_deref(), p.rows[i], delta(&p, i)))
                     .collect(),
             });
-            self.opposing = Some((len, view));
+            self.opposing = Some((len, view, chart));
             self.dirty = true;
         }
         let running = self
@@ -142,12 +148,13 @@ impl ProbeViewer {
         } else {
             note.clone()
         };
-        (
-            self.el2n.as_ref().and_then(|e| e.1.clone()),
-            self.opposing.as_ref().and_then(|o| o.1.clone()),
-            view.clone(),
-            note,
-        )
+        Shown {
+            el2n: self.el2n.as_ref().and_then(|e| e.1.clone()),
+            opposing: self.opposing.as_ref().and_then(|o| o.1.clone()),
+            groups: self.opposing.as_ref().and_then(|o| o.2.clone()),
+            spectrum: view.clone(),
+            spectrum_note: note,
+        }
     }
 
     /// Records the `descent probe hessian` child started for `run`.
@@ -345,5 +352,70 @@ pub fn sig(x: f64) -> String {
         format!("{x:.3e}")
     } else {
         format!("{x:.4}")
+    }
+}
+
+/// The mean loss of the latest probe's two groups, and of the whole probe set, at every probe
+/// of the run (the same probe set each time): the antiphase the paper describes shows here.
+fn group_history(
+    last: &descent_models::probes::opposing::Probe,
+    earlier: &[descent_models::probes::opposing::Probe],
+    before: Option<&descent_models::probes::opposing::Probe>,
+) -> ChartView {
+    let all: Vec<&descent_models::probes::opposing::Probe> = earlier
+        .iter()
+        .chain(before)
+        .chain(std::iter::once(last))
+        .filter(|p| p.rows == last.rows)
+        .collect();
+    let steps: Arc<Vec<f64>> = Arc::new(all.iter().map(|p| p.step as f64).collect());
+    let every: Vec<usize> = (0..last.loss.len()).collect();
+    let series = |name: &str, group: &[usize]| ChartSeries {
+        name: name.into(),
+        x: steps.clone(),
+        x_origin: 0.0,
+        y: Arc::new(Values::from_slice(
+            &all.iter().map(|p| p.mean(group)).collect::<Vec<_>>(),
+        )),
+    };
+    ChartView {
+        title: format!("opposing: step {}'s groups over time", last.step),
+        series: [
+            ("rose most", &last.rise),
+            ("fell most", &last.fall),
+            ("all", &every),
+        ]
+        .into_iter()
+        .filter(|(_, g)| !g.is_empty())
+        .map(|(name, g)| series(name, g))
+        .collect(),
+        log_y: true,
+        smoothing: 0.0,
+        x_label: "step".into(),
+        markers: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use descent_models::probes::opposing::Probe;
+
+    #[test]
+    fn the_latest_groups_are_followed_back_over_every_probe() {
+        let rows = vec![10, 11, 12];
+        let p1 = Probe::new(5, rows.clone(), vec![1.0, 1.0, 1.0], None, 1);
+        let p2 = Probe::new(10, rows.clone(), vec![2.0, 0.5, 1.0], Some(&p1.loss), 1);
+        let p3 = Probe::new(15, rows.clone(), vec![0.5, 2.0, 1.0], Some(&p2.loss), 1);
+        // Step 15's groups: row 11 rose most, row 10 fell most — in antiphase before.
+        let c = group_history(&p3, &[p1], Some(&p2));
+        let pts: Vec<Vec<(f64, f64)>> = c.series.iter().map(|s| s.points()).collect();
+        assert_eq!(c.series[0].name, "rose most");
+        assert_eq!(pts[0], vec![(5.0, 1.0), (10.0, 0.5), (15.0, 2.0)]);
+        assert_eq!(pts[1], vec![(5.0, 1.0), (10.0, 2.0), (15.0, 0.5)]);
+        assert_eq!(pts[2].len(), 3);
+        // The first probe has no groups yet: only the whole set is drawn.
+        let first = Probe::new(5, rows, vec![1.0, 1.0, 1.0], None, 1);
+        assert_eq!(group_history(&first, &[], None).series.len(), 1);
     }
 }
