@@ -417,3 +417,32 @@ fn a_grpo_experiment_reads_trls_knobs_and_d3s_and_names_what_is_wrong() {
         "{e}"
     );
 }
+
+#[test]
+fn probes_parse_and_only_supervised_runs_take_all_of_them() {
+    let e = parse(&format!(
+        "{VALID}\n[probes.coherence]\nevery = 10\n[probes.sharpness]\nevery = 50\ntrace_samples = 4\n"
+    ))
+    .unwrap();
+    let spec = e.probes.spec();
+    assert_eq!(spec.coherence.unwrap().micro_batches, 4, "the default");
+    assert_eq!(spec.sharpness.unwrap().trace_samples, 4);
+    assert!(
+        spec.el2n.is_some() && spec.opposing.is_none(),
+        "EL2N on, opposing off by default"
+    );
+    // A pretrain run has coherence only.
+    parse(&format!("{PRETRAIN}\n[probes.coherence]\nevery = 10\n")).unwrap();
+    let err = error(&format!("{PRETRAIN}\n[probes.sharpness]\nevery = 10\n"));
+    assert!(
+        err.contains("a pretrain run has [probes.coherence] only"),
+        "{err}"
+    );
+    let err = error(&format!(
+        "{VALID}\n[probes.opposing]\nevery = 10\ntop = 600\n"
+    ));
+    assert!(
+        err.contains("probes.opposing.top") && err.contains("between 1 and size"),
+        "{err}"
+    );
+}

@@ -213,3 +213,46 @@ fn a_folder_without_a_tokenizer_or_with_a_foreign_architecture_is_refused_by_nam
         "{e}"
     );
 }
+
+#[test]
+fn coherence_from_micro_batches_of_sequences_takes_the_plain_step() {
+    use descent_models::probes::{CoherenceSpec, ProbeSpec};
+    let mut probed = PretrainTrainer::new(sums(), spec(3), Device::Cpu).unwrap();
+    let mut plain = PretrainTrainer::new(sums(), spec(3), Device::Cpu).unwrap();
+    assert!(probed.set_probes(ProbeSpec {
+        coherence: Some(CoherenceSpec {
+            every: 1,
+            micro_batches: 4,
+            smoothing: 0.9,
+        }),
+        ..ProbeSpec::default()
+    }));
+    for _ in 0..3 {
+        let a = probed.train_step(1e-2).unwrap();
+        let b = plain.train_step(1e-2).unwrap();
+        // The token-weighted mean of the parts' gradients is the batch's gradient.
+        assert!(
+            (a.loss - b.loss).abs() < 1e-5 * b.loss,
+            "{} vs {}",
+            a.loss,
+            b.loss
+        );
+        assert!(
+            (a.grad_l2 - b.grad_l2).abs() < 1e-4 * b.grad_l2,
+            "{} vs {}",
+            a.grad_l2,
+            b.grad_l2
+        );
+        assert_eq!(a.tokens, b.tokens);
+        let get = |k: &str| a.extra.iter().find(|(n, _)| n == k).map(|x| x.1);
+        let micro = get("coherence/micro").unwrap();
+        assert!(micro > 0.0 && micro <= 4.0 + 1e-9, "{micro}");
+        assert!(get("coherence/m").is_some());
+        assert!(
+            a.extra
+                .iter()
+                .any(|(k, _)| k.starts_with("coherence/b_noise/model."))
+        );
+        assert!(b.extra.is_empty());
+    }
+}

@@ -622,10 +622,22 @@ impl Experiment {
         }
         v.extend(super::probes::validate(&self.probes, d.subset.as_ref()));
         let supervised = self.kind == Kind::Supervised;
-        if !supervised && !self.probes.is_default() {
+        // A language model's pretraining has coherence (micro-batches of sequences); the
+        // other probes, and any probe of the other kinds, are supervised-only for now.
+        let only_coherence = ProbesConfig {
+            coherence: self.probes.coherence.clone(),
+            ..ProbesConfig::default()
+        };
+        let allowed = supervised || (pretrain && self.probes == only_coherence);
+        if !allowed {
             v.push(Violation::new(
                 &["probes"],
-                "probes run on supervised experiments only (for now)",
+                if pretrain {
+                    "a pretrain run has [probes.coherence] only; sharpness, EL2N and opposing \
+                     signals run on supervised experiments"
+                } else {
+                    "probes run on supervised experiments (and coherence on pretrain ones)"
+                },
             ));
         }
         if !supervised && d.shuffle_labels {

@@ -155,6 +155,20 @@ pub fn refined_shape(run_dir: &Path) -> anyhow::Result<(Vec<f64>, Family)> {
     Ok((shape, family))
 }
 
+/// The probes the experiment's kind of run computes: all of them for supervised runs,
+/// coherence for pretraining, none for the others.
+fn probe_spec(exp: &Experiment) -> descent_models::probes::ProbeSpec {
+    let all = exp.probes.spec();
+    match exp.kind {
+        Kind::Supervised => all,
+        Kind::Pretrain => descent_models::probes::ProbeSpec {
+            coherence: all.coherence,
+            ..Default::default()
+        },
+        _ => Default::default(),
+    }
+}
+
 pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec> {
     let o = &exp.optim;
     Ok(TrainSpec {
@@ -181,11 +195,7 @@ pub fn train_spec(ws: &Workspace, exp: &Experiment) -> anyhow::Result<TrainSpec>
         },
         clip_grad_norm: o.clip_grad_norm,
         schedule: schedule_for(ws, exp)?,
-        probes: if exp.kind == Kind::Supervised {
-            exp.probes.spec()
-        } else {
-            Default::default()
-        },
+        probes: probe_spec(exp),
         subset: match &exp.data.subset {
             Some(s) if exp.kind == Kind::Supervised => Some(
                 super::probes::subset_for(&ws.settings.runs_path(&ws.root), s, exp.seed)
@@ -460,7 +470,9 @@ fn engine(
         }
         (_, Data::Text(text)) => {
             let spec = pretrain_spec(ws, exp)?;
-            Box::new(PretrainTrainer::new(text, spec, device).map_err(anyhow::Error::msg)?)
+            let mut t = PretrainTrainer::new(text, spec, device).map_err(anyhow::Error::msg)?;
+            t.set_probes(probe_spec(exp));
+            Box::new(t)
         }
         (Kind::Diffusion, Data::Table(t)) => {
             let spec = diffusion_spec(ws, exp)?;
@@ -827,7 +839,7 @@ impl Run<'_> {
                 .map(|k| k.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let msg = if self.trainer.set_probes(new.probes.spec()) {
+            let msg = if self.trainer.set_probes(probe_spec(&new)) {
                 format!("probes changed: {keys}")
             } else {
                 format!("probes changed ({keys}), but this kind of run has none")

@@ -14,6 +14,8 @@ use crate::memory::{self, Footprint};
 use crate::nn::Param;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer};
+use crate::probes::coherence::{self, Parts, Smoother, weigh};
+use crate::probes::{CoherenceSpec, ProbeSpec};
 use crate::train::{Engine, EvalMetrics, StepMetrics, apply_gradients, autograd};
 use candle_core::{D, DType, Device, Result, Tensor};
 use candle_nn::VarMap;
@@ -96,6 +98,8 @@ pub struct PretrainTrainer {
     pub facts: CorpusFacts,
     split: Split,
     batches: Batches,
+    /// `[probes.coherence]` (the one probe a language-model run has) and its averages.
+    coherence: Option<(CoherenceSpec, Option<Smoother>)>,
 }
 
 impl PretrainSpec {
@@ -247,6 +251,7 @@ impl PretrainTrainer {
             facts: CorpusFacts::default(),
             split: Split::new(0, 0.0, 0),
             batches: Batches::new(Vec::new(), 1, 0),
+            coherence: None,
             spec,
         };
         t.encode_corpus()?;
@@ -392,6 +397,54 @@ impl PretrainTrainer {
 
     /// The summed cross-entropy of the learned tokens of `rows`, and their count. Right
     /// padding needs no mask beyond the causal one: no real token sees a later pad.
+    /// The step from k micro-batches of sequences, and the coherence of their gradients
+    /// (B_noise in sequences). Each part's gradient is its per-token mean; the step's is the
+    /// token-weighted mean of those, the same per-token mean a plain step takes.
+    #[allow(clippy::type_complexity)]
+    fn coherence_step(
+        &mut self,
+        rows: &[usize],
+        lr: f64,
+    ) -> Result<(Tensor, Vec<Tensor>, usize, Vec<(String, f64)>)> {
+        let t0 = std::time::Instant::now();
+        let spec = self.coherence.as_ref().expect("coherence on").0;
+        let n = rows.len();
+        let chunk = n.div_ceil(spec.micro_batches.clamp(2, n));
+        let parts: Vec<&[usize]> = rows.chunks(chunk).collect();
+        let k = parts.len();
+        let sums: Vec<(Tensor, usize, usize)> = parts
+            .iter()
+            .map(|p| self.loss_sum(p))
+            .collect::<Result<_>>()?;
+        let learned: usize = sums.iter().map(|s| s.2).sum::<usize>().max(1);
+        let tokens = sums.iter().map(|s| s.1).sum();
+        let names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
+        let mut acc = Parts::new(names.len());
+        let (mut mean, mut loss) = (None, 0.0);
+        for (sum, _, part_learned) in sums {
+            let part_loss = (sum / part_learned.max(1) as f64)?;
+            loss += part_loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * part_learned as f64;
+            let g = autograd(&part_loss, &self.params)?;
+            mean = Some(weigh(mean, &g, part_learned as f64 / learned as f64)?);
+            acc.add(g)?;
+        }
+        let g = acc.finish(n / k)?;
+        let (moments, micro) = (g.moments, g.micro);
+        let smoother = match &mut self.coherence {
+            Some((_, s)) => s.get_or_insert_with(|| Smoother::new(names.len() + 1, spec.smoothing)),
+            None => unreachable!("coherence on"),
+        };
+        let c = smoother.push(&moments);
+        let adam = self.opt.hyper().name == crate::optim::OptimName::Adamw;
+        let mut extra = coherence::records(&c, &names, n, micro, lr, adam);
+        extra.push((
+            "probe_ms/coherence".into(),
+            t0.elapsed().as_secs_f64() * 1e3,
+        ));
+        let loss = Tensor::new((loss / learned as f64) as f32, self.model.device())?;
+        Ok((loss, mean.expect("parts"), tokens, extra))
+    }
+
     fn loss_sum(&self, rows: &[usize]) -> Result<(Tensor, usize, usize)> {
         let (x, y, w, tokens, learned) = self.batch(rows)?;
         let (b, t) = x.dims2()?;
@@ -673,9 +726,18 @@ impl Engine for PretrainTrainer {
 
     fn train_step(&mut self, lr: f64) -> Result<StepMetrics> {
         let rows = self.batches.batch(self.step);
-        let (sum, tokens, learned) = self.loss_sum(&rows)?;
-        let loss = (sum / learned.max(1) as f64)?;
-        let grads = autograd(&loss, &self.params)?;
+        let due = self
+            .coherence
+            .as_ref()
+            .is_some_and(|(c, _)| c.every > 0 && (self.step + 1).is_multiple_of(c.every));
+        let (loss, grads, tokens, extra) = if due && rows.len() >= 2 {
+            self.coherence_step(&rows, lr)?
+        } else {
+            let (sum, tokens, learned) = self.loss_sum(&rows)?;
+            let loss = (sum / learned.max(1) as f64)?;
+            let grads = autograd(&loss, &self.params)?;
+            (loss, grads, tokens, Vec::new())
+        };
         let mut m = apply_gradients(
             &mut self.opt,
             &self.params,
@@ -686,8 +748,18 @@ impl Engine for PretrainTrainer {
             self.step,
         )?;
         m.tokens = Some(tokens as u64);
+        m.extra = extra;
         self.step = m.step;
         Ok(m)
+    }
+
+    fn set_probes(&mut self, spec: ProbeSpec) -> bool {
+        let keep = self
+            .coherence
+            .take()
+            .filter(|(c, _)| Some(*c) == spec.coherence);
+        self.coherence = keep.or(spec.coherence.map(|c| (c, None)));
+        true
     }
 
     fn evaluate(&mut self) -> Result<Option<EvalMetrics>> {

@@ -100,6 +100,114 @@ pub fn hint(c: &Coherence, batch: usize, lr: f64, adam: bool) -> Option<(f64, f6
     Some((c.b_noise, lr * if adam { ratio.sqrt() } else { ratio }))
 }
 
+/// One step's micro-batch gradients, gathered one part at a time: Σ‖G_j‖² per tensor and
+/// the running Σ G_j (so at most one extra set of gradients is held).
+pub struct Parts {
+    q: Vec<f64>,
+    sum: Option<Vec<candle_core::Tensor>>,
+    k: usize,
+}
+
+impl Parts {
+    pub fn new(tensors: usize) -> Parts {
+        Parts {
+            q: vec![0.0; tensors],
+            sum: None,
+            k: 0,
+        }
+    }
+
+    pub fn add(&mut self, grads: Vec<candle_core::Tensor>) -> candle_core::Result<()> {
+        for (q, g) in self.q.iter_mut().zip(&grads) {
+            *q += crate::train::tensor_sq(g)?;
+        }
+        self.sum = Some(match self.sum.take() {
+            None => grads,
+            Some(acc) => acc
+                .iter()
+                .zip(&grads)
+                .map(|(a, g)| a + g)
+                .collect::<candle_core::Result<_>>()?,
+        });
+        self.k += 1;
+        Ok(())
+    }
+
+    /// Σ G_j, and the moments (‖G‖², tr Σ) — of all tensors together first, then of each —
+    /// for parts of `b` examples each, and the unsmoothed k-coherence S/Q.
+    pub fn finish(self, b: usize) -> candle_core::Result<Gathered> {
+        let sum = self.sum.expect("at least one part");
+        let s: Vec<f64> = sum
+            .iter()
+            .map(crate::train::tensor_sq)
+            .collect::<candle_core::Result<_>>()?;
+        let total = Sums {
+            q: self.q.iter().sum(),
+            s: s.iter().sum(),
+        };
+        let k = self.k;
+        let moments = std::iter::once(total)
+            .chain(self.q.iter().zip(&s).map(|(&q, &s)| Sums { q, s }))
+            .map(|sums| moments(sums, k, b))
+            .collect();
+        Ok(Gathered {
+            sum,
+            moments,
+            micro: total.s / total.q.max(1e-300),
+        })
+    }
+}
+
+/// What [`Parts::finish`] gives.
+pub struct Gathered {
+    /// Σ G_j, per tensor.
+    pub sum: Vec<candle_core::Tensor>,
+    /// (‖G‖², tr Σ) of all tensors together, then of each.
+    pub moments: Vec<(f64, f64)>,
+    /// The unsmoothed k-coherence S/Q of the parts.
+    pub micro: f64,
+}
+
+/// acc + w·g (acc = w·g at first): a weighted sum of gradient sets.
+pub fn weigh(
+    acc: Option<Vec<candle_core::Tensor>>,
+    g: &[candle_core::Tensor],
+    w: f64,
+) -> candle_core::Result<Vec<candle_core::Tensor>> {
+    match acc {
+        None => g.iter().map(|gi| gi * w).collect(),
+        Some(a) => a.iter().zip(g).map(|(a, gi)| a + (gi * w)?).collect(),
+    }
+}
+
+/// What a coherence probe records from the smoothed coherences (all tensors first, then each
+/// of `names`): m-coherence of the step's `m` examples, α, B_noise, the raw k-coherence, the
+/// hint at learning rate `lr`, and B_noise per tensor.
+pub fn records(
+    c: &[Coherence],
+    names: &[String],
+    m: usize,
+    micro: f64,
+    lr: f64,
+    adam: bool,
+) -> Vec<(String, f64)> {
+    let total = c[0];
+    let mut out = vec![
+        ("coherence/m".to_string(), total.m_coherence(m)),
+        ("coherence/alpha".into(), total.alpha),
+        ("coherence/b_noise".into(), total.b_noise),
+        ("coherence/micro".into(), micro),
+    ];
+    if let Some((batch, lr)) = hint(&total, m, lr, adam) {
+        out.push(("coherence/hint_batch".into(), batch));
+        out.push(("coherence/hint_lr".into(), lr));
+    }
+    for (name, ci) in names.iter().zip(&c[1..]) {
+        out.push((format!("coherence/b_noise/{name}"), ci.b_noise));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

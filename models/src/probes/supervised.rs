@@ -1,13 +1,13 @@
 //! The probes inside the supervised trainer: what they keep between steps and how each one
 //! reads the network. Every probe's cost is measured and recorded as `probe_ms/NAME`.
 
-use super::coherence::{self, Smoother, Sums};
+use super::coherence::{self, Parts, Smoother, weigh};
 use super::el2n::{Scores, el2n};
 use super::hessian::{self, FdHessian, Operator, Preconditioned, Quadrature};
 use super::opposing::{self, Probe};
 use super::{OPPOSING_FILE, ProbeSpec, edge_of_stability};
 use crate::data::Targets;
-use crate::train::{LogLine, StepGrads, Trainer, tensor_sq};
+use crate::train::{LogLine, StepGrads, Trainer};
 
 /// Named scalars a probe adds to the step's record.
 type Scalars = Vec<(String, f64)>;
@@ -118,9 +118,8 @@ impl Trainer {
         let chunk = n.div_ceil(k);
         let parts: Vec<&[usize]> = rows.chunks(chunk).collect();
         let k = parts.len();
-        let tensors = self.net.params().len();
-        let mut q = vec![0.0; tensors];
-        let mut sum: Option<Vec<Tensor>> = None;
+        let names: Vec<String> = self.net.params().iter().map(|p| p.name.clone()).collect();
+        let mut parts_sums = Parts::new(names.len());
         let mut loss = Tensor::zeros((), DType::F32, &self.device)?;
         let mut outs = Vec::with_capacity(k);
         // The batch mean is each part's mean weighted by its share of the rows: the sum over k
@@ -132,62 +131,21 @@ impl Trainer {
             let w = part.len() as f64 / n as f64;
             loss = (loss + (l * w)?)?;
             if !equal {
-                weighted = Some(match weighted {
-                    None => g.iter().map(|gi| gi * w).collect::<Result<_>>()?,
-                    Some(a) => a
-                        .iter()
-                        .zip(&g)
-                        .map(|(a, gi)| a + (gi * w)?)
-                        .collect::<Result<_>>()?,
-                });
+                weighted = Some(weigh(weighted, &g, w)?);
             }
-            for (qi, gi) in q.iter_mut().zip(&g) {
-                *qi += tensor_sq(gi)?;
-            }
-            sum = Some(match sum {
-                None => g,
-                Some(acc) => acc
-                    .iter()
-                    .zip(&g)
-                    .map(|(a, gi)| a + gi)
-                    .collect::<Result<_>>()?,
-            });
+            parts_sums.add(g)?;
             outs.push(out);
         }
-        let sum = sum.expect("at least two parts");
-        let s: Vec<f64> = sum.iter().map(tensor_sq).collect::<Result<_>>()?;
-        let b = n / k;
-        let per: Vec<(f64, f64)> = std::iter::once(Sums {
-            q: q.iter().sum(),
-            s: s.iter().sum(),
-        })
-        .chain(q.iter().zip(&s).map(|(&q, &s)| Sums { q, s }))
-        .map(|sums| coherence::moments(sums, k, b))
-        .collect();
+        let g = parts_sums.finish(n / k)?;
+        let (sum, per, micro) = (g.sum, g.moments, g.micro);
         let spec = self.probes.spec.coherence.expect("coherence on");
         let smoother = self
             .probes
             .smoother
-            .get_or_insert_with(|| Smoother::new(tensors + 1, spec.smoothing));
+            .get_or_insert_with(|| Smoother::new(names.len() + 1, spec.smoothing));
         let c = smoother.push(&per);
-        let total = c[0];
-        let mut extra = vec![
-            ("coherence/m".to_string(), total.m_coherence(n)),
-            ("coherence/alpha".into(), total.alpha),
-            ("coherence/b_noise".into(), total.b_noise),
-            (
-                "coherence/micro".into(),
-                s.iter().sum::<f64>() / q.iter().sum::<f64>().max(1e-300),
-            ),
-        ];
         let adam = self.opt.hyper().name == crate::optim::OptimName::Adamw;
-        if let Some((batch, lr)) = coherence::hint(&total, n, lr, adam) {
-            extra.push(("coherence/hint_batch".into(), batch));
-            extra.push(("coherence/hint_lr".into(), lr));
-        }
-        for (p, ci) in self.net.params().iter().zip(&c[1..]) {
-            extra.push((format!("coherence/b_noise/{}", p.name), ci.b_noise));
-        }
+        let mut extra = coherence::records(&c, &names, n, micro, lr, adam);
         extra.push(("probe_ms/coherence".into(), elapsed_ms(t0)));
         let out = Tensor::cat(&outs, 0)?;
         let mean = match weighted {
