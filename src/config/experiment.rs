@@ -628,7 +628,8 @@ impl Experiment {
             coherence: self.probes.coherence.clone(),
             ..ProbesConfig::default()
         };
-        let allowed = supervised || (pretrain && self.probes == only_coherence);
+        let allowed =
+            self.probes.is_default() || supervised || (pretrain && self.probes == only_coherence);
         if !allowed {
             v.push(Violation::new(
                 &["probes"],
