@@ -849,4 +849,8 @@ fn the_probe_view_draws_its_charts_scores_groups_and_spectrum() {
         small.contains("m-coherence") && !small.contains("EL2N · step"),
         "{small}"
     );
+    // Down to the smallest screen the shell draws, nothing panics.
+    for (w, h) in [(50, 12), (60, 16), (80, 30), (200, 60)] {
+        screen(&v, w, h);
+    }
 }
