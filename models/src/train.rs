@@ -445,7 +445,7 @@ impl Trainer {
         let mut extra = Vec::new();
         let (loss, grads, out) = match self.probes.spec.coherence {
             Some(c) if due(c.every) && rows.len() >= 2 => {
-                let (grads, x) = self.coherence_step(&rows, c.micro_batches, lr)?;
+                let (grads, x) = self.coherence_step(&rows, c.micro_batches)?;
                 extra = x;
                 grads
             }

@@ -382,8 +382,8 @@ impl App {
             tail::last_extra(first, "coherence/hint_lr"),
         ) {
             v.hint = Some(format!(
-                "B_noise ≈ {b:.0}: batches up to ≈ {b:.0} still pay; there lr ≈ {} (linear rule \
-                 for SGD, √ for Adam) — a hint, not a measurement",
+                "B_noise ≈ {b:.0}: batches up to ≈ {b:.0} still pay; there the peak lr would be ≈ {} \
+                 (linear rule for SGD, √ for Adam) — a hint, not a measurement",
                 super::probes::sig(lr)
             ));
         }

@@ -404,7 +404,6 @@ impl PretrainTrainer {
     fn coherence_step(
         &mut self,
         rows: &[usize],
-        lr: f64,
     ) -> Result<(Tensor, Vec<Tensor>, usize, Vec<(String, f64)>)> {
         let t0 = std::time::Instant::now();
         let spec = self.coherence.as_ref().expect("coherence on").0;
@@ -436,7 +435,9 @@ impl PretrainTrainer {
         };
         let c = smoother.push(&moments);
         let adam = self.opt.hyper().name == crate::optim::OptimName::Adamw;
-        let mut extra = coherence::records(&c, &names, n, micro, lr, adam);
+        // The hint scales the schedule's peak: the step's own rate decays to nothing.
+        let peak = self.schedule.peak_lr;
+        let mut extra = coherence::records(&c, &names, n, micro, peak, adam);
         extra.push((
             "probe_ms/coherence".into(),
             t0.elapsed().as_secs_f64() * 1e3,
@@ -731,7 +732,7 @@ impl Engine for PretrainTrainer {
             .as_ref()
             .is_some_and(|(c, _)| c.every > 0 && (self.step + 1).is_multiple_of(c.every));
         let (loss, grads, tokens, extra) = if due && rows.len() >= 2 {
-            self.coherence_step(&rows, lr)?
+            self.coherence_step(&rows)?
         } else {
             let (sum, tokens, learned) = self.loss_sum(&rows)?;
             let loss = (sum / learned.max(1) as f64)?;

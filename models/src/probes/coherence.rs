@@ -182,7 +182,7 @@ pub fn weigh(
 
 /// What a coherence probe records from the smoothed coherences (all tensors first, then each
 /// of `names`): m-coherence of the step's `m` examples, α, B_noise, the raw k-coherence, the
-/// hint at learning rate `lr`, and B_noise per tensor.
+/// hint for the peak learning rate `lr`, and B_noise per tensor.
 pub fn records(
     c: &[Coherence],
     names: &[String],

@@ -110,7 +110,6 @@ impl Trainer {
         &mut self,
         rows: &[usize],
         k: usize,
-        lr: f64,
     ) -> Result<(StepGrads, Scalars)> {
         let t0 = Instant::now();
         let n = rows.len();
@@ -145,7 +144,9 @@ impl Trainer {
             .get_or_insert_with(|| Smoother::new(names.len() + 1, spec.smoothing));
         let c = smoother.push(&per);
         let adam = self.opt.hyper().name == crate::optim::OptimName::Adamw;
-        let mut extra = coherence::records(&c, &names, n, micro, lr, adam);
+        // The hint scales the schedule's peak: the step's own rate decays to nothing.
+        let peak = self.schedule.peak_lr;
+        let mut extra = coherence::records(&c, &names, n, micro, peak, adam);
         extra.push(("probe_ms/coherence".into(), elapsed_ms(t0)));
         let out = Tensor::cat(&outs, 0)?;
         let mean = match weighted {
