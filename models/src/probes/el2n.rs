@@ -4,18 +4,29 @@
 
 use serde::{Deserialize, Serialize};
 
+/// log Σ exp of a row of logits, max-shifted, in f64.
+pub(crate) fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    row.iter()
+        .map(|&v| (v as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max
+}
+
 /// EL2N of each row of `logits` (`classes` per row) against its label.
 pub fn el2n(logits: &[f32], classes: usize, labels: &[u32]) -> Vec<f64> {
     logits
         .chunks(classes)
         .zip(labels)
         .map(|(row, &y)| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
-            let z: f64 = e.iter().sum();
-            e.iter()
+            let lse = log_sum_exp(row);
+            row.iter()
                 .enumerate()
-                .map(|(c, &p)| (p / z - if c as u32 == y { 1.0 } else { 0.0 }).powi(2))
+                .map(|(c, &v)| {
+                    let p = (v as f64 - lse).exp();
+                    (p - if c as u32 == y { 1.0 } else { 0.0 }).powi(2)
+                })
                 .sum::<f64>()
                 .sqrt()
         })

@@ -9,16 +9,7 @@ pub fn losses(logits: &[f32], classes: usize, labels: &[u32]) -> Vec<f64> {
     logits
         .chunks(classes)
         .zip(labels)
-        .map(|(row, &y)| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-            let lse = row
-                .iter()
-                .map(|&v| (v as f64 - max).exp())
-                .sum::<f64>()
-                .ln()
-                + max;
-            lse - row[y as usize] as f64
-        })
+        .map(|(row, &y)| super::el2n::log_sum_exp(row) - row[y as usize] as f64)
         .collect()
 }
 
