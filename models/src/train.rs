@@ -518,6 +518,7 @@ impl Trainer {
         candle_core::safetensors::save(&weights, dir.join("model.safetensors"))?;
         let state = self.opt.state_tensors(self.net.params())?;
         candle_core::safetensors::save(&state, dir.join("optimizer.safetensors"))?;
+        self.probes.save(dir)?;
         if let Some(scores) = &self.probes.scores {
             let json =
                 serde_json::to_vec(scores).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
@@ -534,6 +535,7 @@ impl Trainer {
             candle_core::safetensors::load(dir.join("optimizer.safetensors"), &Device::Cpu)?;
         self.opt.load_state(self.net.params(), &state)?;
         self.step = step;
+        self.probes.load(dir, self.net.params().len())?;
         // The scores up to the checkpoint, when they were kept with the same window.
         if let (Some(now), Ok(text)) = (&self.probes.scores, std::fs::read(dir.join(EL2N_FILE))) {
             let saved: Scores = serde_json::from_slice(&text).map_err(|e| {

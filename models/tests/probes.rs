@@ -424,3 +424,43 @@ fn el2n_scores_match_a_hand_computation_and_survive_a_checkpoint() {
     assert_eq!(saved.means().iter().filter(|m| m.is_none()).count(), unseen);
     let _ = Split::new(30, 0.0, 5);
 }
+
+#[test]
+fn a_resumed_run_continues_its_coherence_averages_and_opposing_groups() {
+    use descent_models::probes::OpposingSpec;
+    let probes = ProbeSpec {
+        coherence: Some(CoherenceSpec {
+            every: 1,
+            micro_batches: 4,
+            smoothing: 0.9,
+        }),
+        opposing: Some(OpposingSpec {
+            every: 2,
+            size: 32,
+            top: 3,
+        }),
+        ..ProbeSpec::default()
+    };
+    let make = || {
+        Trainer::new(data(64, 4, 3), spec(vec![6], Activation::Relu, 16, probes), Device::Cpu)
+            .unwrap()
+    };
+    let (mut whole, mut first) = (make(), make());
+    for _ in 0..4 {
+        whole.train_step(0.1).unwrap();
+        first.train_step(0.1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    first.save(dir.path()).unwrap();
+    let mut resumed = make();
+    resumed.load(dir.path(), 4).unwrap();
+    for _ in 0..2 {
+        let a = whole.train_step(0.1).unwrap();
+        let b = resumed.train_step(0.1).unwrap();
+        let get = |m: &descent_models::train::StepMetrics, k: &str| {
+            m.extra.iter().find(|(n, _)| n == k).map(|x| x.1)
+        };
+        assert_eq!(get(&a, "coherence/m"), get(&b, "coherence/m"), "step {}", a.step);
+        assert_eq!(a.logs, b.logs, "the same opposing probe, groups included");
+    }
+}

@@ -53,7 +53,7 @@ impl Coherence {
 
 /// Debiased exponential moving averages of ‖G‖² and tr Σ (each noisy step's estimate can be
 /// negative; their ratio only means something averaged), globally and per tensor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Smoother {
     beta: f64,
     steps: u32,
@@ -70,6 +70,15 @@ impl Smoother {
             g2: vec![0.0; parts],
             trace: vec![0.0; parts],
         }
+    }
+
+    pub fn beta(&self) -> f64 {
+        self.beta
+    }
+
+    /// How many averages it keeps (the total and one per tensor).
+    pub fn parts(&self) -> usize {
+        self.g2.len()
     }
 
     /// Adds one step's moments (same order as `new`) and returns the smoothed coherences.

@@ -16,8 +16,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::time::Instant;
 
-/// What the probes keep between steps (in memory: a resumed run starts its averages and its
-/// warm starts afresh, except the EL2N scores, which checkpoints hold).
+/// What the probes keep between steps. Checkpoints hold the EL2N scores (`el2n.json`) and the
+/// coherence averages with the last opposing probe's losses (`probes.json`); a resumed run
+/// starts only its power iterations' warm starts afresh.
 #[derive(Debug, Default)]
 pub struct ProbeState {
     pub spec: ProbeSpec,
@@ -61,6 +62,54 @@ impl Spectrum {
 
 fn elapsed_ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
+}
+
+/// `probes.json` in a checkpoint: the probe state a resume continues from.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    smoother: Option<Smoother>,
+    last_probe: Option<Vec<f32>>,
+}
+
+/// The file in a checkpoint folder holding [`Saved`].
+const STATE_FILE: &str = "probes.json";
+
+impl ProbeState {
+    /// Writes what a resume needs, when there is any.
+    pub(crate) fn save(&self, dir: &std::path::Path) -> Result<()> {
+        if self.smoother.is_none() && self.last_probe.is_none() {
+            return Ok(());
+        }
+        let saved = Saved {
+            smoother: self.smoother.clone(),
+            last_probe: self.last_probe.clone(),
+        };
+        let json =
+            serde_json::to_vec(&saved).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        std::fs::write(dir.join(STATE_FILE), json)?;
+        Ok(())
+    }
+
+    /// Takes up a checkpoint's state where it fits the probes now configured (`tensors`
+    /// parameter tensors, the opposing probe set's size).
+    pub(crate) fn load(&mut self, dir: &std::path::Path, tensors: usize) -> Result<()> {
+        let path = dir.join(STATE_FILE);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let saved: Saved = serde_json::from_slice(&bytes)
+            .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+        if let (Some(c), Some(s)) = (self.spec.coherence, saved.smoother)
+            && s.parts() == tensors + 1
+            && s.beta() == c.smoothing
+        {
+            self.smoother = Some(s);
+        }
+        if let (Some(_), Some(l)) = (self.spec.opposing, saved.last_probe) {
+            self.last_probe = Some(l);
+        }
+        Ok(())
+    }
 }
 
 impl Trainer {
