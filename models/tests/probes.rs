@@ -442,8 +442,12 @@ fn a_resumed_run_continues_its_coherence_averages_and_opposing_groups() {
         ..ProbeSpec::default()
     };
     let make = || {
-        Trainer::new(data(64, 4, 3), spec(vec![6], Activation::Relu, 16, probes), Device::Cpu)
-            .unwrap()
+        Trainer::new(
+            data(64, 4, 3),
+            spec(vec![6], Activation::Relu, 16, probes),
+            Device::Cpu,
+        )
+        .unwrap()
     };
     let (mut whole, mut first) = (make(), make());
     for _ in 0..4 {
@@ -460,7 +464,12 @@ fn a_resumed_run_continues_its_coherence_averages_and_opposing_groups() {
         let get = |m: &descent_models::train::StepMetrics, k: &str| {
             m.extra.iter().find(|(n, _)| n == k).map(|x| x.1)
         };
-        assert_eq!(get(&a, "coherence/m"), get(&b, "coherence/m"), "step {}", a.step);
+        assert_eq!(
+            get(&a, "coherence/m"),
+            get(&b, "coherence/m"),
+            "step {}",
+            a.step
+        );
         assert_eq!(a.logs, b.logs, "the same opposing probe, groups included");
     }
 }
