@@ -149,7 +149,7 @@ fn hessian(a: HessianArgs) -> anyhow::Result<ExitCode> {
         "largest Ritz values (weight): {}",
         top.iter()
             .take(12)
-            .map(|(n, w)| format!("{n:.4} ({w:.3})"))
+            .map(|(n, w)| format!("{n:.4} ({w:.1e})"))
             .collect::<Vec<_>>()
             .join(", ")
     );
