@@ -796,8 +796,7 @@ fn the_probe_view_draws_its_charts_scores_groups_and_spectrum() {
             chart("sharpness · edge 2/η (SGD)", "λmax"),
             chart("opposing signals: group losses (▾ spike)", "rose most"),
         ],
-        note: "probes: coherence, sharpness, EL2N · v: training charts · d: Hessian spectrum"
-            .into(),
+        note: "probes: coherence, sharpness, EL2N · v: charts · d: Hessian".into(),
         hint: Some("B_noise ≈ 230: batches up to about 230".into()),
         el2n: Some(El2nView {
             step: 500,

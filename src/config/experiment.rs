@@ -46,8 +46,9 @@ pub struct Experiment {
     /// D³S down-sampling of a `kind = "grpo"` experiment (absent: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d3s: Option<D3sConfig>,
-    /// The gradient probes of a supervised run.
-    #[serde(default, skip_serializing_if = "ProbesConfig::is_default")]
+    /// The gradient probes of a supervised run (always written out, defaults included, so a
+    /// run's `config.toml` says what it probed and live edits compare like with like).
+    #[serde(default)]
     pub probes: ProbesConfig,
 }
 

@@ -1054,19 +1054,6 @@ pub fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
     let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
     flatten("", &serde_json::to_value(a).unwrap_or_default(), &mut fa);
     flatten("", &serde_json::to_value(b).unwrap_or_default(), &mut fb);
-    // `[probes]` is left out of a file while it is all defaults: a key that is absent on one
-    // side has its default value there, so adding one table changes only its own keys.
-    let mut defaults = BTreeMap::new();
-    let probes = crate::config::probes::ProbesConfig::default();
-    flatten(
-        "probes",
-        &serde_json::to_value(probes).unwrap_or_default(),
-        &mut defaults,
-    );
-    for (k, v) in defaults {
-        fa.entry(k.clone()).or_insert_with(|| v.clone());
-        fb.entry(k).or_insert(v);
-    }
     let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
     keys.into_iter()
         .filter(|k| fa.get(*k) != fb.get(*k))

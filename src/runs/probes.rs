@@ -84,19 +84,19 @@ pub fn subset_for(runs_dir: &Path, s: &SubsetConfig, seed: u64) -> Result<Subset
     })
 }
 
-/// Every opposing-signal probe the run has logged, in order (a resumed run's re-logged steps
-/// replace the earlier ones).
-pub fn opposing_of_run(run_dir: &Path) -> Vec<Probe> {
+/// Appends the opposing-signal probes logged after byte `offset` of the run's
+/// `opposing.jsonl` to `probes` (a resumed run's re-logged steps replace the earlier ones);
+/// returns the offset read up to.
+pub fn read_opposing(run_dir: &Path, offset: u64, probes: &mut Vec<Probe>) -> u64 {
     let path = run_dir.join(OPPOSING_FILE);
-    let Ok((lines, _, _)) = super::records::read_from::<OpposingLine>(&path, 0) else {
-        return Vec::new();
+    let Ok((lines, next, _)) = super::records::read_from::<OpposingLine>(&path, offset) else {
+        return offset;
     };
-    let mut out: Vec<Probe> = Vec::new();
     for l in lines {
-        out.retain(|p| p.step < l.probe.step);
-        out.push(l.probe);
+        probes.retain(|p| p.step < l.probe.step);
+        probes.push(l.probe);
     }
-    out
+    next
 }
 
 #[derive(serde::Deserialize)]

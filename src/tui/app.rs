@@ -372,18 +372,15 @@ impl App {
              run picks the edit up) · v: training charts"
                 .into()
         } else {
-            format!(
-                "probes: {} · v: training charts · d: Hessian spectrum",
-                recorded.join(", ")
-            )
+            format!("probes: {} · v: charts · d: Hessian", recorded.join(", "))
         };
         if let (Some(b), Some(lr)) = (
             tail::last_extra(first, "coherence/hint_batch"),
             tail::last_extra(first, "coherence/hint_lr"),
         ) {
             v.hint = Some(format!(
-                "B_noise ≈ {b:.0}: batches up to ≈ {b:.0} still pay; there the peak lr would be ≈ {} \
-                 (linear rule for SGD, √ for Adam) — a hint, not a measurement",
+                "B_noise ≈ {b:.0}: batches up to ≈ {b:.0} still pay, at a peak lr ≈ {} (linear \
+                 rule for SGD, √ for Adam) — not a measurement",
                 super::probes::sig(lr)
             ));
         }

@@ -4,11 +4,11 @@
 //! thread), and the `descent probe hessian` child that `d` starts.
 
 use crate::config::{DataSource, Experiment};
-use crate::runs::probes::{HESSIAN_DIR, el2n_of_run, opposing_of_run, spectra_of_run};
+use crate::runs::probes::{HESSIAN_DIR, el2n_of_run, read_opposing, spectra_of_run};
 use crate::runs::{CONFIG, checkpoint};
 use descent_models::data::{Dataset, Targets};
-use descent_models::probes::OPPOSING_FILE;
 use descent_models::probes::hessian::{density, node_range};
+use descent_models::probes::opposing::Probe;
 use descent_panes::chart::{ChartSeries, ChartView};
 use descent_panes::series::Values;
 use descent_panes::view::{El2nView, ExampleView, ImageView, OpposingView, SpectrumView};
@@ -39,9 +39,10 @@ pub struct ProbeViewer {
     run: Option<PathBuf>,
     /// Newest checkpoint step and the view of its scores.
     el2n: Option<(u64, Option<El2nView>)>,
-    /// `opposing.jsonl`'s length, the latest probe's groups, and their losses over every
-    /// probe of the run.
-    opposing: Option<(u64, Option<OpposingView>, Option<ChartView>)>,
+    /// The probes read from `opposing.jsonl`, and how far it was read.
+    opposing_log: (u64, Vec<Probe>),
+    /// The latest probe's groups, and their losses over every probe (`None`: to be built).
+    opposing: Option<(Option<OpposingView>, Option<ChartView>)>,
     spectrum: Option<(Vec<PathBuf>, Option<SpectrumView>, String)>,
     data: Option<Arc<Dataset>>,
     loading: Option<Receiver<Option<Dataset>>>,
@@ -93,44 +94,36 @@ impl ProbeViewer {
             self.el2n = Some((newest, view));
             self.dirty = true;
         }
-        let len = std::fs::metadata(run.join(OPPOSING_FILE)).map_or(0, |m| m.len());
-        if self.opposing.as_ref().is_none_or(|o| o.0 != len) {
-            let mut probes = opposing_of_run(run);
-            let last = probes.pop();
-            let before = probes.pop();
-            // Each example with its loss change since the probe before (its loss alone at
-            // the first probe).
-            let delta = |p: &descent_models::probes::opposing::Probe, i: usize| {
-                let prev = before
-                    .as_ref()
-                    .and_then(|b| b.loss.get(i))
-                    .copied()
-                    .unwrap_or(0.0);
-                (p.loss[i] - prev) as f64
-            };
-            let chart = last
-                .as_ref()
-                .map(|p| group_history(p, &probes, before.as_ref()));
-            let view = last.map(|p| OpposingView {
-                step: p.step,
-                rises: p
-                    .rise
-                    .iter()
-                    .map(|&i| example(self.data.as_deref(), p.rows[i], delta(&p, i)))
-                    .collect(),
-                falls: p
-                    .fall
-                    .iter()
-                    .map(|&i| example(self.data.as_deref(), p.rows[i], delta(&p, i)))
-                    .collect(),
+        let (offset, probes) = &mut self.opposing_log;
+        let read = read_opposing(run, *offset, probes);
+        if read != *offset || self.opposing.is_none() {
+            *offset = read;
+            let probes = &self.opposing_log.1;
+            let data = self.data.as_deref();
+            let view = probes.last().map(|p| {
+                // Each example with its loss change since the probe before (its loss alone
+                // at the first probe).
+                let before = probes.len().checked_sub(2).map(|i| &probes[i]);
+                let delta = |i: usize| {
+                    let prev = before.and_then(|b| b.loss.get(i)).copied().unwrap_or(0.0);
+                    (p.loss[i] - prev) as f64
+                };
+                let shown = |group: &[usize]| {
+                    group
+                        .iter()
+                        .map(|&i| example(data, p.rows[i], delta(i)))
+                        .collect()
+                };
+                OpposingView {
+                    step: p.step,
+                    rises: shown(&p.rise),
+                    falls: shown(&p.fall),
+                }
             });
-            self.opposing = Some((len, view, chart));
+            self.opposing = Some((view, (!probes.is_empty()).then(|| group_history(probes))));
             self.dirty = true;
         }
-        let running = self
-            .computing
-            .as_ref()
-            .is_some_and(|(pid, r)| r == run && crate::runs::process::pid_alive(*pid));
+        let running = self.is_computing(run);
         if !running && self.computing.as_ref().is_some_and(|(_, r)| r == run) {
             self.computing = None;
             self.spectrum = None;
@@ -150,8 +143,8 @@ impl ProbeViewer {
         };
         Shown {
             el2n: self.el2n.as_ref().and_then(|e| e.1.clone()),
-            opposing: self.opposing.as_ref().and_then(|o| o.1.clone()),
-            groups: self.opposing.as_ref().and_then(|o| o.2.clone()),
+            opposing: self.opposing.as_ref().and_then(|o| o.0.clone()),
+            groups: self.opposing.as_ref().and_then(|o| o.1.clone()),
             spectrum: view.clone(),
             spectrum_note: note,
         }
@@ -356,18 +349,10 @@ pub fn sig(x: f64) -> String {
 }
 
 /// The mean loss of the latest probe's two groups, and of the whole probe set, at every probe
-/// of the run (the same probe set each time): the antiphase the paper describes shows here.
-fn group_history(
-    last: &descent_models::probes::opposing::Probe,
-    earlier: &[descent_models::probes::opposing::Probe],
-    before: Option<&descent_models::probes::opposing::Probe>,
-) -> ChartView {
-    let all: Vec<&descent_models::probes::opposing::Probe> = earlier
-        .iter()
-        .chain(before)
-        .chain(std::iter::once(last))
-        .filter(|p| p.rows == last.rows)
-        .collect();
+/// of the run on the same probe set: the antiphase the paper describes shows here.
+fn group_history(probes: &[Probe]) -> ChartView {
+    let last = probes.last().expect("a probe");
+    let all: Vec<&Probe> = probes.iter().filter(|p| p.rows == last.rows).collect();
     let steps: Arc<Vec<f64>> = Arc::new(all.iter().map(|p| p.step as f64).collect());
     let every: Vec<usize> = (0..last.loss.len()).collect();
     let series = |name: &str, group: &[usize]| ChartSeries {
@@ -399,8 +384,6 @@ fn group_history(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use descent_models::probes::opposing::Probe;
-
     #[test]
     fn the_latest_groups_are_followed_back_over_every_probe() {
         let rows = vec![10, 11, 12];
@@ -408,7 +391,7 @@ mod tests {
         let p2 = Probe::new(10, rows.clone(), vec![2.0, 0.5, 1.0], Some(&p1.loss), 1);
         let p3 = Probe::new(15, rows.clone(), vec![0.5, 2.0, 1.0], Some(&p2.loss), 1);
         // Step 15's groups: row 11 rose most, row 10 fell most — in antiphase before.
-        let c = group_history(&p3, &[p1], Some(&p2));
+        let c = group_history(&[p1, p2, p3]);
         let pts: Vec<Vec<(f64, f64)>> = c.series.iter().map(|s| s.points()).collect();
         assert_eq!(c.series[0].name, "rose most");
         assert_eq!(pts[0], vec![(5.0, 1.0), (10.0, 0.5), (15.0, 2.0)]);
@@ -416,6 +399,6 @@ mod tests {
         assert_eq!(pts[2].len(), 3);
         // The first probe has no groups yet: only the whole set is drawn.
         let first = Probe::new(5, rows, vec![1.0, 1.0, 1.0], None, 1);
-        assert_eq!(group_history(&first, &[], None).series.len(), 1);
+        assert_eq!(group_history(&[first]).series.len(), 1);
     }
 }

@@ -41,18 +41,16 @@ pub struct Scores {
     pub to_step: Option<u64>,
     pub sum: Vec<f64>,
     pub count: Vec<u32>,
-    /// Each row's class, so readers can draw per-class histograms without the dataset.
-    pub labels: Vec<u32>,
 }
 
 impl Scores {
-    pub fn new(labels: Vec<u32>, from_step: u64, to_step: Option<u64>) -> Scores {
+    /// Empty scores for a dataset of `rows` rows.
+    pub fn new(rows: usize, from_step: u64, to_step: Option<u64>) -> Scores {
         Scores {
             from_step,
             to_step,
-            sum: vec![0.0; labels.len()],
-            count: vec![0; labels.len()],
-            labels,
+            sum: vec![0.0; rows],
+            count: vec![0; rows],
         }
     }
 
@@ -184,7 +182,7 @@ mod tests {
 
     #[test]
     fn scores_average_inside_the_window_and_subsets_keep_the_requested_rows() {
-        let mut s = Scores::new(vec![0; 5], 2, Some(3));
+        let mut s = Scores::new(5, 2, Some(3));
         s.add(1, &[0], &[9.0]);
         s.add(2, &[0, 1], &[1.0, 2.0]);
         s.add(3, &[0, 2], &[3.0, 4.0]);

@@ -28,6 +28,8 @@ pub struct ProbeState {
     precond_eigen: Option<Vec<f64>>,
     pub scores: Option<Scores>,
     last_probe: Option<Vec<f32>>,
+    /// The fixed probe sets drawn so far, by (size, salt): drawn once, not at every probe.
+    fixed: Vec<((usize, u64), Vec<usize>)>,
 }
 
 /// The Hessian spectrum of a checkpoint by stochastic Lanczos quadrature (`descent probe
@@ -70,6 +72,9 @@ struct Saved {
     smoother: Option<Smoother>,
     last_probe: Option<Vec<f32>>,
 }
+
+/// Seeds the sharpness probe batch; the spectrum takes the same examples.
+const SHARPNESS_SALT: u64 = 0x5AA2;
 
 /// The file in a checkpoint folder holding [`Saved`].
 const STATE_FILE: &str = "probes.json";
@@ -124,16 +129,12 @@ impl Trainer {
         let classes = matches!(self.data.targets, Targets::Classes { .. });
         match (spec.el2n, classes) {
             (Some(e), true) => {
-                let labels = match &self.data.targets {
-                    Targets::Classes { labels, .. } => labels.clone(),
-                    Targets::Values(_) => unreachable!(),
-                };
+                let rows = self.data.len();
                 let keep = s
                     .scores
                     .take()
                     .filter(|sc| sc.from_step == e.from_step && sc.to_step == e.to_step);
-                s.scores =
-                    Some(keep.unwrap_or_else(|| Scores::new(labels, e.from_step, e.to_step)));
+                s.scores = Some(keep.unwrap_or_else(|| Scores::new(rows, e.from_step, e.to_step)));
             }
             _ => s.scores = None,
         }
@@ -141,6 +142,16 @@ impl Trainer {
             s.last_probe = None;
         }
         s.spec = spec;
+    }
+
+    /// [`Trainer::probe_rows`], drawn once per size and kept.
+    fn fixed_rows(&mut self, n: usize, salt: u64) -> Vec<usize> {
+        if let Some((_, rows)) = self.probes.fixed.iter().find(|(k, _)| *k == (n, salt)) {
+            return rows.clone();
+        }
+        let rows = self.probe_rows(n, salt);
+        self.probes.fixed.push(((n, salt), rows.clone()));
+        rows
     }
 
     /// A fixed, seeded sample of `n` training rows (all of them when there are fewer).
@@ -297,7 +308,7 @@ impl Trainer {
     pub(crate) fn sharpness(&mut self, lr: f64) -> Result<Vec<(String, f64)>> {
         let t0 = Instant::now();
         let spec = self.probes.spec.sharpness.expect("sharpness on");
-        let rows = self.probe_rows(spec.batch, 0x5AA2);
+        let rows = self.fixed_rows(spec.batch, SHARPNESS_SALT);
         let seed = self.seed ^ self.step;
         let precond = self.opt.adam_preconditioner();
         let (warm, warm_p) = (self.probes.eigen.take(), self.probes.precond_eigen.take());
@@ -351,11 +362,11 @@ impl Trainer {
     pub(crate) fn opposing(&mut self, step: u64) -> Result<(Scalars, Option<LogLine>)> {
         let t0 = Instant::now();
         let spec = self.probes.spec.opposing.expect("opposing on");
+        let rows = self.fixed_rows(spec.size, 0x0995);
         let Targets::Classes { labels, names } = &self.data.targets else {
             return Ok((Vec::new(), None));
         };
         let classes = names.len();
-        let rows = self.probe_rows(spec.size, 0x0995);
         let mut loss = Vec::with_capacity(rows.len());
         for part in rows.chunks(1024) {
             let (x, _) = self.tensors(part)?;
@@ -405,7 +416,7 @@ impl Trainer {
         batch: usize,
         radius: f64,
     ) -> Result<Spectrum> {
-        let rows = self.probe_rows(batch, 0x5AA2);
+        let rows = self.probe_rows(batch, SHARPNESS_SALT);
         let seed = self.seed ^ 0x51C0;
         let ((runs, top), gradients) = self.with_hessian(&rows, radius, |op| {
             let runs = hessian::slq(op, lanczos_steps, vectors, seed)?;

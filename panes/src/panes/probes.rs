@@ -26,13 +26,19 @@ pub(super) fn draw(
         lines.push(Line::styled(format!(" hint: {h}"), t.warn()));
     }
     let band = if area.height >= 30 { 13 } else { 0 };
+    // The note and the hint wrap (at most two rows each) rather than run off the pane.
+    let width = area.width.max(1) as usize;
+    let rows: u16 = lines
+        .iter()
+        .map(|l| (l.width().div_ceil(width)).clamp(1, 2) as u16)
+        .sum();
     let [note, charts, bottom] = Layout::vertical([
-        Constraint::Length(lines.len() as u16),
+        Constraint::Length(rows),
         Constraint::Min(6),
         Constraint::Length(band),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(lines), note);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), note);
     if p.charts.is_empty() {
         super::experiments::charts_pending(frame, charts, view);
     } else {
