@@ -65,6 +65,12 @@ pub enum Command {
     Probe(crate::cli_probe::ProbeCommand),
     /// Continue a prompt with a language model (Llama, Qwen2, Qwen3), streaming the tokens
     Generate(Box<crate::cli_generate::GenerateArgs>),
+    /// Start the members of an experiment's [sweep] (each an ordinary run) on the executor
+    Sweep(crate::cli_queue::SweepArgs),
+    /// List sweeps, or one sweep's members ranked by its metric
+    Sweeps(crate::cli_queue::SweepsArgs),
+    /// The local queue and Slurm jobs: list, move, cancel
+    Queue(crate::cli_queue::QueueArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -88,6 +94,9 @@ pub fn main() -> ExitCode {
         Some(Command::Sample(args)) => crate::cli_sample::sample(*args),
         Some(Command::Generate(args)) => crate::cli_generate::generate(*args),
         Some(Command::Probe(c)) => crate::cli_probe::probe(c),
+        Some(Command::Sweep(args)) => crate::cli_queue::sweep_cmd(args),
+        Some(Command::Sweeps(args)) => crate::cli_queue::sweeps_cmd(args),
+        Some(Command::Queue(args)) => crate::cli_queue::queue_cmd(args),
         None => open_tui(cli.workspace.as_deref(), cli.poll),
     };
     match result {

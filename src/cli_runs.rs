@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Train in this process (the supervising `descent run` starts its worker so)
     #[arg(long, hide = true)]
     pub worker: bool,
+    /// Hand the run to the workspace's executor (descent.toml): the local queue, which
+    /// starts it when a slot is free, or Slurm
+    #[arg(long, conflicts_with_all = ["detach", "run_dir", "worker"])]
+    pub queue: bool,
 }
 
 #[derive(Args, Debug)]
@@ -84,7 +88,7 @@ fn open_workspace(given: Option<&Path>) -> anyhow::Result<Workspace> {
 }
 
 /// The experiment `name` (a name or a .toml path), with the file it came from.
-fn find_experiment(ws: &Workspace, name: &str) -> anyhow::Result<Source> {
+pub(crate) fn find_experiment(ws: &Workspace, name: &str) -> anyhow::Result<Source> {
     let as_path = Path::new(name);
     let file = if name.ends_with(".toml") && as_path.is_file() {
         std::fs::canonicalize(as_path)?
@@ -141,9 +145,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, Some(d)) => (d.clone(), false),
         (None, None) => (PathBuf::new(), false),
     };
-    let name = match (&args.experiment, resume) {
-        (Some(n), _) => n.clone(),
-        (None, true) => Status::read(&dir)
+    // A queued run or sweep member names its experiment file; one that never started
+    // starts now, in the folder prepared for it.
+    let launch = if resume {
+        runs::launch::Launch::read(&dir).map_err(anyhow::Error::msg)?
+    } else {
+        None
+    };
+    let never_started = resume && !dir.join(runs::CONFIG).is_file();
+    let name = match (&args.experiment, resume, &launch) {
+        (Some(n), ..) => n.clone(),
+        (None, true, Some(l)) => l.experiment_file.display().to_string(),
+        (None, true, None) => Status::read(&dir)
             .map(|s| s.experiment)
             .or_else(|_| {
                 dir.parent()
@@ -157,9 +170,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     dir.display()
                 )
             })?,
-        (None, false) => bail!("name an experiment to run, or --resume RUN_DIR"),
+        (None, false, _) => bail!("name an experiment to run, or --resume RUN_DIR"),
     };
     let source = find_experiment(&ws, &name)?;
+    if args.queue {
+        return crate::cli_queue::queue_run(&ws, &source, resume.then_some(dir.as_path()));
+    }
+    let resume = resume && !never_started;
     if args.worker {
         return match exec::execute(&ws, source, &dir, args.device, resume)? {
             State::Finished | State::Stopped => Ok(ExitCode::SUCCESS),

@@ -128,6 +128,16 @@ fn nvml_reason(e: &nvml_wrapper::error::NvmlError) -> String {
     }
 }
 
+/// The GPUs NVML sees now, for the queue's GPU slots; why there are none otherwise.
+pub fn gpu_facts() -> Result<Vec<GpuRow>, String> {
+    let nvml = Nvml::init().map_err(|e| nvml_reason(&e))?;
+    match gpus(&nvml) {
+        GpuView::Gpus { gpus, .. } => Ok(gpus),
+        GpuView::Unavailable(why) => Err(why),
+        GpuView::Probing => Err("NVML has not answered".into()),
+    }
+}
+
 fn gpus(nvml: &Nvml) -> GpuView {
     let count = match nvml.device_count() {
         Ok(0) => return GpuView::Unavailable("The NVIDIA driver reports no GPUs.".into()),

@@ -74,7 +74,7 @@ fn check_passes_on_the_demo_and_fails_with_positions_on_errors() {
     let ws = demo_copy(dir.path());
     let o = descent(&["check", "ws"], dir.path());
     assert!(o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("ok — descent.toml and 11 experiment(s) are valid"));
+    assert!(stdout(&o).contains("ok — descent.toml and 12 experiment(s) are valid"));
     assert!(
         stdout(&o).contains(
             "arithmetic-grpo.toml: note: not ready to run yet: grpo.from = \"arithmetic-lm\" \
@@ -104,7 +104,7 @@ fn check_passes_on_the_demo_and_fails_with_positions_on_errors() {
     );
     assert!(out.contains("ws/experiments/bad.toml:2:5: "), "{out}");
     assert!(
-        out.contains("2 error(s); 11 of 12 experiment(s) valid"),
+        out.contains("2 error(s); 12 of 13 experiment(s) valid"),
         "{out}"
     );
 }

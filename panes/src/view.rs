@@ -27,10 +27,37 @@ pub struct AppView {
     /// The Runs pane's gradient-probe view of the selected run, while it is shown instead of
     /// the training charts.
     pub probes: Option<ProbesView>,
+    /// The Runs pane's sweep view (`w`): the selected run's sweep, its members ranked.
+    pub sweep: Option<SweepView>,
     /// A one-line question being answered (e.g. a new learning rate).
     pub prompt: Option<PromptView>,
     /// The outcome of the last action, shown in the status bar until the next one.
     pub notice: Option<String>,
+}
+
+/// A sweep's members ranked by its metric, best first.
+#[derive(Clone, Debug, Default)]
+pub struct SweepView {
+    pub id: String,
+    pub metric: String,
+    /// `min` or `max`.
+    pub goal: String,
+    /// e.g. `8 members: 3 finished, 2 running, 3 queued`.
+    pub summary: String,
+    pub rows: Vec<SweepMemberRow>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SweepMemberRow {
+    /// 1 for the best; `None` until the member has a value.
+    pub rank: Option<usize>,
+    pub member: usize,
+    pub run: String,
+    pub state: String,
+    pub value: Option<f64>,
+    pub overrides: String,
+    /// The run selected in the runs table.
+    pub selected: bool,
 }
 
 /// The gradient probes of one run: their charts, the EL2N scores, the latest opposing-signal
@@ -151,8 +178,14 @@ pub struct RunRow {
     /// Remaining time, e.g. `3m12s`, while running.
     pub eta: Option<String>,
     pub device: String,
-    /// Why it paused or failed.
+    /// Why it paused or failed, or why it waits.
     pub message: Option<String>,
+    /// The sweep it is a member of, its place there (from 1) and the keys it sets.
+    pub sweep: Option<String>,
+    pub member: Option<usize>,
+    pub overrides: String,
+    /// Its Slurm job and what Slurm says of it, e.g. `slurm 12_3 RUNNING (on node3)`.
+    pub job: Option<String>,
 }
 
 impl Default for Theme {

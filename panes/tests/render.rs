@@ -68,6 +68,19 @@ fn populated() -> AppView {
                     eta: Some("3m12s".into()),
                     device: "cpu".into(),
                     message: None,
+                    ..RunRow::default()
+                },
+                RunRow {
+                    experiment: "digits-mlp".into(),
+                    id: "20261128-101400".into(),
+                    state: "queued".into(),
+                    total: 2000,
+                    message: Some("queued, 1 in line: waiting for 2 free cores".into()),
+                    sweep: Some("digits-mlp-20261128-101400".into()),
+                    member: Some(3),
+                    overrides: "optim.lr=0.03 seed=1".into(),
+                    job: Some("slurm 12_2 PENDING (Priority)".into()),
+                    ..RunRow::default()
                 },
                 RunRow {
                     experiment: "qwen-grpo".into(),
@@ -281,7 +294,7 @@ fn expectations(pane: Pane) -> (&'static [&'static str], &'static [&'static str]
             &[
                 "Experiments (4)",
                 "digits-mlp",
-                "Runs (1)",
+                "Runs (2)",
                 "20261128-101500",
                 "120/2000",
                 "loss",
@@ -852,4 +865,52 @@ fn the_probe_view_draws_its_charts_scores_groups_and_spectrum() {
     for (w, h) in [(50, 12), (60, 16), (80, 30), (200, 60)] {
         screen(&v, w, h);
     }
+}
+
+#[test]
+fn a_queued_sweep_member_shows_its_job_keys_and_why_it_waits() {
+    let s = screen(&populated(), 320, 40);
+    assert!(s.contains("queued"), "{s}");
+    assert!(s.contains("slurm 12_2 PENDING (Priority)"), "{s}");
+    assert!(s.contains("[3] optim.lr=0.03 seed=1"), "{s}");
+    assert!(s.contains("waiting for 2 free cores"), "{s}");
+}
+
+#[test]
+fn the_sweep_view_ranks_the_members_above_the_charts() {
+    let mut v = populated();
+    let row = |rank: Option<usize>, member, state: &str, value, overrides: &str| SweepMemberRow {
+        rank,
+        member,
+        run: format!("20261128-10150{member}"),
+        state: state.into(),
+        value,
+        overrides: overrides.into(),
+        selected: member == 2,
+    };
+    v.sweep = Some(SweepView {
+        id: "digits-mlp-20261128-101500".into(),
+        metric: "eval_accuracy".into(),
+        goal: "max".into(),
+        summary: "3 members: 2 finished, 0 running, 1 queued, 0 failed".into(),
+        rows: vec![
+            row(Some(1), 2, "finished", Some(0.97), "optim.lr=0.01"),
+            row(Some(2), 1, "finished", Some(0.91), "optim.lr=0.001"),
+            row(None, 3, "queued", None, "optim.lr=0.1"),
+        ],
+    });
+    for (w, h) in [(120, 40), (80, 24)] {
+        let s = screen(&v, w, h);
+        assert!(s.contains("Sweep"), "{s}");
+        assert!(s.contains("#1"), "{s}");
+        let first = s.lines().position(|l| l.contains("#1")).unwrap();
+        let second = s.lines().position(|l| l.contains("#2")).unwrap();
+        assert!(first < second, "best first:\n{s}");
+        assert!(s.contains("0.97") && s.contains("optim.lr=0.01"), "{s}");
+    }
+    let s = screen(&v, 120, 40);
+    assert!(
+        s.contains("╭ loss"),
+        "the charts stay below the ranking:\n{s}"
+    );
 }

@@ -5,6 +5,7 @@
 
 use super::grpo::{D3sConfig, GrpoConfig};
 use super::probes::{ProbesConfig, SubsetConfig};
+use super::sweep::SweepConfig;
 use super::{ConfigError, DeviceSpec, Violation};
 pub use descent_models::diffusion::schedule::{BetaSchedule, Prediction, SamplerKind};
 pub use descent_models::nn::{Activation, Arch};
@@ -50,6 +51,9 @@ pub struct Experiment {
     /// run's `config.toml` says what it probed and live edits compare like with like).
     #[serde(default)]
     pub probes: ProbesConfig,
+    /// Many runs of this experiment with some keys set otherwise (`descent sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
 }
 
 /// `[lm]`: the language model a `kind = "pretrain"` experiment trains. The shape keys are
@@ -392,6 +396,10 @@ impl Experiment {
         if exp.name.is_none() {
             exp.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         }
+        let errors = super::sweep::check(&exp, path, text);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         Ok(exp)
     }
 
@@ -399,7 +407,7 @@ impl Experiment {
         self.name.as_deref().unwrap_or("")
     }
 
-    fn validate(&self) -> Vec<Violation> {
+    pub(crate) fn validate(&self) -> Vec<Violation> {
         let mut v = Vec::new();
         let mut rule = |ok: bool, path: &[&'static str], msg: &str| {
             if !ok {

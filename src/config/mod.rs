@@ -10,12 +10,13 @@ pub mod grpo;
 mod locate;
 pub mod probes;
 mod settings;
+pub mod sweep;
 
 pub use experiment::{
     Activation, Arch, DataConfig, DataSource, Experiment, Kind, LmConfig, ModelConfig, OptimConfig,
     OptimName, ScheduleConfig, ScheduleName, TrainConfig,
 };
-pub use settings::{DeviceSpec, Settings};
+pub use settings::{DeviceSpec, Executor, QueueSettings, Settings, SlotKind, SlurmSettings};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

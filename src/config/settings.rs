@@ -17,6 +17,92 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The Hugging Face hub cache; unset means `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
     pub hub_cache: Option<PathBuf>,
+    /// Where queued runs and sweeps go: this machine's queue, or a Slurm cluster.
+    pub executor: Executor,
+    pub queue: QueueSettings,
+    pub slurm: SlurmSettings,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    #[default]
+    Local,
+    Slurm,
+}
+
+/// `[queue]`: the slots of this machine's queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// `cores`: a run takes `threads` cores (all of them when threads = 0); `gpus`: a run
+    /// takes one GPU that no other process uses.
+    pub slots: SlotKind,
+    /// The cores the queue hands out; 0 means every core of the machine.
+    pub cores: usize,
+    /// The GPUs the queue hands out, by index; empty means every GPU NVML sees.
+    pub gpus: Vec<u32>,
+    /// A GPU counts as free only with at least this fraction of its memory free.
+    pub gpu_free_memory: f64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            slots: SlotKind::Cores,
+            cores: 0,
+            gpus: Vec::new(),
+            gpu_free_memory: 0.9,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotKind {
+    #[default]
+    Cores,
+    Gpus,
+}
+
+/// `[slurm]`: how runs are submitted with `executor = "slurm"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmSettings {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    /// The time limit of each run, as sbatch takes it (`1:00:00`, `2-00:00:00`).
+    pub time: Option<String>,
+    pub gpus_per_run: u32,
+    /// CPUs per run; 0 means `threads`, else 1.
+    pub cpus_per_run: u32,
+    /// Memory per run, as sbatch takes it (`8G`).
+    pub mem: Option<String>,
+    /// Further `#SBATCH` lines, e.g. `["--qos=high", "--constraint=a100"]`.
+    pub extra: Vec<String>,
+    /// Let Slurm requeue a preempted or failed node's job; it resumes from its checkpoint.
+    pub requeue: bool,
+    /// How many members of a sweep may run at once (`--array=…%N`); 0: no limit.
+    pub max_parallel: u32,
+    /// The `descent` executable on the nodes; default: this one (a shared filesystem).
+    pub descent: Option<PathBuf>,
+}
+
+impl Default for SlurmSettings {
+    fn default() -> Self {
+        SlurmSettings {
+            partition: None,
+            account: None,
+            time: None,
+            gpus_per_run: 0,
+            cpus_per_run: 0,
+            mem: None,
+            extra: Vec::new(),
+            requeue: true,
+            max_parallel: 0,
+            descent: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -27,6 +113,9 @@ impl Default for Settings {
             runs_dir: "runs".into(),
             data_dir: "data".into(),
             hub_cache: None,
+            executor: Executor::Local,
+            queue: QueueSettings::default(),
+            slurm: SlurmSettings::default(),
         }
     }
 }
@@ -50,6 +139,38 @@ impl Settings {
             if p.as_os_str().is_empty() {
                 v.push(Violation::new(&[key], "must not be empty"));
             }
+        }
+        let q = &self.queue;
+        if !(q.gpu_free_memory > 0.0 && q.gpu_free_memory <= 1.0) {
+            v.push(Violation::new(
+                &["queue", "gpu_free_memory"],
+                "must be in (0, 1]: the fraction of a GPU's memory that must be free",
+            ));
+        }
+        let sl = &self.slurm;
+        // A value with a newline would end the #SBATCH line and start a shell command.
+        let one_line = |s: &str| !s.contains(['\n', '\r']) && !s.trim().is_empty();
+        for (key, value) in [
+            ("partition", &sl.partition),
+            ("account", &sl.account),
+            ("time", &sl.time),
+            ("mem", &sl.mem),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|s| !one_line(s) || s.contains(' '))
+            {
+                v.push(Violation::new(
+                    &["slurm", key],
+                    "must be one word on one line, as sbatch takes it",
+                ));
+            }
+        }
+        if sl.extra.iter().any(|e| !one_line(e) || !e.starts_with('-')) {
+            v.push(Violation::new(
+                &["slurm", "extra"],
+                "each entry is one sbatch option on one line, e.g. \"--qos=high\"",
+            ));
         }
         v
     }

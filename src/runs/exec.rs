@@ -548,6 +548,8 @@ struct Run<'a> {
     exp: Experiment,
     /// The experiment file, watched for live edits.
     source: PathBuf,
+    /// The keys this run sets otherwise than the file (a sweep member's).
+    overrides: config::sweep::Overrides,
     controls: control::Reader,
     last_heartbeat: Instant,
     last_config_check: Option<Instant>,
@@ -564,13 +566,24 @@ pub fn execute(
     device_spec: Option<DeviceSpec>,
     resume: bool,
 ) -> anyhow::Result<State> {
+    // A queued run or sweep member sets some keys otherwise than its file (launch.json).
+    let overrides = super::launch::Launch::read(dir)
+        .map_err(anyhow::Error::msg)?
+        .map(|l| l.overrides)
+        .unwrap_or_default();
     let mut exp = source.experiment.clone();
+    let mut member = Ok(());
     if resume {
         // A resumed run continues the experiment it started with.
         let cfg = dir.join(CONFIG);
         exp = Experiment::parse(&cfg, &config::read_text(&cfg).map_err(anyhow::Error::msg)?)
             .map_err(|e| anyhow::anyhow!("{}", e[0]))?;
     } else {
+        // The run is the experiment without its [sweep], with the member's keys set.
+        match config::sweep::apply(&exp, &overrides) {
+            Ok(e) => exp = e,
+            Err(e) => member = Err(anyhow::anyhow!("{}: {e}", source.path.display())),
+        }
         let text = toml::to_string(&exp).context("serialising the experiment")?;
         crate::atomic::write_atomically(&dir.join(CONFIG), text.as_bytes())?;
     }
@@ -582,6 +595,10 @@ pub fn execute(
     // The status exists from the first moment, so a run that fails while loading its data
     // says why to whoever looks (the TUI, `descent runs`), not only to its stdout.
     status.write(dir)?;
+    if let Err(e) = member {
+        return Err(fail_early(dir, &mut status, e));
+    }
+    terminate::install();
     let setup = (|| -> anyhow::Result<(Box<dyn Engine>, device::Chosen)> {
         let spec = device_spec.or(exp.device).unwrap_or(ws.settings.device);
         let chosen = device::resolve(spec).map_err(anyhow::Error::msg)?;
@@ -630,6 +647,7 @@ pub fn execute(
         status,
         exp,
         source: source.path,
+        overrides,
         last_heartbeat: Instant::now(),
         last_config_check: None,
         reported_restart: None,
@@ -826,6 +844,10 @@ impl Run<'_> {
         let Ok(new) = Experiment::parse(&path, &text) else {
             return;
         };
+        // What this run would be now: the file's keys under the run's own overrides.
+        let Ok(new) = config::sweep::apply(&new, &self.overrides) else {
+            return;
+        };
         let changed = changed_keys(&self.exp, &new);
         if changed.is_empty() {
             return;
@@ -964,6 +986,19 @@ impl Run<'_> {
         }
         let batch = self.trainer.batch_size() as f64;
         while self.trainer.step() < self.status.total_steps {
+            if terminate::asked() {
+                // Slurm's preemption, scancel and time limit, and a shutdown, send SIGTERM
+                // and wait a while before SIGKILL: enough to save where the run is.
+                self.checkpoint("terminated");
+                let msg = format!(
+                    "terminated (SIGTERM) at step {}, after saving a checkpoint; R or \
+                     --resume continues it",
+                    self.trainer.step()
+                );
+                self.event("stop", msg.clone());
+                self.set_state(State::Stopped, Some(msg));
+                return Ok(State::Stopped);
+            }
             if !self.apply_controls() {
                 self.checkpoint("stopped");
                 return Ok(State::Stopped);
@@ -1059,4 +1094,24 @@ pub fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
         .filter(|k| fa.get(*k) != fb.get(*k))
         .cloned()
         .collect()
+}
+
+/// SIGTERM asks the run to save a checkpoint and stop at the next step.
+mod terminate {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static ASKED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_term(_: libc::c_int) {
+        ASKED.store(true, Ordering::SeqCst);
+    }
+
+    pub fn install() {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t) };
+    }
+
+    pub fn asked() -> bool {
+        ASKED.load(Ordering::SeqCst)
+    }
 }

@@ -87,6 +87,21 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
     header.extend(extra.iter().cloned());
     header.extend(params.iter().map(|p| format!("grad_l2/{p}")));
     header.extend(params.iter().map(|p| format!("update_ratio/{p}")));
+    // A sweep member's keys, the same on every row, so members' exports concatenate.
+    let launch = super::launch::Launch::read(run_dir)?.unwrap_or_default();
+    let mut constant: Vec<String> = Vec::new();
+    if let Some(sweep) = &launch.sweep {
+        header.extend(["sweep".to_string(), "member".to_string()]);
+        constant.push(sweep.clone());
+        constant.push(launch.member.map_or(String::new(), |m| m.to_string()));
+    }
+    for (key, value) in &launch.overrides {
+        header.push(format!("override.{key}"));
+        constant.push(match value {
+            toml::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        });
+    }
     let err = |e: csv::Error| e.to_string();
     w.write_record(&header).map_err(err)?;
     let mut rows: Vec<&Metric> = train.iter().chain(&eval).collect();
@@ -158,6 +173,7 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
                 });
             }
         }
+        rec.extend(constant.iter().cloned());
         w.write_record(&rec).map_err(err)?;
     }
     w.flush().map_err(|e| e.to_string())?;

@@ -10,6 +10,8 @@
 //!                    status.json
 //!   checkpoints/step-N/  model.safetensors, optimizer.safetensors, state.json
 //!   stdout.log       the process's output when detached
+//!   launch.json      a queued run or sweep member: its experiment file and overrides
+//!   job.json         the Slurm job that runs it
 //! ```
 //!
 //! Anything that reads a run (the TUI, `descent runs`, `descent ctl`) only reads these files,
@@ -19,6 +21,7 @@ pub mod checkpoint;
 pub mod control;
 pub mod exec;
 pub mod export;
+pub mod launch;
 pub mod memory;
 pub mod probes;
 pub mod process;
@@ -47,6 +50,8 @@ pub const REMOTE_STALE_SECS: f64 = 120.0;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Waiting for a slot of the local queue, or for Slurm to start its job.
+    Queued,
     Starting,
     Running,
     Paused,
@@ -114,6 +119,18 @@ pub fn now() -> f64 {
 }
 
 impl Status {
+    /// The status of a run that waits to be started by the queue or by Slurm; no process
+    /// is its own yet.
+    pub fn queued(experiment: &str, run_id: &str, total_steps: u64, message: String) -> Status {
+        Status {
+            state: State::Queued,
+            pid: 0,
+            process: None,
+            message: Some(message),
+            ..Status::starting(experiment, run_id, total_steps)
+        }
+    }
+
     /// The status of a run that is just starting in this process.
     pub fn starting(experiment: &str, run_id: &str, total_steps: u64) -> Status {
         Status {
@@ -204,6 +221,10 @@ pub struct RunInfo {
     pub state: State,
     /// Why a run whose status says it is live is taken as dead.
     pub died: Option<String>,
+    /// How a queued run or sweep member was asked for (`launch.json`).
+    pub launch: Option<launch::Launch>,
+    /// Its Slurm job (`job.json`).
+    pub job: Option<launch::Job>,
 }
 
 impl RunInfo {
@@ -246,6 +267,8 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
                 .as_ref()
                 .map_or((State::Failed, None), Status::liveness);
             out.push(RunInfo {
+                launch: launch::Launch::read(&dir).ok().flatten(),
+                job: launch::Job::read(&dir).ok().flatten(),
                 experiment: name_of(&exp_dir),
                 id: name_of(&dir),
                 state,

@@ -50,7 +50,8 @@ fn parse_stat(text: &str) -> Option<(char, u64)> {
     Some((state, start))
 }
 
-fn stamp_of(pid: u32) -> Option<Stamp> {
+/// The stamp of another process, for records of processes this one started.
+pub fn stamp_of(pid: u32) -> Option<Stamp> {
     Some(Stamp {
         boot_id: boot_id()?,
         start_ticks: stat(pid)?.1,

@@ -26,6 +26,17 @@ pub fn spawn_detached(
 /// terminal, the TUI or the SSH connection does not signal it), output appended to `log`.
 /// Returns the child's pid. Also used for sampling jobs.
 pub fn spawn_session(args: &[String], cwd: &Path, log: &Path) -> std::io::Result<u32> {
+    spawn_session_with(args, cwd, log, &[])
+}
+
+/// [`spawn_session`] with variables set in the child's environment (the queue's
+/// `CUDA_VISIBLE_DEVICES`).
+pub fn spawn_session_with(
+    args: &[String],
+    cwd: &Path,
+    log: &Path,
+    env: &[(&str, String)],
+) -> std::io::Result<u32> {
     let exe = std::env::current_exe()?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -36,7 +47,8 @@ pub fn spawn_session(args: &[String], cwd: &Path, log: &Path) -> std::io::Result
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log);
+        .stderr(log)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {

@@ -5,6 +5,7 @@ use super::keymap::{self, Action, Mode};
 use super::tail::{self, ChartSettings, RunTail};
 use super::views;
 use crate::logging::LogRing;
+use crate::queue;
 use crate::runs::control::{self, Command};
 use crate::runs::{self, RunInfo, spawn};
 use crate::watcher::Update;
@@ -28,6 +29,8 @@ pub enum AppEvent {
     Log,
     /// A Datasets/Checkpoints worker has a result.
     Browse,
+    /// Slurm has answered about the runs' jobs.
+    Jobs,
     /// The input reader failed; the UI cannot go on.
     InputClosed(String),
 }
@@ -64,6 +67,13 @@ pub struct App {
     talk_to: Option<(PathBuf, String)>,
     /// What the open prompt asks for.
     prompt_for: PromptFor,
+    /// What Slurm says of the runs' jobs, and how its thread wakes the UI.
+    jobs: super::jobs::Jobs,
+    jobs_wake: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The sweep view (`a`): the selected run's sweep ranked, its members overlaid.
+    sweep_on: bool,
+    /// The experiment whose large sweep waits for a second `W`.
+    confirm_sweep: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +118,10 @@ impl App {
             chat: Default::default(),
             talk_to: None,
             prompt_for: PromptFor::Lr,
+            jobs: Default::default(),
+            jobs_wake: None,
+            sweep_on: false,
+            confirm_sweep: None,
         }
     }
 
@@ -138,6 +152,10 @@ impl App {
                 }
             }
             AppEvent::Browse => self.sync_browser(false),
+            AppEvent::Jobs => {
+                self.decorate_runs();
+                true
+            }
             AppEvent::InputClosed(why) => {
                 tracing::error!("terminal input closed: {why}");
                 self.quit = true;
@@ -204,6 +222,11 @@ impl App {
     }
 
     /// Lets background work wake the event loop (see [`AppEvent::Browse`]).
+    /// How the Slurm follower wakes the UI loop when Slurm has answered.
+    pub fn set_jobs_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.jobs_wake = Some(wake);
+    }
+
     pub fn set_browse_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
         self.chat.set_waker(wake.clone());
         self.browser.set_waker(wake);
@@ -299,7 +322,7 @@ impl App {
             .map(|r| r.dir.clone())
             .into_iter()
             .collect();
-        for m in &self.marked {
+        for m in self.sweep_members().iter().chain(&self.marked) {
             if !wanted.contains(m) {
                 wanted.push(m.clone());
             }
@@ -316,6 +339,7 @@ impl App {
         }
         self.shown = wanted;
         self.redraw_charts();
+        self.refresh_sweep_view();
         changed
     }
 
@@ -431,42 +455,53 @@ impl App {
         Ok((row.name.clone(), f.path.clone()))
     }
 
+    /// `r` and `R`: the run goes to the workspace's executor — on this machine it starts
+    /// at once when a slot is free and waits in the queue otherwise; on Slurm it is
+    /// submitted (in the background: sbatch may be slow to answer).
     fn start_run(&mut self, resume: bool) {
         let result = (|| -> Result<String, String> {
             let u = self
                 .update
                 .as_ref()
                 .ok_or("the workspace is still loading")?;
-            let root = u.workspace.root.clone();
-            let runs_dir = u.workspace.settings.runs_path(&root);
+            let ws = &u.workspace;
             let (name, path) = self.selected_experiment()?;
-            let (dir, extra) = if resume {
+            let dir = if resume {
                 let r = self
                     .selected_run_info()
                     .ok_or("no run selected to resume")?;
-                if r.state.is_live() {
-                    return Err(format!(
-                        "{}/{} is {}; nothing to resume",
-                        r.experiment, r.id, r.state
-                    ));
-                }
-                (
-                    r.dir.clone(),
-                    vec!["--resume".to_string(), r.dir.display().to_string()],
-                )
+                queue::requeue(&r.dir)?
             } else {
-                let dir = runs::new_run_dir(&runs_dir, &name).map_err(|e| e.to_string())?;
-                (dir, Vec::new())
+                let exp = ws
+                    .experiment(&name)
+                    .and_then(|f| f.good.clone())
+                    .ok_or("the experiment file is gone")?;
+                let req = queue::Request {
+                    experiment: &exp,
+                    file: &path,
+                    overrides: Default::default(),
+                    sweep: None,
+                };
+                queue::prepare(ws, &req, "queued").map_err(|e| e.to_string())?
             };
-            let pid = spawn::spawn_detached(&root, &path.display().to_string(), &dir, &extra)
-                .map_err(|e| format!("cannot start descent run: {e}"))?;
-            let id = dir
-                .file_name()
-                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            Ok(format!(
-                "{} {name}/{id} (pid {pid})",
-                if resume { "resumed" } else { "started" }
-            ))
+            let name = queue::run_name(&dir);
+            if ws.settings.executor == crate::config::Executor::Slurm {
+                let ws = ws.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = queue::submit(&ws, std::slice::from_ref(&dir), None) {
+                        queue::mark_unsubmitted(&dir, &e);
+                    }
+                });
+                return Ok(format!("submitting {name} to Slurm…"));
+            }
+            let said = queue::submit(ws, std::slice::from_ref(&dir), None).inspect_err(|e| {
+                queue::mark_unsubmitted(&dir, e);
+            })?;
+            Ok(match (said.started, resume) {
+                (1, false) => format!("started {name}: a slot was free"),
+                (1, true) => format!("resumed {name}: a slot was free"),
+                _ => format!("queued {name}: {}", said.message),
+            })
         })();
         match result {
             Ok(msg) => {
@@ -475,6 +510,228 @@ impl App {
             }
             Err(e) => self.notice(e),
         }
+    }
+
+    /// `s`: a live run is asked to stop (it checkpoints first); one that waits is taken out
+    /// of the queue. On Slurm, `descent queue cancel` does it in the background: it waits for
+    /// the run's checkpoint before scancel.
+    fn stop_selected(&mut self) {
+        let Some(r) = self.selected_run_info().cloned() else {
+            return self.notice("no run selected".into());
+        };
+        let Some(u) = self.update.as_ref() else {
+            return;
+        };
+        let root = u.workspace.root.clone();
+        let name = format!("{}/{}", r.experiment, r.id);
+        if r.job.is_some() && (r.state.is_live() || r.state == runs::State::Queued) {
+            let args = vec![
+                "queue".to_string(),
+                "cancel".into(),
+                r.dir.display().to_string(),
+                "--workspace".into(),
+                root.display().to_string(),
+            ];
+            let log = r.dir.join("cancel.log");
+            let msg = match spawn::spawn_session(&args, &root, &log) {
+                Ok(_) => format!("stopping {name}: its checkpoint, then scancel"),
+                Err(e) => format!("cannot start descent queue cancel: {e}"),
+            };
+            return self.notice(msg);
+        }
+        if r.state == runs::State::Queued {
+            let msg = match queue::local::cancel(&root, &r.dir) {
+                Ok(true) => format!("{name} cancelled; it had not started (R starts it)"),
+                Ok(false) => match queue::mark_cancelled(&r.dir, "cancelled; it was in no queue") {
+                    Ok(()) => format!("{name} was in no queue; marked cancelled"),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            return self.notice(msg);
+        }
+        self.control(Command::Stop);
+    }
+
+    /// `W`: makes the selected experiment's sweep; a large one asks for a second `W`.
+    fn start_sweep(&mut self) {
+        let result = (|| -> Result<String, String> {
+            let u = self
+                .update
+                .as_ref()
+                .ok_or("the workspace is still loading")?;
+            let (name, path) = self.selected_experiment()?;
+            let exp = u
+                .workspace
+                .experiment(&name)
+                .and_then(|f| f.good.clone())
+                .ok_or("the experiment file is gone")?;
+            let confirmed = self.confirm_sweep.take().as_deref() == Some(name.as_str());
+            match queue::sweep::start(&u.workspace, &exp, &path, confirmed) {
+                Ok(r) => Ok(format!(
+                    "sweep {}: {} members; {} — a shows it ranked",
+                    r.id,
+                    r.members.len(),
+                    r.submitted
+                )),
+                Err(queue::sweep::Refused::Confirm { members, max }) => {
+                    self.confirm_sweep = Some(name);
+                    Err(format!(
+                        "the sweep has {members} members, more than its max_members = {max}: \
+                         press W again to start them all"
+                    ))
+                }
+                Err(queue::sweep::Refused::Error(e)) => Err(e),
+            }
+        })();
+        match result {
+            Ok(m) => {
+                self.ui.run_selected = 0;
+                self.notice(m);
+            }
+            Err(m) => self.notice(m),
+        }
+    }
+
+    /// `<` and `>`: the selected waiting run one place earlier or later.
+    fn move_in_queue(&mut self, by: isize) {
+        let Some(r) = self.selected_run_info().cloned() else {
+            return self.notice("no run selected".into());
+        };
+        let Some(u) = self.update.as_ref() else {
+            return;
+        };
+        let root = u.workspace.root.clone();
+        let result = queue::local::read_queue(&root).and_then(|q| {
+            let at = q.waiting.iter().position(|d| *d == r.dir).ok_or_else(|| {
+                format!(
+                    "{}/{} is not waiting in the local queue",
+                    r.experiment, r.id
+                )
+            })?;
+            let to = (at as isize + 1 + by).max(1) as usize;
+            queue::local::move_to(&root, &r.dir, to)
+        });
+        match result {
+            Ok(at) => self.notice(format!("{}/{} is now {at} in line", r.experiment, r.id)),
+            Err(e) => self.notice(e),
+        }
+    }
+
+    /// The other members of the selected run's sweep, while the sweep view is on.
+    fn sweep_members(&self) -> Vec<PathBuf> {
+        /// More curves than this on one chart cannot be told apart.
+        const MOST: usize = 12;
+        let Some(r) = self.selected_run_info().filter(|_| self.sweep_on) else {
+            return Vec::new();
+        };
+        let Some(sweep) = r.launch.as_ref().and_then(|l| l.sweep.clone()) else {
+            return Vec::new();
+        };
+        let Some(u) = self.update.as_ref() else {
+            return Vec::new();
+        };
+        u.inventory
+            .runs
+            .iter()
+            .filter(|o| o.dir != r.dir)
+            .filter(|o| o.launch.as_ref().and_then(|l| l.sweep.as_ref()) == Some(&sweep))
+            .take(MOST - 1)
+            .map(|o| o.dir.clone())
+            .collect()
+    }
+
+    /// What the runs table shows beyond the run folders: Slurm's word on each job (and
+    /// which jobs to keep asking about), and the sweep view's ranking.
+    fn decorate_runs(&mut self) {
+        let Some(u) = self.update.as_ref() else {
+            return;
+        };
+        let mut follow = Vec::new();
+        for (row, info) in self
+            .view
+            .workspace
+            .runs
+            .iter_mut()
+            .zip(u.inventory.runs.iter())
+        {
+            let Some(job) = &info.job else { continue };
+            let id = job.slurm_id();
+            if info.state.is_live() || info.state == runs::State::Queued {
+                follow.push(id.clone());
+            }
+            if let Some(said) = self.jobs.describe(&id) {
+                // A queued run whose job Slurm no longer has will never start.
+                if info.state == runs::State::Queued && self.jobs.active(&id) == Some(false) {
+                    row.message = Some(format!(
+                        "its Slurm job {id} is gone and the run never started; R submits it again"
+                    ));
+                }
+                row.job = Some(said);
+            }
+        }
+        if let Some(wake) = &self.jobs_wake {
+            let wake = wake.clone();
+            self.jobs.follow(follow, move || wake());
+        }
+        self.refresh_sweep_view();
+    }
+
+    fn refresh_sweep_view(&mut self) {
+        self.view.sweep = None;
+        if !self.sweep_on || self.view.pane != Pane::Runs {
+            return;
+        }
+        let (Some(r), Some(u)) = (self.selected_run_info(), self.update.as_ref()) else {
+            return;
+        };
+        let Some(id) = r.launch.as_ref().and_then(|l| l.sweep.clone()) else {
+            return;
+        };
+        let path = u
+            .workspace
+            .root
+            .join(queue::sweep::DIR)
+            .join(&id)
+            .join(queue::sweep::RECORD);
+        let Some(record) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<queue::sweep::Record>(&b).ok())
+        else {
+            return;
+        };
+        let ranked = queue::sweep::rank(&record, &u.inventory.runs);
+        let count = |f: &dyn Fn(runs::State) -> bool| ranked.iter().filter(|m| f(m.state)).count();
+        let summary = format!(
+            "{} members: {} finished, {} running, {} queued, {} failed",
+            ranked.len(),
+            count(&|s| s == runs::State::Finished),
+            count(&|s| s.is_live()),
+            count(&|s| s == runs::State::Queued),
+            count(&|s| s == runs::State::Failed),
+        );
+        let selected = r.dir.clone();
+        self.view.sweep = Some(descent_panes::SweepView {
+            id,
+            metric: record.metric.clone(),
+            goal: format!("{:?}", record.goal).to_lowercase(),
+            summary,
+            rows: ranked
+                .into_iter()
+                .map(|m| descent_panes::SweepMemberRow {
+                    rank: m.rank,
+                    member: m.member,
+                    run: m
+                        .dir
+                        .file_name()
+                        .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+                    state: m.state.to_string(),
+                    value: m.value,
+                    overrides: m.overrides,
+                    selected: m.dir == selected,
+                })
+                .collect(),
+        });
     }
 
     /// Starts `descent probe hessian` for the selected run as a process of its own; the probe
@@ -644,6 +901,7 @@ impl App {
         self.device_spec = ws.settings.device.to_string();
         self.refresh_device_label();
         self.update = Some(u);
+        self.decorate_runs();
         self.rebuild_browse_views();
         // The Sampler reads each run's model config and its jobs' reports: only while it shows
         // (showing it rebuilds). Workspace updates come with every run's status change.
@@ -705,6 +963,10 @@ impl App {
     }
 
     pub fn apply(&mut self, action: Action) {
+        // A large sweep is started by two `W` in a row, nothing between.
+        if action != Action::StartSweep {
+            self.confirm_sweep = None;
+        }
         // While help is open it is the only thing on screen: it takes only close and quit.
         if self.view.help.is_some() {
             let scroll = &mut self.ui.help_scroll;
@@ -783,7 +1045,27 @@ impl App {
                     Command::Pause
                 });
             }
-            Action::StopRun if runs_pane => self.control(Command::Stop),
+            Action::StopRun if runs_pane => self.stop_selected(),
+            Action::StartSweep if pane == Pane::Runs => self.start_sweep(),
+            Action::ToggleSweep if pane == Pane::Runs => {
+                self.sweep_on = !self.sweep_on;
+                let member = self
+                    .selected_run_info()
+                    .is_some_and(|r| r.launch.as_ref().is_some_and(|l| l.sweep.is_some()));
+                self.notice(match (self.sweep_on, member) {
+                    (true, true) => {
+                        "sweep view: members ranked, their curves overlaid (a: back)".into()
+                    }
+                    (true, false) => {
+                        "sweep view: select a sweep's run to see its members ranked".into()
+                    }
+                    (false, _) => "sweep view off".into(),
+                });
+                self.poll_tail();
+                self.refresh_sweep_view();
+            }
+            Action::QueueEarlier if pane == Pane::Runs => self.move_in_queue(-1),
+            Action::QueueLater if pane == Pane::Runs => self.move_in_queue(1),
             Action::CheckpointRun if runs_pane => self.control(Command::Checkpoint),
             Action::SetLr if runs_pane => {
                 self.prompt_for = PromptFor::Lr;
@@ -868,7 +1150,11 @@ impl App {
             | Action::ToggleMark
             | Action::ToggleHeatmap
             | Action::ToggleProbes
-            | Action::ComputeSpectrum => {}
+            | Action::ComputeSpectrum
+            | Action::StartSweep
+            | Action::ToggleSweep
+            | Action::QueueEarlier
+            | Action::QueueLater => {}
             Action::Open if browse_pane => self.browser.tree_enter(),
             Action::ColumnsLeft if pane == Pane::Datasets => self.browser.scroll_columns(-4),
             Action::ColumnsRight if pane == Pane::Datasets => self.browser.scroll_columns(4),

@@ -40,6 +40,13 @@ pub enum Action {
     ToggleProbes,
     /// Runs pane: compute the selected run's Hessian spectrum (`descent probe hessian`).
     ComputeSpectrum,
+    /// Runs pane: start the selected experiment's `[sweep]`.
+    StartSweep,
+    /// Runs pane: the selected run's sweep ranked, every member's curves overlaid.
+    ToggleSweep,
+    /// Runs pane: move the selected queued run earlier or later in the local queue.
+    QueueEarlier,
+    QueueLater,
     /// Datasets/Checkpoints: open the selected tree node, compute a tensor's statistics.
     Open,
     /// Datasets: next/previous page of rows; Checkpoints: move in the tensor tree.
@@ -145,10 +152,10 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "lists", &[code(KeyCode::PageUp), ctrl('u')], PageUp, "a page up"),
     bind(Normal, "lists", &[k('g'), code(KeyCode::Home)], Top, "first row (Log: oldest)"),
     bind(Normal, "lists", &[k('G'), code(KeyCode::End)], Bottom, "last row (Log: newest, follow)"),
-    bind(Normal, "runs pane", &[k('r')], StartRun, "start a run of the selected experiment (RL: of the GRPO experiment; Sampler: sample the selected model)"),
-    bind(Normal, "runs pane", &[k('R')], ResumeRun, "resume the selected run from its checkpoint"),
+    bind(Normal, "runs pane", &[k('r')], StartRun, "start a run of the selected experiment, or queue it when no slot is free (RL: of the GRPO experiment; Sampler: sample the selected model)"),
+    bind(Normal, "runs pane", &[k('R')], ResumeRun, "resume the selected run from its checkpoint (queued when no slot is free)"),
     bind(Normal, "runs pane", &[k('p')], TogglePause, "pause or resume the selected run"),
-    bind(Normal, "runs pane", &[k('s')], StopRun, "stop the selected run (checkpoints first)"),
+    bind(Normal, "runs pane", &[k('s')], StopRun, "stop the selected run (checkpoints first; Slurm: then scancel), or cancel it while queued"),
     bind(Normal, "runs pane", &[k('c')], CheckpointRun, "checkpoint the selected run now"),
     bind(Normal, "runs pane", &[k('l')], SetLr, "set the selected run's learning rate"),
     bind(Normal, "runs pane", &[k('[')], PrevRun, "previous (newer) run (Sampler: job)"),
@@ -160,6 +167,10 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "runs pane", &[k('u')], ToggleHeatmap, "heatmap: gradient norms or update ratios"),
     bind(Normal, "runs pane", &[k('v')], ToggleProbes, "view: gradient probes (coherence, sharpness, EL2N, opposing signals, Hessian) or training charts"),
     bind(Normal, "runs pane", &[k('d')], ComputeSpectrum, "compute the selected run's Hessian spectral density (in the background)"),
+    bind(Normal, "runs pane", &[k('W')], StartSweep, "start the selected experiment's [sweep]: every member queued (Slurm: one job array)"),
+    bind(Normal, "runs pane", &[k('a')], ToggleSweep, "sweep view: the selected run's sweep ranked by its metric, every member's curves overlaid"),
+    bind(Normal, "runs pane", &[k('<')], QueueEarlier, "move the selected queued run earlier in the local queue"),
+    bind(Normal, "runs pane", &[k('>')], QueueLater, "move the selected queued run later in the local queue"),
     bind(Normal, "data and checkpoints", &[code(KeyCode::Enter)], Open, "tensor tree: open a group, statistics of a tensor (Sampler: type the setting)"),
     bind(Normal, "data and checkpoints", &[k('J')], DetailDown, "rows: next page; tree: next node (Sampler: next setting; RL: next step's rollouts)"),
     bind(Normal, "data and checkpoints", &[k('K')], DetailUp, "rows: previous page; tree: previous node (Sampler: previous setting; RL: previous step)"),

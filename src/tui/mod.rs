@@ -5,6 +5,7 @@
 mod app;
 mod browse;
 mod chat;
+mod jobs;
 pub mod keymap;
 mod probes;
 mod rl;
@@ -54,6 +55,16 @@ pub fn run(ws: Workspace, force_poll: bool) -> anyhow::Result<()> {
         app.set_browse_waker(std::sync::Arc::new(move || {
             let _ = tx.send(AppEvent::Browse);
         }));
+    }
+    {
+        let tx = tx.clone();
+        app.set_jobs_waker(std::sync::Arc::new(move || {
+            let _ = tx.send(AppEvent::Jobs);
+        }));
+    }
+    // Runs left waiting (the TUI's host rebooted, the dispatcher was killed) go on.
+    if let Err(e) = crate::queue::local::ensure_dispatcher(&ws.root) {
+        tracing::warn!("the local queue: {e}");
     }
     {
         let tx = tx.clone();

@@ -53,6 +53,14 @@ fn run_row(r: &RunInfo) -> RunRow {
         id: r.id.clone(),
         state: r.state.to_string(),
         live: r.state.is_live(),
+        sweep: r.launch.as_ref().and_then(|l| l.sweep.clone()),
+        member: r.launch.as_ref().and_then(|l| l.member),
+        overrides: r
+            .launch
+            .as_ref()
+            .map(|l| crate::config::sweep::describe(&l.overrides))
+            .unwrap_or_default(),
+        job: r.job.as_ref().map(|j| format!("slurm {}", j.slurm_id())),
         ..RunRow::default()
     };
     match &r.status {

@@ -67,6 +67,7 @@ pub(super) fn draw_runs_table(
                 "failed" => t.error(),
                 "paused" => t.warn(),
                 "running" | "starting" => t.ok(),
+                "queued" => t.dim(),
                 _ => t.base(),
             };
             let id = if narrow && r.id.len() == 15 {
@@ -97,7 +98,7 @@ pub(super) fn draw_runs_table(
                     Cell::from(r.eta.clone().unwrap_or_else(|| "-".into())),
                 ]);
             }
-            cells.push(Cell::from(r.message.clone().unwrap_or_default()));
+            cells.push(Cell::from(last_column(r)));
             Row::new(cells)
         })
         .collect();
@@ -148,6 +149,22 @@ pub(super) fn draw_runs_table(
         area,
         &mut state,
     );
+}
+
+/// The table's last column: the Slurm job, the sweep member's keys, then why it paused,
+/// failed or waits.
+fn last_column(r: &RunRow) -> String {
+    let mut parts = Vec::new();
+    if let Some(j) = &r.job {
+        parts.push(j.clone());
+    }
+    if let Some(m) = r.member {
+        parts.push(format!("[{m}] {}", r.overrides));
+    }
+    if let Some(m) = r.message.as_deref().filter(|m| !m.is_empty()) {
+        parts.push(m.to_string());
+    }
+    parts.join(" · ")
 }
 
 /// What the charts' place shows before a run's first metrics are read.
@@ -275,6 +292,16 @@ pub fn draw_runs(
                     note,
                 );
             }
+            let charts = match &view.sweep {
+                Some(s) => {
+                    let h = super::sweep::height(s).min(charts.height / 2).max(4);
+                    let [ranking, rest] =
+                        Layout::vertical([Constraint::Length(h), Constraint::Min(4)]).areas(charts);
+                    super::sweep::draw(frame, ranking, view, s);
+                    rest
+                }
+                None => charts,
+            };
             match &view.probes {
                 Some(p) => super::probes::draw(frame, charts, view, p, images),
                 None => draw_charts(frame, charts, view),

@@ -9,6 +9,7 @@ mod log;
 mod probes;
 mod rl;
 mod sampler;
+mod sweep;
 mod system;
 
 use crate::{AppView, Pane, UiState};
