@@ -24,7 +24,8 @@ cleanup() {
   for st in "$WS"/runs/*/*/status.json; do
     [ -f "$st" ] || continue
     pid=$(grep -oE '"pid": *[0-9]+' "$st" | grep -oE '[0-9]+$')
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    # A queued run has no process yet (pid 0, which would name this script's group).
+    [ -n "$pid" ] && [ "$pid" != 0 ] && kill "$pid" 2>/dev/null || true
   done
   rm -rf "$TMP"
 }
@@ -71,7 +72,7 @@ wait_for "shell>"
 tmux send-keys -t "$SESSION" "'$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
 
 step "the Runs pane lists the demo experiments"
-wait_for "Experiments (11)" 20
+wait_for "Experiments (12)" 20
 wait_for "configs ok"
 wait_for "digits-mlp"
 
@@ -82,9 +83,9 @@ key 4; wait_for "No diffusion models to sample yet"
 key 5; wait_for "GRPO experiments (2)"; wait_for "No runs of arithmetic-d3s yet"
 key 6; wait_for "auto picks"; wait_for "Machine"; wait_for "GPUs"
 key 7; wait_for "Log ("; wait_for "logging to"
-key Tab; wait_for "Experiments (11)"
+key Tab; wait_for "Experiments (12)"
 key BTab; wait_for "Log ("
-key 1; wait_for "Experiments (11)"
+key 1; wait_for "Experiments (12)"
 
 step "? opens help listing the keymap, Esc closes it"
 key '?'; wait_for "Keys"; wait_for "quit (runs keep running)"; wait_for "Shift-Tab"
@@ -92,7 +93,7 @@ key Escape; wait_gone "quit (runs keep running)"
 
 step "/ filters the experiment list"
 key /; key d i g i t s; wait_for "Experiments (3)"
-key Escape; wait_for "Experiments (11)"
+key Escape; wait_for "Experiments (12)"
 
 step "a config with a syntax error shows file:line:col, and clears when fixed"
 cat > "$WS/experiments/broken.toml" <<'TOML'
@@ -111,13 +112,13 @@ sed 's/= = 10/= 10/' "$WS/experiments/broken.toml" > "$WS/experiments/.broken.to
 mv "$WS/experiments/.broken.toml.tmp" "$WS/experiments/broken.toml"
 wait_for "configs ok" 5
 wait_gone "broken.toml:7:9"
-wait_for "Experiments (12)"
+wait_for "Experiments (13)"
 
 step "a 20×5 terminal gets a message, and the panes come back"
 tmux resize-window -t "$SESSION" -x 20 -y 5
 wait_for "Terminal too"
 tmux resize-window -t "$SESSION" -x 120 -y 40
-wait_for "Experiments (12)"
+wait_for "Experiments (13)"
 
 # step_of: the step counter of the run shown in the Runs table.
 step_of() { screen | grep -oE '(running|paused) +[0-9]+/1000000' | grep -oE '[0-9]+/' | tr -d / | head -1; }
@@ -169,7 +170,7 @@ run_dir=$(ls -d "$WS"/runs/digits-mlp/*/)
 
 step "Datasets pane: the digits show image samples, the class histogram and their rows"
 tmux send-keys -t "$SESSION" "clear; '$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
-wait_for "Experiments (12)" 20
+wait_for "Experiments (13)" 20
 key 2
 wait_for "Classes: label (10)" 20
 wait_for "Columns (65)"
@@ -230,13 +231,29 @@ wait_for "running" 20
 key Escape
 
 step "the 2-D diffusion toy trains from the Runs pane and exports its model"
-key /; key m o o n s; key Enter
+key /; key m o o n s - d; key Enter
 wait_for "Experiments (1)" 10
 key r
 wait_for "started moons-diffusion/" 5
 wait_for "finished" 120
 moons_dir=$(ls -d "$WS"/runs/moons-diffusion/*/)
 [ -f "$moons_dir/model/unet/config.json" ] || fail "the finished diffusion run exported no model/ folder"
+key Escape
+
+step "W starts the demo sweep: its members wait for the slot and run in turn; a ranks them"
+key /; key m o o n s - s; key Enter
+wait_for "Experiments (1)" 10
+key W
+wait_for "sweep of 6: 1 started, 5 queued" 5
+wait_for "sweep member 6: optim.lr=0.3 seed=1" 10
+key a
+wait_for "Sweep · eval_accuracy (best high)" 10
+wait_for "#6" 300
+[ "$(ls -d "$WS"/runs/moons-sweep/*/ | wc -l)" = 6 ] || fail "the sweep did not make six runs"
+grep -l '"state": "finished"' "$WS"/runs/moons-sweep/*/status.json | wc -l | grep -qx 6 ||
+  fail "not every member finished"
+key a
+wait_gone "Sweep · eval_accuracy" 10
 key Escape
 
 step "Sampler pane: sample the toy with CFG, AG and LinearAG from the same seeds and compare"

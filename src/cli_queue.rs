@@ -90,7 +90,7 @@ pub fn sweep_cmd(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let mut confirmed = args.yes;
     loop {
         match sweep::start(&ws, exp, &source.path, confirmed) {
-            Ok(record) => {
+            Ok((record, _)) => {
                 println!(
                     "sweep {}: {} member(s) of {}; {}",
                     record.id,

@@ -64,13 +64,14 @@ pub fn plan(exp: &Experiment) -> Result<Vec<Overrides>, String> {
     sweep::expand(s)
 }
 
-/// Makes the sweep's record and member folders, and submits them.
+/// Makes the sweep's record and member folders, and submits them; also says how many
+/// started at once.
 pub fn start(
     ws: &Workspace,
     exp: &Experiment,
     file: &Path,
     confirmed: bool,
-) -> Result<Record, Refused> {
+) -> Result<(Record, usize), Refused> {
     let members = plan(exp)?;
     let s = exp.sweep.as_ref().expect("plan checked the sweep");
     if members.len() > s.max_members && !confirmed {
@@ -112,8 +113,11 @@ pub fn start(
     }
     write(&dir, &record)?;
     let dirs: Vec<PathBuf> = record.members.iter().map(|m| m.run.clone()).collect();
-    match super::submit(ws, &dirs, Some(&dir)) {
-        Ok(said) => record.submitted = said.message,
+    let started = match super::submit(ws, &dirs, Some(&dir)) {
+        Ok(said) => {
+            record.submitted = said.message;
+            said.started
+        }
         Err(e) => {
             // Nothing waits for runs that were never handed over; the folders say why.
             for d in &dirs {
@@ -123,9 +127,9 @@ pub fn start(
             write(&dir, &record)?;
             return Err(Refused::Error(e));
         }
-    }
+    };
     write(&dir, &record)?;
-    Ok(record)
+    Ok((record, started))
 }
 
 fn write(dir: &Path, record: &Record) -> Result<(), String> {

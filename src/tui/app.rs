@@ -568,12 +568,14 @@ impl App {
                 .ok_or("the experiment file is gone")?;
             let confirmed = self.confirm_sweep.take().as_deref() == Some(name.as_str());
             match queue::sweep::start(&u.workspace, &exp, &path, confirmed) {
-                Ok(r) => Ok(format!(
-                    "sweep {}: {} members; {} — a shows it ranked",
-                    r.id,
-                    r.members.len(),
-                    r.submitted
-                )),
+                Ok((r, started)) => {
+                    tracing::info!("sweep {}: {}", r.id, r.submitted);
+                    Ok(format!(
+                        "sweep of {}: {started} started, {} queued — a ranks them",
+                        r.members.len(),
+                        r.members.len() - started
+                    ))
+                }
                 Err(queue::sweep::Refused::Confirm { members, max }) => {
                     self.confirm_sweep = Some(name);
                     Err(format!(

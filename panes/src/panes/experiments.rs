@@ -114,6 +114,13 @@ pub(super) fn draw_runs_table(
         .max()
         .unwrap_or(0)
         .max(11);
+    // Runs made in one second (a sweep's) have ids like `20261202-024442-12`.
+    let id_w = runs
+        .iter()
+        .map(|r| r.id.len() as u16)
+        .max()
+        .unwrap_or(0)
+        .max(15);
     let mut widths = if narrow {
         vec![
             Constraint::Length(11),
@@ -122,7 +129,7 @@ pub(super) fn draw_runs_table(
         ]
     } else {
         vec![
-            Constraint::Length(15),
+            Constraint::Length(id_w),
             Constraint::Length(8),
             Constraint::Length(step_w),
             Constraint::Length(6),
@@ -149,6 +156,18 @@ pub(super) fn draw_runs_table(
         area,
         &mut state,
     );
+}
+
+/// The line under the table for the selected run.
+fn note_of(r: &RunRow) -> Option<String> {
+    let member = r
+        .member
+        .map(|m| format!("sweep member {m}: {}", r.overrides));
+    let message = r.message.clone().filter(|m| !m.is_empty());
+    match (member, message) {
+        (Some(a), Some(b)) => Some(format!("{a} · {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The table's last column: the Slurm job, the sweep member's keys, then why it paused,
@@ -265,8 +284,10 @@ pub fn draw_runs(
         } else {
             let table_rows = (runs.len() as u16 + 3).min(right.height / 3).max(4);
             let chosen = run_selected.min(runs.len() - 1);
-            // Why the selected run failed or paused, whole: the table's column is too narrow.
-            let why = runs[chosen].message.as_deref().filter(|m| !m.is_empty());
+            // Why the selected run failed, paused or waits, and a sweep member's keys, whole:
+            // the table's last column is too narrow for them.
+            let why = note_of(runs[chosen]);
+            let why = why.as_deref();
             // As many lines as the words need, up to three.
             let note_rows = why.map_or(0, |w| {
                 let per_line = right.width.saturating_sub(2).max(1) as usize;
@@ -281,10 +302,10 @@ pub fn draw_runs(
             draw_runs_table(frame, table, view, &runs, chosen);
             if let Some(why) = why {
                 let t = &view.theme;
-                let style = if runs[chosen].state == "failed" {
-                    t.error()
-                } else {
-                    t.warn()
+                let style = match runs[chosen].state.as_str() {
+                    "failed" => t.error(),
+                    "paused" => t.warn(),
+                    _ => t.dim(),
                 };
                 frame.render_widget(
                     Paragraph::new(Line::styled(format!(" {why}"), style))
