@@ -277,7 +277,7 @@ pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
                     s.device
                 );
                 // Why a run failed or paused, on a line of its own.
-                let why = matches!(r.state, State::Failed | State::Paused)
+                let why = matches!(r.state, State::Failed | State::Paused | State::Queued)
                     .then(|| r.reason())
                     .flatten();
                 if let Some(why) = why {

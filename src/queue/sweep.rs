@@ -80,6 +80,12 @@ pub fn start(
             max: s.max_members,
         });
     }
+    // What would stop every member at its start (a base model not trained yet, say) stops
+    // the sweep before it makes anything.
+    if let Some(first) = members.first() {
+        let member = sweep::apply(exp, first)?;
+        crate::runs::exec::preflight(ws, &member)?;
+    }
     let dir = new_sweep_dir(&ws.root, exp.name()).map_err(|e| e.to_string())?;
     let id = dir
         .file_name()

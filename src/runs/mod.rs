@@ -259,7 +259,7 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
             .map(|e| e.path())
             .filter(|p| p.join(STATUS).is_file() || p.join(CONFIG).is_file())
             .collect();
-        runs.sort();
+        runs.sort_by_cached_key(|p| id_order(&name_of(p)));
         runs.reverse();
         for dir in runs {
             let status = Status::read(&dir);
@@ -279,6 +279,17 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
         }
     }
     out
+}
+
+/// Run ids in the order they were made: `20261202-024442-10` after `…-9` (a sweep makes
+/// many in one second), and `…-2` after the plain `20261202-024442`.
+fn id_order(id: &str) -> (String, u64) {
+    match id.rsplit_once('-') {
+        Some((base, n)) if base.len() == 15 && n.chars().all(|c| c.is_ascii_digit()) => {
+            (base.to_string(), n.parse().unwrap_or(0))
+        }
+        _ => (id.to_string(), 1),
+    }
 }
 
 fn name_of(p: &Path) -> String {
@@ -389,6 +400,28 @@ mod tests {
         let (state, why) = status("elsewhere".into(), 1, 600.0).liveness();
         assert_eq!(state, State::Failed);
         assert!(why.unwrap().contains("no heartbeat from elsewhere"));
+    }
+
+    #[test]
+    fn runs_made_in_one_second_keep_their_order() {
+        let mut ids = vec![
+            "20261202-024442-10",
+            "20261202-024443",
+            "20261202-024442-2",
+            "20261202-024442",
+            "20261202-024442-9",
+        ];
+        ids.sort_by_cached_key(|id| id_order(id));
+        assert_eq!(
+            ids,
+            [
+                "20261202-024442",
+                "20261202-024442-2",
+                "20261202-024442-9",
+                "20261202-024442-10",
+                "20261202-024443"
+            ]
+        );
     }
 
     #[test]
