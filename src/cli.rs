@@ -141,6 +141,22 @@ fn check(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
             println!("{}: note: not ready to run yet: {e}", file.display());
             continue;
         }
+        if let Some(s) = &exp.sweep {
+            let more = if s.size() > s.max_members {
+                format!(
+                    ", more than its max_members = {}: descent sweep asks first",
+                    s.max_members
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "{}: note: [sweep] makes {} member(s){more}; see them with descent sweep {} --dry-run",
+                file.display(),
+                s.size(),
+                exp.name()
+            );
+        }
         match crate::runs::exec::memory_warning(&ws, exp, file) {
             Ok(Some(w)) => println!("{w}"),
             Ok(None) => {}

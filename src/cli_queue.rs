@@ -75,7 +75,7 @@ pub fn sweep_cmd(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let s = exp.sweep.as_ref().expect("plan checked the sweep");
     if args.dry_run {
         println!(
-            "{}: {} member(s), ranked by {} ({:?}); executor {:?}",
+            "{}: {} member(s), ranked by {} ({}); executor {}",
             exp.name(),
             members.len(),
             s.metric,
@@ -158,7 +158,7 @@ pub fn sweeps_cmd(args: SweepsArgs) -> anyhow::Result<ExitCode> {
         .find(|r| r.id == id)
         .with_context(|| format!("no sweep {id:?} in {}", ws.root.join(sweep::DIR).display()))?;
     println!(
-        "sweep {} of {} — ranked by {} ({:?})",
+        "sweep {} of {} — ranked by {} ({})",
         r.id, r.experiment, r.metric, r.goal
     );
     println!(
@@ -258,7 +258,7 @@ fn list(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let all = runs::list_runs(&ws.settings.runs_path(&ws.root));
     let info = |d: &Path| all.iter().find(|r| r.dir == d);
     println!(
-        "executor {:?}; dispatcher {}",
+        "executor {}; local dispatcher {}",
         ws.settings.executor,
         if local::dispatcher_running(&ws.root) {
             "running"

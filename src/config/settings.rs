@@ -31,6 +31,15 @@ pub enum Executor {
     Slurm,
 }
 
+impl std::fmt::Display for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Executor::Local => "local",
+            Executor::Slurm => "slurm",
+        })
+    }
+}
+
 /// `[queue]`: the slots of this machine's queue.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

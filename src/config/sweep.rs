@@ -64,6 +64,15 @@ pub enum Goal {
     Max,
 }
 
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Goal::Min => "lower is better",
+            Goal::Max => "higher is better",
+        })
+    }
+}
+
 /// The metrics a sweep can rank by: the final values every run's status records.
 pub const METRICS: &[&str] = &["eval_loss", "eval_accuracy", "loss"];
 

@@ -98,7 +98,7 @@ pub fn start(
         created: runs::now(),
         metric: s.metric.clone(),
         goal: s.goal(),
-        executor: format!("{:?}", ws.settings.executor).to_lowercase(),
+        executor: ws.settings.executor.to_string(),
         submitted: String::new(),
         members: Vec::new(),
     };
@@ -145,25 +145,7 @@ fn write(dir: &Path, record: &Record) -> Result<(), String> {
 }
 
 fn new_sweep_dir(root: &Path, experiment: &str) -> std::io::Result<PathBuf> {
-    let base = format!(
-        "{experiment}-{}",
-        chrono::Local::now().format("%Y%m%d-%H%M%S")
-    );
-    let parent = root.join(DIR);
-    std::fs::create_dir_all(&parent)?;
-    for n in 1.. {
-        let id = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        match std::fs::create_dir(parent.join(&id)) {
-            Ok(()) => return Ok(parent.join(id)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    unreachable!()
+    runs::new_dated_dir(&root.join(DIR), &format!("{experiment}-"))
 }
 
 /// The sweeps of a workspace, newest first; unreadable records are skipped with a warning.

@@ -340,16 +340,21 @@ pub fn find_run_or_newest(runs_dir: &Path, name: &str) -> Result<PathBuf, String
 
 /// A fresh, unused run id from the local time, e.g. `20261128-142501`.
 pub fn new_run_dir(runs_dir: &Path, experiment: &str) -> std::io::Result<PathBuf> {
-    let base = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
-    let exp_dir = runs_dir.join(experiment);
-    std::fs::create_dir_all(&exp_dir)?;
+    new_dated_dir(&runs_dir.join(experiment), "")
+}
+
+/// A new folder in `parent` named `PREFIX` and the local time, with `-2`, `-3`, … when
+/// others were made in the same second (run folders, sweep folders).
+pub fn new_dated_dir(parent: &Path, prefix: &str) -> std::io::Result<PathBuf> {
+    let base = format!("{prefix}{}", chrono::Local::now().format("%Y%m%d-%H%M%S"));
+    std::fs::create_dir_all(parent)?;
     for n in 1.. {
         let id = if n == 1 {
             base.clone()
         } else {
             format!("{base}-{n}")
         };
-        let dir = exp_dir.join(&id);
+        let dir = parent.join(&id);
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

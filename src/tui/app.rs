@@ -716,7 +716,10 @@ impl App {
         self.view.sweep = Some(descent_panes::SweepView {
             id,
             metric: record.metric.clone(),
-            goal: format!("{:?}", record.goal).to_lowercase(),
+            goal: match record.goal {
+                crate::config::sweep::Goal::Min => "min".into(),
+                crate::config::sweep::Goal::Max => "max".into(),
+            },
             summary,
             rows: ranked
                 .into_iter()

@@ -63,13 +63,7 @@ pub(super) fn draw_runs_table(
     let rows: Vec<Row> = runs
         .iter()
         .map(|r| {
-            let style = match r.state.as_str() {
-                "failed" => t.error(),
-                "paused" => t.warn(),
-                "running" | "starting" => t.ok(),
-                "queued" => t.dim(),
-                _ => t.base(),
-            };
+            let style = state_style(t, &r.state);
             let id = if narrow && r.id.len() == 15 {
                 r.id[4..].to_string()
             } else {
@@ -156,6 +150,17 @@ pub(super) fn draw_runs_table(
         area,
         &mut state,
     );
+}
+
+/// How a run's state is coloured wherever runs are listed.
+pub(super) fn state_style(t: &crate::Theme, state: &str) -> ratatui::style::Style {
+    match state {
+        "failed" => t.error(),
+        "paused" => t.warn(),
+        "running" | "starting" => t.ok(),
+        "queued" => t.dim(),
+        _ => t.base(),
+    }
 }
 
 /// The line under the table for the selected run.

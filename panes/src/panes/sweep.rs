@@ -22,13 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, s: &SweepView) {
         .rows
         .iter()
         .map(|r| {
-            let style = match r.state.as_str() {
-                "failed" => t.error(),
-                "paused" => t.warn(),
-                "running" | "starting" => t.ok(),
-                "queued" => t.dim(),
-                _ => t.base(),
-            };
+            let style = super::experiments::state_style(t, &r.state);
             let mut cells = vec![
                 Cell::from(r.rank.map_or("-".into(), |k| format!("#{k}"))),
                 Cell::from(r.member.to_string()),
