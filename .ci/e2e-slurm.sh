@@ -16,7 +16,7 @@ cleanup() {
   tmux kill-session -t "$SESSION" 2>/dev/null || true
   scancel --user="$(id -un)" 2>/dev/null || true
   "$ROOT/.ci/slurm-down.sh" "$SLURM_BASE"
-  rm -rf "$TMP"
+  rm -rf "$TMP" || true
 }
 trap cleanup EXIT
 
