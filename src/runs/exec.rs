@@ -550,6 +550,8 @@ struct Run<'a> {
     source: PathBuf,
     /// The keys this run sets otherwise than the file (a sweep member's).
     overrides: config::sweep::Overrides,
+    /// The experiment file as last read, so an unchanged file is not parsed again.
+    config_text: Option<String>,
     controls: control::Reader,
     last_heartbeat: Instant,
     last_config_check: Option<Instant>,
@@ -648,6 +650,7 @@ pub fn execute(
         exp,
         source: source.path,
         overrides,
+        config_text: None,
         last_heartbeat: Instant::now(),
         last_config_check: None,
         reported_restart: None,
@@ -841,6 +844,11 @@ impl Run<'_> {
         let Ok(text) = config::read_text(&path) else {
             return;
         };
+        // Parsing checks a [sweep]'s every member: only worth it when the file changed.
+        if self.config_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        self.config_text = Some(text.clone());
         let Ok(new) = Experiment::parse(&path, &text) else {
             return;
         };
