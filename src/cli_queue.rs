@@ -1,6 +1,5 @@
 //! The queue and sweep subcommands: `sweep`, `sweeps`, `queue`, and `run --queue`.
 
-use crate::config::Executor;
 use crate::queue::{self, local, slurm, sweep};
 use crate::runs::control::{self, Command as Ctl};
 use crate::runs::exec::Source;
@@ -326,14 +325,14 @@ pub fn cancel(ws: &Workspace, dir: &Path) -> Result<String, String> {
     let job = Job::read(dir)?;
     let state = s.effective_state();
     if state == State::Queued {
-        return match (&job, ws.settings.executor) {
-            (Some(j), _) => {
+        return match &job {
+            Some(j) => {
                 let id = j.slurm_id();
                 slurm::cancel(&id)?;
                 queue::mark_cancelled(dir, &format!("cancelled while pending in Slurm ({id})"))?;
                 Ok(format!("scancel {id}: cancelled before it started"))
             }
-            (None, Executor::Local | Executor::Slurm) => {
+            None => {
                 if local::cancel(&ws.root, dir)? {
                     Ok("cancelled; it had not started".into())
                 } else {

@@ -27,11 +27,6 @@ use std::path::{Path, PathBuf};
 
 pub const DIR: &str = "queue";
 
-/// The queue's folder in a workspace.
-pub fn dir(ws: &Workspace) -> PathBuf {
-    ws.root.join(DIR)
-}
-
 /// A run to be made: the experiment as the member will run it, and how it was asked for.
 pub struct Request<'a> {
     pub experiment: &'a Experiment,

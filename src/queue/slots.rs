@@ -30,14 +30,6 @@ pub enum Wait {
     Never(String),
 }
 
-impl Wait {
-    pub fn message(&self) -> &str {
-        match self {
-            Wait::Busy(m) | Wait::Never(m) => m,
-        }
-    }
-}
-
 /// The machine as the queue sees it.
 pub struct Machine<'a> {
     pub cores: usize,

@@ -200,8 +200,6 @@ pub struct JobState {
     pub state: String,
     /// Why it waits (`Priority`, `Resources`), or the node it runs on.
     pub detail: String,
-    /// Which command said so.
-    pub source: &'static str,
 }
 
 impl JobState {
@@ -229,7 +227,6 @@ pub fn parse_squeue(text: &str) -> HashMap<String, JobState> {
                 JobState {
                     state: state.to_string(),
                     detail,
-                    source: "squeue",
                 },
             ))
         })
@@ -263,7 +260,6 @@ pub fn states(ids: &[String]) -> Result<HashMap<String, JobState>, String> {
                         // `CANCELLED by 0` → `CANCELLED`.
                         state: state.split_whitespace().next().unwrap_or("").to_string(),
                         detail: String::new(),
-                        source: "sacct",
                     },
                 );
             }
@@ -284,7 +280,6 @@ pub fn states(ids: &[String]) -> Result<HashMap<String, JobState>, String> {
                 JobState {
                     state: state.to_string(),
                     detail: String::new(),
-                    source: "scontrol",
                 },
             );
         }

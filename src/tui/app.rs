@@ -74,6 +74,8 @@ pub struct App {
     sweep_on: bool,
     /// The experiment whose large sweep waits for a second `W`.
     confirm_sweep: Option<String>,
+    /// The sweep view's record, read once per sweep (it is written once, when made).
+    sweep_record: Option<queue::sweep::Record>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +124,7 @@ impl App {
             jobs_wake: None,
             sweep_on: false,
             confirm_sweep: None,
+            sweep_record: None,
         }
     }
 
@@ -676,7 +679,6 @@ impl App {
             let wake = wake.clone();
             self.jobs.follow(follow, move || wake());
         }
-        self.refresh_sweep_view();
     }
 
     fn refresh_sweep_view(&mut self) {
@@ -684,25 +686,31 @@ impl App {
         if !self.sweep_on || self.view.pane != Pane::Runs {
             return;
         }
-        let (Some(r), Some(u)) = (self.selected_run_info(), self.update.as_ref()) else {
+        let Some(r) = self.selected_run_info() else {
             return;
         };
+        let selected = r.dir.clone();
         let Some(id) = r.launch.as_ref().and_then(|l| l.sweep.clone()) else {
             return;
         };
-        let path = u
-            .workspace
-            .root
-            .join(queue::sweep::DIR)
-            .join(&id)
-            .join(queue::sweep::RECORD);
-        let Some(record) = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<queue::sweep::Record>(&b).ok())
-        else {
+        let Some(u) = self.update.as_ref() else {
             return;
         };
-        let ranked = queue::sweep::rank(&record, &u.inventory.runs);
+        if self.sweep_record.as_ref().is_none_or(|r| r.id != id) {
+            let path = u
+                .workspace
+                .root
+                .join(queue::sweep::DIR)
+                .join(&id)
+                .join(queue::sweep::RECORD);
+            self.sweep_record = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+        }
+        let Some(record) = &self.sweep_record else {
+            return;
+        };
+        let ranked = queue::sweep::rank(record, &u.inventory.runs);
         let count = |f: &dyn Fn(runs::State) -> bool| ranked.iter().filter(|m| f(m.state)).count();
         let summary = format!(
             "{} members: {} finished, {} running, {} queued, {} failed",
@@ -712,7 +720,6 @@ impl App {
             count(&|s| s == runs::State::Queued),
             count(&|s| s == runs::State::Failed),
         );
-        let selected = r.dir.clone();
         self.view.sweep = Some(descent_panes::SweepView {
             id,
             metric: record.metric.clone(),
