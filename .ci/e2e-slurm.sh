@@ -5,6 +5,10 @@
 # the jobs and Slurm's states, and sbatch's own refusal shown. Usage: .ci/e2e-slurm.sh BIN
 set -euo pipefail
 
+# has ARGS…: grep -q ARGS over the whole of stdin. Read it all first: under pipefail, grep -q
+# quits at its first match and a writer still writing dies of SIGPIPE, failing the pipeline.
+has() { local text; text=$(cat); grep -q "$@" <<<"$text"; }
+
 BIN=$(realpath "$1")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
@@ -82,8 +86,8 @@ TOML
 step "descent sweep submits the members as one job array"
 out=$("$BIN" sweep lr -w "$WS") || fail "descent sweep failed: $out"
 echo "$out"
-echo "$out" | grep -q "submitted to Slurm as job array" || fail "no job array: $out"
-sweep_id=$(echo "$out" | head -1 | awk '{print $2}' | tr -d :)
+echo "$out" | has "submitted to Slurm as job array" || fail "no job array: $out"
+sweep_id=$(echo "$out" | sed -n 1p | awk '{print $2}' | tr -d :)
 job=$(echo "$out" | grep -oE 'job array [0-9]+' | grep -oE '[0-9]+')
 [ "$(squeue -h -r -j "$job" | wc -l)" -ge 1 ] || fail "squeue does not know job $job"
 members=("$WS"/runs/lr/*/)
@@ -106,7 +110,7 @@ step_past() { [ "$(step_of "$1")" -gt "$2" ]; }
 step "the TUI shows the runs' jobs and what Slurm says of them"
 tmux new-session -d -s "$SESSION" -x 160 -y 40 "SLURM_CONF=$SLURM_CONF '$BIN' '$WS'"
 screen() { tmux capture-pane -p -t "$SESSION"; }
-tui_shows() { screen | grep -qF -- "$1"; }
+tui_shows() { screen | has -F -- "$1"; }
 until_ok 60 tui_shows "slurm ${job}_"
 until_ok 60 tui_shows "RUNNING (on "
 tmux send-keys -t "$SESSION" a
@@ -128,7 +132,7 @@ stopped_at=$(step_of "$long")
 
 step "submitted again, it resumes from its checkpoint in a new job"
 out=$("$BIN" run --resume "$long" --queue -w "$WS") || fail "resubmitting failed: $out"
-echo "$out" | grep -q "submitted to Slurm as job" || fail "not resubmitted: $out"
+echo "$out" | has "submitted to Slurm as job" || fail "not resubmitted: $out"
 until_ok 120 grep -q '"event":"resume"' "$long/events.jsonl"
 until_ok 120 state_is "$long" running
 resumed=$(grep '"event":"resume"' "$long/events.jsonl" | tail -1 | grep -oE 'from step [0-9]+' | grep -oE '[0-9]+')
@@ -137,7 +141,7 @@ resumed=$(grep '"event":"resume"' "$long/events.jsonl" | tail -1 | grep -oE 'fro
 until_ok 60 step_past "$long" "$stopped_at"
 
 step "descent queue lists the jobs; cancelling the sweep stops its runs and their jobs"
-"$BIN" queue -w "$WS" | grep -qE "slurm [0-9_]+ RUNNING" || fail "descent queue shows no running job"
+"$BIN" queue -w "$WS" | has -E "slurm [0-9_]+ RUNNING" || fail "descent queue shows no running job"
 "$BIN" queue cancel "$sweep_id" -w "$WS" || fail "descent queue cancel failed"
 for n in 2 4; do
   d=$(member_dir $n)
@@ -146,12 +150,12 @@ for n in 2 4; do
 done
 no_jobs() { [ -z "$(squeue -h)" ]; }
 until_ok 60 no_jobs
-"$BIN" sweeps "$sweep_id" -w "$WS" | grep -qE "^ +1 " || fail "the ranking has no first member"
+"$BIN" sweeps "$sweep_id" -w "$WS" | has -E "^ +1 " || fail "the ranking has no first member"
 
 step "sbatch refusing shows its own message, and the run says it was not submitted"
 sed -i 's/^partition = "debug"$/partition = "nosuch"/' "$WS/descent.toml"
 if out=$("$BIN" run lr --queue -w "$WS" 2>&1); then fail "a bad partition was accepted: $out"; fi
-echo "$out" | grep -qi "invalid partition" || fail "sbatch's message is not shown: $out"
+echo "$out" | has -i "invalid partition" || fail "sbatch's message is not shown: $out"
 newest=$(ls -d "$WS"/runs/lr/*/ | sort | tail -1)
 state_is "$newest" failed && grep -q "not submitted: sbatch refused" "$newest/status.json" ||
   fail "the refused run does not say it was not submitted"

@@ -4,6 +4,10 @@
 # quit. Usage: .ci/e2e-tui.sh PATH/TO/descent
 set -euo pipefail
 
+# has ARGS…: grep -q ARGS over the whole of stdin. Read it all first: under pipefail, grep -q
+# quits at its first match and a writer still writing dies of SIGPIPE, failing the pipeline.
+has() { local text; text=$(cat); grep -q "$@" <<<"$text"; }
+
 BIN=$(realpath "$1")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
@@ -45,7 +49,7 @@ fail() {
 # wait_for TEXT [SECONDS]: until TEXT is on screen.
 wait_for() {
   local deadline=$((SECONDS + ${2:-10}))
-  until screen | grep -qF -- "$1"; do
+  until screen | has -F -- "$1"; do
     ((SECONDS < deadline)) || fail "did not see '$1'"
     sleep 0.2
   done
@@ -54,7 +58,7 @@ wait_for() {
 # wait_gone TEXT [SECONDS]: until TEXT is no longer on screen.
 wait_gone() {
   local deadline=$((SECONDS + ${2:-10}))
-  while screen | grep -qF -- "$1"; do
+  while screen | has -F -- "$1"; do
     ((SECONDS < deadline)) || fail "'$1' stayed on screen"
     sleep 0.2
   done
@@ -121,7 +125,7 @@ tmux resize-window -t "$SESSION" -x 120 -y 40
 wait_for "Experiments (13)"
 
 # step_of: the step counter of the run shown in the Runs table.
-step_of() { screen | grep -oE '(running|paused) +[0-9]+/1000000' | grep -oE '[0-9]+/' | tr -d / | head -1; }
+step_of() { screen | grep -oE '(running|paused) +[0-9]+/1000000' | grep -oE '[0-9]+/' | tr -d / | sed -n 1p; }
 
 step "r starts the digits experiment; the step counter and the loss chart move"
 key /; key d i g i t s - m l p; key Enter
@@ -156,17 +160,17 @@ key q
 wait_for "descent exited with 0"
 [ "$(tmux display-message -p -t "$SESSION" '#{alternate_on}')" = "0" ] ||
   fail "the terminal was left in the alternate screen"
-screen | grep -qF "Experiments (" && fail "the TUI's screen was not cleared away"
+screen | has -F "Experiments (" && fail "the TUI's screen was not cleared away"
 
 step "the run kept going after the TUI closed"
 runs_line() { "$BIN" runs -w "$WS" | grep digits-mlp; }
-runs_line | grep -q running || fail "descent runs does not show the run running: $(runs_line)"
+runs_line | has running || fail "descent runs does not show the run running: $(runs_line)"
 a=$(runs_line | grep -oE '[0-9]+/1000000' | cut -d/ -f1); sleep 2
 b=$(runs_line | grep -oE '[0-9]+/1000000' | cut -d/ -f1)
 [ "$b" -gt "$a" ] || fail "the run stopped stepping after the TUI quit ($a → $b)"
 run_dir=$(ls -d "$WS"/runs/digits-mlp/*/)
-"$BIN" ctl "$run_dir" stop | grep -q "acknowledged" || fail "ctl stop was not acknowledged"
-"$BIN" runs -w "$WS" | grep digits-mlp | grep -q stopped || fail "the run did not stop"
+"$BIN" ctl "$run_dir" stop | has "acknowledged" || fail "ctl stop was not acknowledged"
+"$BIN" runs -w "$WS" | grep digits-mlp | has stopped || fail "the run did not stop"
 
 step "Datasets pane: the digits show image samples, the class histogram and their rows"
 tmux send-keys -t "$SESSION" "clear; '$BIN' '$WS'; echo \"descent exited with \$?\"" Enter
@@ -175,7 +179,7 @@ key 2
 wait_for "Classes: label (10)" 20
 wait_for "Columns (65)"
 wait_for "Rows 0–19"
-screen | grep -q "▀\|▄" || fail "no half-block image samples on the Datasets pane"
+screen | has "▀\|▄" || fail "no half-block image samples on the Datasets pane"
 key J; wait_for "Rows 20–39" 10
 key L; wait_for "from 5; H/L scroll" 10
 
@@ -191,8 +195,8 @@ step "iris shows its numbers as written and its column names whole"
 key /; key i r i s; key Enter
 wait_for "Datasets (1)" 10
 wait_for "sepal length (cm)" 20
-screen | grep -q "5\.1 " || fail "iris's 5.1 is not shown as 5.1"
-screen | grep -q "5\.0999" && fail "iris's 5.1 is shown as its f64 expansion"
+screen | has "5\.1 " || fail "iris's 5.1 is not shown as 5.1"
+screen | has "5\.0999" && fail "iris's 5.1 is shown as its f64 expansion"
 key Escape
 wait_for "Datasets (10)" 10
 
@@ -200,7 +204,7 @@ step "the generated arithmetic corpus browses as prompt/completion rows"
 key /; key a r i t h m e t i c; key Enter
 wait_for "Datasets (1)" 10
 wait_for "completion" 20
-screen | grep -qE "[0-9]+\+[0-9]+" || fail "no sums among the corpus rows"
+screen | has -E "[0-9]+\+[0-9]+" || fail "no sums among the corpus rows"
 key Escape
 wait_for "Datasets (10)" 10
 
@@ -227,7 +231,7 @@ wait_for "failed"
 key R
 wait_for "resumed digits-mlp/" 5
 wait_for "running" 20
-"$BIN" ctl "$run_dir" stop | grep -q "acknowledged" || fail "ctl stop was not acknowledged"
+"$BIN" ctl "$run_dir" stop | has "acknowledged" || fail "ctl stop was not acknowledged"
 key Escape
 
 step "the 2-D diffusion toy trains from the Runs pane and exports its model"
@@ -250,7 +254,7 @@ key a
 wait_for "Sweep · eval_accuracy (best high)" 10
 wait_for "#6" 300
 [ "$(ls -d "$WS"/runs/moons-sweep/*/ | wc -l)" = 6 ] || fail "the sweep did not make six runs"
-grep -l '"state": "finished"' "$WS"/runs/moons-sweep/*/status.json | wc -l | grep -qx 6 ||
+grep -l '"state": "finished"' "$WS"/runs/moons-sweep/*/status.json | wc -l | has -x 6 ||
   fail "not every member finished"
 key a
 wait_gone "Sweep · eval_accuracy" 10
@@ -271,7 +275,7 @@ screen | grep -E "^.*│cfg +6400 +100\.0" >/dev/null || fail "the CFG row does 
 screen | grep -E "│ag +[0-9]+ +[0-9.]+ +-[0-9]+%" >/dev/null || fail "the AG row shows no NFE saving against CFG"
 screen | grep -E "│linear-ag +[0-9]+" >/dev/null || fail "no LinearAG row"
 wait_for "cos(ε_c, ε_u) per step"
-job=$(ls -d "$WS"/samples/*/ | head -1)
+job=$(ls -d "$WS"/samples/*/ | sed -n 1p)
 [ -f "$job/cfg/scatter.png" ] && [ -f "$job/ag/points.csv" ] || fail "the job folder lacks its files"
 
 step "Sampler pane: a Stable Diffusion pipeline opened by path samples a typed prompt"
@@ -295,9 +299,9 @@ wait_for "· finished" 120
 # 4 samples × 10 steps × 2 passes for CFG.
 screen | grep -E "│cfg +80 +20\.0" >/dev/null || fail "the CFG row does not show 80 NFEs"
 screen | grep -E "│ag +[0-9]+" >/dev/null || fail "no AG row for the pipeline"
-sd_job=$(ls -d "$WS"/samples/*tiny-sd*/ | head -1)
+sd_job=$(ls -d "$WS"/samples/*tiny-sd*/ | sed -n 1p)
 [ -f "$sd_job/cfg/sample-0003.png" ] || fail "the pipeline's job wrote no PNGs"
-screen | grep -q "▀\|▄" || fail "no half-block images of the pipeline's samples"
+screen | has "▀\|▄" || fail "no half-block images of the pipeline's samples"
 
 step "Checkpoints pane: T sends a message to a language-model folder and the reply streams in"
 "$(dirname "$BIN")/examples/tiny_lm" "$TMP/tiny-lm" || fail "could not write the tiny language model"
@@ -319,7 +323,7 @@ wait_for "running" 60
 wait_for "tok/s" 60
 wait_for "╭ loss" 20
 key c
-lm_run=$(ls -d "$WS"/runs/arithmetic-lm/*/ | head -1)
+lm_run=$(ls -d "$WS"/runs/arithmetic-lm/*/ | sed -n 1p)
 for _ in $(seq 1 60); do
   ls "$lm_run"checkpoints/step-*/tokenizer.json >/dev/null 2>&1 && break
   sleep 1
@@ -334,7 +338,7 @@ tmux send-keys -t "$SESSION" "37+45"; key Enter
 wait_for "you  37+45" 10
 wait_for "· done, chat template" 60
 key Escape
-"$BIN" ctl "$lm_run" stop | grep -q "acknowledged" || fail "ctl stop of the pretraining run was not acknowledged"
+"$BIN" ctl "$lm_run" stop | has "acknowledged" || fail "ctl stop of the pretraining run was not acknowledged"
 
 step "the demo GRPO experiment starts from the RL pane; the reward chart and a rollout show"
 # The demo starts from arithmetic-lm's step 750, which the pretraining run above, stopped
@@ -351,14 +355,14 @@ wait_for "╭ reward"
 wait_for "held-out accuracy"
 wait_for "prompt 1/8"
 wait_for "answer "
-screen | grep -qE "^│.*│ +1 [●○] +-?[0-9]+\.[0-9]+ +[-+][0-9]+\.[0-9]+ " || fail "no completion row with its reward and advantage"
+screen | has -E "^│.*│ +1 [●○] +-?[0-9]+\.[0-9]+ +[-+][0-9]+\.[0-9]+ " || fail "no completion row with its reward and advantage"
 key L; wait_for "prompt 2/8" 10
-grpo_run=$(ls -d "$WS"/runs/arithmetic-grpo/*/ | head -1)
+grpo_run=$(ls -d "$WS"/runs/arithmetic-grpo/*/ | sed -n 1p)
 for _ in $(seq 1 60); do
   [ "$(wc -l < "$grpo_run/rollouts.jsonl")" -ge 2 ] && break
   sleep 1
 done
-"$BIN" ctl "$grpo_run" stop | grep -q "acknowledged" || fail "ctl stop of the GRPO run was not acknowledged"
+"$BIN" ctl "$grpo_run" stop | has "acknowledged" || fail "ctl stop of the GRPO run was not acknowledged"
 wait_for "stopped" 30
 # With the log still, K steps back from the newest step and J returns to following it
 # ("live").

@@ -4,6 +4,11 @@
 # Installs Slurm and munge from the distribution's packages when they are missing.
 # Prints the environment to source (SLURM_CONF) on its last line. Stop with slurm-down.sh.
 set -euo pipefail
+
+# has ARGS…: grep -q ARGS over the whole of stdin. Read it all first: under pipefail, grep -q
+# quits at its first match and a writer still writing dies of SIGPIPE, failing the pipeline.
+has() { local text; text=$(cat); grep -q "$@" <<<"$text"; }
+
 base=${1:-/tmp/descent-slurm}
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
@@ -60,7 +65,7 @@ export SLURM_CONF=$base/slurm.conf
 slurmctld -f "$SLURM_CONF"
 slurmd -f "$SLURM_CONF"
 for _ in $(seq 60); do
-  if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+  if sinfo -h -o '%T' 2>/dev/null | has -E '^(idle|mixed|allocated)'; then
     echo "export SLURM_CONF=$SLURM_CONF"
     exit 0
   fi
