@@ -1,6 +1,7 @@
 //! Language models on tiny random configurations written in the Hugging Face layout: each
 //! family's logits against candle-transformers' inference implementation, and batched
-//! KV-cached generation against uncached greedy decoding of each prompt alone.
+//! KV-cached generation (its logits and its tokens) against the uncached forward pass and
+//! greedy decoding of each prompt alone.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -145,6 +146,74 @@ fn batched_cached_generation_equals_greedy_decoding_of_each_prompt_alone() {
                     .all(|&h| h >= 0.0 && h <= (97f32).ln() + 1e-4)
             );
         }
+    }
+}
+
+/// Decoding with a cache takes other kernels (candle's fused RMSNorm, RoPE and softmax, the
+/// few-rows product): its logits, prompt then one new token per row, against the training
+/// path's on the whole sequence.
+#[test]
+fn cached_decoding_logits_match_the_uncached_forward_pass() {
+    for (name, cfg) in configs() {
+        let tmp = tempfile::tempdir().unwrap();
+        lm::write_random(tmp.path(), &cfg).unwrap();
+        let model = lm::open(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+        let dev = Device::Cpu;
+        let rows: Vec<Vec<u32>> = vec![vec![1, 5, 17, 30, 8], vec![1, 40, 2, 9, 13]];
+        let b = rows.len();
+        let (t, valid) = (rows[0].len(), vec![vec![true; rows[0].len()]; b]);
+        let pos = |from: u32, n: usize| {
+            Tensor::arange(from, from + n as u32, &dev)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap()
+                .repeat((b, 1))
+                .unwrap()
+        };
+        let ids = |from: usize, n: usize| {
+            let v: Vec<u32> = rows
+                .iter()
+                .flat_map(|r| r[from..from + n].to_vec())
+                .collect();
+            Tensor::from_vec(v, (b, n), &dev).unwrap()
+        };
+        let mut cache = lm::model::KvCache::default();
+        let mask = causal_mask(&valid, 0, t - 1, &dev).unwrap();
+        model
+            .forward(&ids(0, t - 1), &pos(0, t - 1), &mask, Some(&mut cache))
+            .unwrap();
+        let mask = causal_mask(&valid, t - 1, 1, &dev).unwrap();
+        let h = model
+            .forward(
+                &ids(t - 1, 1),
+                &pos(t as u32 - 1, 1),
+                &mask,
+                Some(&mut cache),
+            )
+            .unwrap();
+        let cached: Vec<f32> = model
+            .next_logits(&h)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let mask = causal_mask(&valid, 0, t, &dev).unwrap();
+        let h = model.forward(&ids(0, t), &pos(0, t), &mask, None).unwrap();
+        let full: Vec<f32> = model
+            .logits(&h.narrow(1, t - 1, 1).unwrap())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(cached.len(), b * 97, "{name}");
+        let diff = cached
+            .iter()
+            .zip(&full)
+            .map(|(a, c)| (a - c).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "{name}: cached logits differ by {diff}");
     }
 }
 

@@ -4,7 +4,7 @@
 //! entropy of every generated token (what GRPO needs).
 
 use super::model::{KvCache, Transformer, causal_mask};
-use candle_core::{D, DType, Result, Tensor};
+use candle_core::{D, DType, Device, Result, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -129,6 +129,17 @@ fn choose(logits: &[f32], s: &Sampling, rng: &mut ChaCha8Rng) -> (u32, f32, f32)
 
 /// Continues every prompt; `on_token(row, token)` sees each token as it is chosen and
 /// returns true to end that row there (a stop string, say).
+/// Runs `f`, one decoding step, on a worker of rayon's pool when on the CPU: the step's
+/// few hundred parallel ops are then queued locally rather than each injected from outside
+/// with this thread parked until it ends (1.1× tokens/s at batch 1 and 8 on 2 cores).
+fn on_worker<R: Send>(dev: &Device, f: impl FnOnce() -> R + Send) -> R {
+    if dev.is_cpu() {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
+}
+
 pub fn generate(
     model: &Transformer,
     prompts: &[Vec<u32>],
@@ -178,11 +189,10 @@ pub fn generate(
     for _ in 0..s.max_new_tokens {
         let t = step_ids.dim(1)?;
         let mask = causal_mask(&valid, cache.len(), t, &dev)?;
-        let hidden = model.forward(&step_ids, &step_pos, &mask, Some(&mut cache))?;
-        let logits: Vec<Vec<f32>> = model
-            .next_logits(&hidden)?
-            .to_dtype(DType::F32)?
-            .to_vec2()?;
+        let logits: Vec<Vec<f32>> = on_worker(&dev, || {
+            let hidden = model.forward(&step_ids, &step_pos, &mask, Some(&mut cache))?;
+            model.next_logits(&hidden)?.to_dtype(DType::F32)?.to_vec2()
+        })?;
         let mut new_ids = Vec::with_capacity(n);
         for r in 0..n {
             if out[r].stopped {

@@ -73,57 +73,17 @@ pub struct Transformer {
     device: Device,
 }
 
-fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+/// RMSNorm over the last dim. Generation (`fused`) takes candle's fused kernel, which
+/// records no gradient; training the primitive ops, which do.
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, fused: bool) -> Result<Tensor> {
+    if fused {
+        return candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32);
+    }
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
     let y = x.broadcast_div(&(ms + eps)?.sqrt()?)?;
     y.to_dtype(dtype)?.broadcast_mul(w)
-}
-
-/// Rows at most for which decoding takes the weights on the left of gemm.
-const DECODE_ROWS: usize = 16;
-
-/// `x·Wᵀ` for one row of f32 on the CPU: each weight row read once, in parallel blocks. At
-/// one row gemm's packing of the weight matrix costs more than the arithmetic (decoding one
-/// sequence ran 1.1-1.3× faster this way on 2 cores). Records no gradient: only generation
-/// (a KV cache present) calls it.
-fn stream_row(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
-    use candle_core::{CpuStorage, Storage};
-    use rayon::prelude::*;
-    let (out_dim, in_dim) = w.dims2()?;
-    let x = x.contiguous()?;
-    let (ws, wl) = w.storage_and_layout();
-    let (xs, xl) = x.storage_and_layout();
-    let (Storage::Cpu(CpuStorage::F32(wd)), Storage::Cpu(CpuStorage::F32(xd))) = (&*ws, &*xs)
-    else {
-        return Ok(None);
-    };
-    let (Some((w0, w1)), Some((x0, x1))) = (wl.contiguous_offsets(), xl.contiguous_offsets())
-    else {
-        return Ok(None);
-    };
-    let (wd, xr) = (&wd[w0..w1], &xd[x0..x1]);
-    let mut y = vec![0f32; out_dim];
-    y.par_chunks_mut(64).enumerate().for_each(|(bi, out)| {
-        crate::simd::widest(|| {
-            let (xc, xt) = xr.as_chunks::<8>();
-            for (j, o) in out.iter_mut().enumerate() {
-                let r = bi * 64 + j;
-                let wr = &wd[r * in_dim..(r + 1) * in_dim];
-                let (wc, wt) = wr.as_chunks::<8>();
-                let mut acc = [0f32; 8];
-                for (a, b) in wc.iter().zip(xc) {
-                    for k in 0..8 {
-                        acc[k] += a[k] * b[k];
-                    }
-                }
-                *o = acc.iter().sum::<f32>() + wt.iter().zip(xt).map(|(a, b)| a * b).sum::<f32>();
-            }
-        })
-    });
-    drop((ws, xs));
-    Ok(Some(Tensor::from_vec(y, (1, out_dim), x.device())?))
 }
 
 /// `x·Wᵀ (+ b)` over the last dim as one 2-D product, arranged for decoding's few rows.
@@ -133,16 +93,16 @@ fn linear(x: &Tensor, l: &Linear, decoding: bool) -> Result<Tensor> {
     let mut dims = x.dims().to_vec();
     let x2 = x.reshape(((), in_dim))?;
     let rows = x2.dim(0)?;
-    let streamed = if decoding && rows == 1 {
-        stream_row(&x2, w)?
+    let few = if decoding {
+        super::few_rows::matmul_t(&x2, w)?
     } else {
         None
     };
-    let y = match streamed {
+    let y = match few {
         Some(y) => y,
-        // A few rows: (W·xᵀ)ᵀ, so gemm packs the rows rather than the weights (a batch of
-        // 8 decoded 1.6× faster on 2 cores).
-        None if decoding && rows <= DECODE_ROWS => w.matmul(&x2.t()?)?.t()?,
+        // A few rows elsewhere (a GPU): (W·xᵀ)ᵀ, so that the BLAS packs the rows rather
+        // than the weights.
+        None if decoding && rows <= super::few_rows::MAX_ROWS => w.matmul(&x2.t()?)?.t()?,
         None => x2.matmul(&w.t()?)?,
     };
     let y = match l.bias() {
@@ -153,8 +113,12 @@ fn linear(x: &Tensor, l: &Linear, decoding: bool) -> Result<Tensor> {
     y.reshape(dims)
 }
 
-/// HF's `rotate_half` RoPE: x·cos + [−x₂, x₁]·sin, halves not interleaved.
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+/// HF's `rotate_half` RoPE: x·cos + [−x₂, x₁]·sin, halves not interleaved, with tables
+/// from [`Transformer::rope_tables`]: candle's fused kernel when `fused` (no gradient).
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, fused: bool) -> Result<Tensor> {
+    if fused {
+        return candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin);
+    }
     let d = x.dim(D::Minus1)?;
     let (x1, x2) = (
         x.narrow(D::Minus1, 0, d / 2)?,
@@ -235,17 +199,26 @@ impl Transformer {
         &self.device
     }
 
-    /// RoPE's cos and sin at `positions` `[b, t]` (u32), as `[b, 1, t, head_dim]` in `dtype`:
-    /// the angles position × frequency in f32, as transformers computes them.
-    fn rope_tables(&self, positions: &Tensor, dtype: DType) -> Result<(Tensor, Tensor)> {
-        let (b, t) = positions.dims2()?;
+    /// RoPE's cos and sin at `positions` `[b, t]` (u32) in `dtype`: the angles position ×
+    /// frequency in f32, as transformers computes them. `[b, t, head_dim / 2]` for the fused
+    /// kernel, else `[b, 1, t, head_dim]` (both halves) for the primitive ops.
+    fn rope_tables(
+        &self,
+        positions: &Tensor,
+        dtype: DType,
+        fused: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let angles = positions
             .to_dtype(DType::F32)?
             .unsqueeze(2)?
-            .broadcast_mul(&self.inv_freq)?
-            .reshape((b, 1, t, ()))?;
+            .broadcast_mul(&self.inv_freq)?;
         let full = |half: Tensor| -> Result<Tensor> {
-            Tensor::cat(&[&half, &half], D::Minus1)?.to_dtype(dtype)
+            if fused {
+                return half.to_dtype(dtype);
+            }
+            Tensor::cat(&[&half, &half], D::Minus1)?
+                .unsqueeze(1)?
+                .to_dtype(dtype)
         };
         Ok((full(angles.cos()?)?, full(angles.sin()?)?))
     }
@@ -270,14 +243,14 @@ impl Transformer {
                 .map(|_| candle_nn::kv_cache::KvCache::new(2, chunk))
                 .collect();
         }
-        // Generation (a cache) needs no gradient.
+        // Generation (a cache) needs no gradient, so it takes the fused kernels.
         let decoding = cache.is_some();
         let mut x = self.embed.forward(ids)?;
-        let (cos, sin) = self.rope_tables(positions, x.dtype())?;
+        let (cos, sin) = self.rope_tables(positions, x.dtype(), decoding)?;
         let rep = c.heads / c.kv_heads;
         let scale = (c.head_dim as f64).powf(-0.5);
         for (i, blk) in self.blocks.iter().enumerate() {
-            let hx = rms_norm(&x, &blk.ln1, c.rms_norm_eps)?;
+            let hx = rms_norm(&x, &blk.ln1, c.rms_norm_eps, decoding)?;
             let split = |y: Tensor, heads: usize| -> Result<Tensor> {
                 y.reshape((b, t, heads, c.head_dim))?.transpose(1, 2)
             };
@@ -285,11 +258,11 @@ impl Transformer {
             let mut k = split(linear(&hx, &blk.k, decoding)?, c.kv_heads)?;
             let v = split(linear(&hx, &blk.v, decoding)?, c.kv_heads)?.contiguous()?;
             if let (Some(qn), Some(kn)) = (&blk.q_norm, &blk.k_norm) {
-                q = rms_norm(&q, qn, c.rms_norm_eps)?;
-                k = rms_norm(&k, kn, c.rms_norm_eps)?;
+                q = rms_norm(&q, qn, c.rms_norm_eps, decoding)?;
+                k = rms_norm(&k, kn, c.rms_norm_eps, decoding)?;
             }
-            let q = rope(&q, &cos, &sin)?;
-            let k = rope(&k, &cos, &sin)?.contiguous()?;
+            let q = rope(&q, &cos, &sin, decoding)?;
+            let k = rope(&k, &cos, &sin, decoding)?.contiguous()?;
             let (k, v) = match cache.as_deref_mut() {
                 Some(cache) => cache.layers[i].append(&k, &v)?,
                 None => (k, v),
@@ -307,7 +280,12 @@ impl Transformer {
                 * scale)?
                 .reshape((b, c.heads, t, total))?
                 .broadcast_add(mask)?;
-            let p = candle_nn::ops::softmax(&scores, D::Minus1)?
+            let p = if decoding {
+                candle_nn::ops::softmax_last_dim(&scores)?
+            } else {
+                candle_nn::ops::softmax(&scores, D::Minus1)?
+            };
+            let p = p
                 .to_dtype(dtype)?
                 .reshape((b, c.kv_heads, rep * t, total))?;
             let y = p
@@ -316,7 +294,7 @@ impl Transformer {
                 .transpose(1, 2)?
                 .reshape((b, t, c.heads * c.head_dim))?;
             x = (x + linear(&y, &blk.o, decoding)?)?;
-            let hx = rms_norm(&x, &blk.ln2, c.rms_norm_eps)?;
+            let hx = rms_norm(&x, &blk.ln2, c.rms_norm_eps, decoding)?;
             let act = candle_nn::ops::silu(&linear(&hx, &blk.gate, decoding)?)?;
             x = (x + linear(
                 &(act * linear(&hx, &blk.up, decoding)?)?,
@@ -324,7 +302,7 @@ impl Transformer {
                 decoding,
             )?)?;
         }
-        rms_norm(&x, &self.norm, c.rms_norm_eps)
+        rms_norm(&x, &self.norm, c.rms_norm_eps, decoding)
     }
 
     /// Logits `[…, vocab]` of hidden states.
