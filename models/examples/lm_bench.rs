@@ -22,8 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let x = Tensor::from_vec(p.to_vec(), (1, t), &Device::Cpu)?;
         let pos = Tensor::arange(0u32, t as u32, &Device::Cpu)?.unsqueeze(0)?;
         let mask = causal_mask(&[vec![true; t]], 0, t, &Device::Cpu)?;
-        let h = model.forward(&x, &pos, &mask, None)?;
-        model.logits(&h.narrow(1, t - 1, 1)?)?;
+        // With a cache, as generation's prefill runs.
+        let mut cache = lm::model::KvCache::default();
+        let h = model.forward(&x, &pos, &mask, Some(&mut cache))?;
+        model.next_logits(&h)?;
         Ok(())
     };
     run(&prompt[..16])?;
