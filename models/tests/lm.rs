@@ -84,6 +84,21 @@ fn reference(name: &str, cfg: &Value, dir: &Path, ids: &Tensor) -> Vec<f32> {
     out.flatten_all().unwrap().to_vec1().unwrap()
 }
 
+/// The logits `[rows × vocab]` of the last position of hidden states `h` `[rows, t, …]`.
+fn last_logits(model: &lm::model::Transformer, h: &Tensor) -> Vec<f32> {
+    let t = h.dim(1).unwrap();
+    let l = model.logits(&h.narrow(1, t - 1, 1).unwrap()).unwrap();
+    l.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// The largest elementwise difference of two equally long vectors.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
 #[test]
 fn each_family_matches_candle_transformers_logits() {
     for (name, cfg) in configs() {
@@ -99,22 +114,12 @@ fn each_family_matches_candle_transformers_logits() {
             .unwrap();
         let mask = causal_mask(&[vec![true; t]], 0, t, &Device::Cpu).unwrap();
         let h = model.forward(&ids, &pos, &mask, None).unwrap();
-        let ours: Vec<f32> = model
-            .logits(&h.narrow(1, t - 1, 1).unwrap())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let ours = last_logits(&model, &h);
         let theirs = reference(name, &cfg, tmp.path(), &ids);
         assert_eq!(ours.len(), 97, "{name}");
         let big = ours.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(big > 0.1, "{name}: logits of {big} at most compare nothing");
-        let diff = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let diff = max_diff(&ours, &theirs);
         assert!(diff < 1e-4, "{name}: logits differ by {diff}");
     }
 }
@@ -200,19 +205,9 @@ fn cached_decoding_logits_match_the_uncached_forward_pass() {
             .unwrap();
         let mask = causal_mask(&valid, 0, t, &dev).unwrap();
         let h = model.forward(&ids(0, t), &pos(0, t), &mask, None).unwrap();
-        let full: Vec<f32> = model
-            .logits(&h.narrow(1, t - 1, 1).unwrap())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let full = last_logits(&model, &h);
         assert_eq!(cached.len(), b * 97, "{name}");
-        let diff = cached
-            .iter()
-            .zip(&full)
-            .map(|(a, c)| (a - c).abs())
-            .fold(0f32, f32::max);
+        let diff = max_diff(&cached, &full);
         assert!(diff < 1e-4, "{name}: cached logits differ by {diff}");
     }
 }
