@@ -1,6 +1,6 @@
-//! The few-rows product against the memory bound: GB/s of weights read by
-//! `lm::few_rows::matmul_t` for SmolLM2-135M's shapes at 1 and 8 rows, and a plain read of
-//! the same bytes for the bound.
+//! The few-rows product against gemm and the memory bound: one pass through SmolLM2-135M's
+//! matrices by `lm::few_rows::matmul_t` and by candle's matmul at 1 to 64 rows, with the
+//! GB/s of weights the kernel reads, and a plain parallel sum of the same bytes.
 //!
 //!     cargo run --release -p descent-models --example few_rows_bench
 
@@ -31,27 +31,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .chain([&head])
         .map(|w| w.elem_count() * 4)
         .sum();
-    for rows in [1usize, 8] {
+    for rows in [1usize, 8, 16, 32, 64] {
         let x576 = Tensor::randn(0f32, 1.0, (rows, 576), &dev)?;
         let x1536 = Tensor::randn(0f32, 1.0, (rows, 1536), &dev)?;
-        let pass = || -> candle_core::Result<()> {
+        // One pass through every matrix, by the kernel or by candle's matmul (gemm).
+        let pass = |kernel: bool| -> candle_core::Result<()> {
             for w in layers.iter().chain([&head]) {
                 let x = if w.dim(1)? == 576 { &x576 } else { &x1536 };
-                matmul_t(x, w)?.expect("the kernel applies");
+                if kernel {
+                    matmul_t(x, w)?.expect("the kernel applies");
+                } else {
+                    x.matmul(&w.t()?)?;
+                }
             }
             Ok(())
         };
-        pass()?;
-        let t0 = Instant::now();
-        let n = n_passes();
-        for _ in 0..n {
-            pass()?;
+        let mut ms = [0f64; 2];
+        for (i, kernel) in [true, false].into_iter().enumerate() {
+            pass(kernel)?;
+            let t0 = Instant::now();
+            for _ in 0..n_passes() {
+                pass(kernel)?;
+            }
+            ms[i] = t0.elapsed().as_secs_f64() * 1e3 / n_passes() as f64;
         }
-        let dt = t0.elapsed().as_secs_f64() / n as f64;
         println!(
-            "{rows} row(s): {:.1} ms a pass, {:.1} GB/s of weights",
-            dt * 1e3,
-            bytes as f64 / dt / 1e9
+            "{rows} row(s): few_rows {:.1} ms a pass ({:.1} GB/s of weights), gemm {:.1} ms",
+            ms[0],
+            bytes as f64 / ms[0] / 1e6,
+            ms[1]
         );
     }
     // The bound: every thread summing its share of the weights (the sum is printed so that
