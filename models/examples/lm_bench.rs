@@ -1,5 +1,6 @@
 //! descent's side of benches/parity/lm_speed.py: prefill and batched generation tokens/s on
-//! a model folder, greedy, 64 new tokens after a 32-token prompt, at batch 1 and 8.
+//! a model folder, greedy, 64 new tokens after a 32-token prompt, at batch 1 and 8 (or only
+//! at batch `BATCH` when that is set, for a profile of one).
 //!
 //!     cargo run --release -p descent-models --example lm_bench -- DIR
 
@@ -35,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "descent prefill 256 tokens: {:.1} tokens/s",
         256.0 / t0.elapsed().as_secs_f64()
     );
-    for batch in [1usize, 8] {
+    let batches: Vec<usize> = match std::env::var("BATCH") {
+        Ok(b) => vec![b.parse()?],
+        Err(_) => vec![1, 8],
+    };
+    for batch in batches {
         let prompts: Vec<Vec<u32>> = (0..batch).map(|_| ids(32)).collect();
         let warm = generate::Sampling {
             max_new_tokens: 4,
