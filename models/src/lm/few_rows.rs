@@ -32,7 +32,8 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     let (out_dim, w_in) = w.dims2()?;
     // Past 16 rows of short inputs the per-output horizontal sums outweigh the streaming
     // (the demo model's 512 × 128 at 64 rows: 240 µs against gemm's 120).
-    if rows == 0 || rows > MAX_ROWS || w_in != in_dim || (rows > 16 && in_dim < SHORT) {
+    let empty = rows == 0 || in_dim == 0 || out_dim == 0;
+    if empty || rows > MAX_ROWS || w_in != in_dim || (rows > 16 && in_dim < SHORT) {
         return Ok(None);
     }
     let x = x.contiguous()?;
@@ -288,13 +289,19 @@ mod tests {
     }
 
     #[test]
-    fn leaves_more_rows_and_other_dtypes_to_gemm() -> Result<()> {
+    fn leaves_more_rows_other_dtypes_and_empty_products_to_gemm() -> Result<()> {
         let dev = Device::Cpu;
         let w = Tensor::zeros((4, 8), DType::F32, &dev)?;
         let many = Tensor::zeros((MAX_ROWS + 1, 8), DType::F32, &dev)?;
         assert!(matmul_t(&many, &w)?.is_none());
         let f64s = Tensor::zeros((2, 8), DType::F64, &dev)?;
         assert!(matmul_t(&f64s, &w.to_dtype(DType::F64)?)?.is_none());
+        // Empty products too, which gemm returns as empty tensors.
+        let none_out = Tensor::zeros((0, 8), DType::F32, &dev)?;
+        let x = Tensor::zeros((2, 8), DType::F32, &dev)?;
+        assert!(matmul_t(&x, &none_out)?.is_none());
+        let width0 = Tensor::zeros((2, 0), DType::F32, &dev)?;
+        assert!(matmul_t(&width0, &Tensor::zeros((4, 0), DType::F32, &dev)?)?.is_none());
         Ok(())
     }
 }
