@@ -5,6 +5,7 @@ pub mod bpe;
 pub mod chat;
 pub mod config;
 pub mod corpus;
+mod decode_attention;
 pub mod few_rows;
 pub mod generate;
 pub mod model;

@@ -128,6 +128,40 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, fused: bool) -> Result<Tensor> {
     x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?
 }
 
+/// `softmax(q·kᵀ·scale + mask)·v` as `[b, t, heads·d]` for `q` `[b, heads, t, d]`, `k` and
+/// `v` `[b, kv_heads, total, d]`: grouped-query attention without repeating k and v, the
+/// `rep` query heads that share a kv head stacked along the query axis. The scores in f32.
+pub(super) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    rep: usize,
+    fused: bool,
+) -> Result<Tensor> {
+    let (b, heads, t, d) = q.dims4()?;
+    let (kv_heads, total) = (k.dim(1)?, k.dim(2)?);
+    let dtype = q.dtype();
+    let qg = q.contiguous()?.reshape((b, kv_heads, rep * t, d))?;
+    let scores = (qg
+        .to_dtype(DType::F32)?
+        .matmul(&k.to_dtype(DType::F32)?.t()?)?
+        * scale)?
+        .reshape((b, heads, t, total))?
+        .broadcast_add(mask)?;
+    let p = if fused {
+        candle_nn::ops::softmax_last_dim(&scores)?
+    } else {
+        candle_nn::ops::softmax(&scores, D::Minus1)?
+    };
+    let p = p.to_dtype(dtype)?.reshape((b, kv_heads, rep * t, total))?;
+    p.matmul(v)?
+        .reshape((b, heads, t, d))?
+        .transpose(1, 2)?
+        .reshape((b, t, heads * d))
+}
+
 impl Transformer {
     /// Builds the model from `vb` (a VarMap's for training, a file's for inference).
     pub fn new(config: &LmConfig, vb: VarBuilder) -> Result<Transformer> {
@@ -267,32 +301,14 @@ impl Transformer {
                 Some(cache) => cache.layers[i].append(&k, &v)?,
                 None => (k, v),
             };
-            let total = k.dim(2)?;
-            // Grouped-query attention without repeating k and v: the `rep` query heads that
-            // share a kv head are stacked along the query axis.
-            let dtype = q.dtype();
-            let qg = q
-                .contiguous()?
-                .reshape((b, c.kv_heads, rep * t, c.head_dim))?;
-            let scores = (qg
-                .to_dtype(DType::F32)?
-                .matmul(&k.to_dtype(DType::F32)?.t()?)?
-                * scale)?
-                .reshape((b, c.heads, t, total))?
-                .broadcast_add(mask)?;
-            let p = if decoding {
-                candle_nn::ops::softmax_last_dim(&scores)?
-            } else {
-                candle_nn::ops::softmax(&scores, D::Minus1)?
+            let y = match decoding {
+                true => super::decode_attention::attend(&q, &k, &v, mask, scale)?,
+                false => None,
             };
-            let p = p
-                .to_dtype(dtype)?
-                .reshape((b, c.kv_heads, rep * t, total))?;
-            let y = p
-                .matmul(&v)?
-                .reshape((b, c.heads, t, c.head_dim))?
-                .transpose(1, 2)?
-                .reshape((b, t, c.heads * c.head_dim))?;
+            let y = match y {
+                Some(y) => y,
+                None => attention(&q, &k, &v, mask, scale, rep, decoding)?,
+            };
             x = (x + linear(&y, &blk.o, decoding)?)?;
             let hx = rms_norm(&x, &blk.ln2, c.rms_norm_eps, decoding)?;
             let act = candle_nn::ops::silu(&linear(&hx, &blk.gate, decoding)?)?;
