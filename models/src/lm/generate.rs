@@ -60,18 +60,20 @@ fn choose(logits: &[f32], s: &Sampling, rng: &mut ChaCha8Rng) -> (u32, f32, f32)
         1.0
     };
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    let z: Vec<f64> = logits
-        .iter()
-        .map(|&v| ((v as f64 - max) / t).exp())
-        .collect();
+    // a_i = (x_i − max)/t, so log p_i = a_i − ln Σ e^a and the entropy is
+    // ln Σ e^a − Σ p_i a_i: one exp per token of the vocabulary and no log.
+    let a = |v: f32| (v as f64 - max) / t;
+    let z: Vec<f64> = logits.iter().map(|&v| a(v).exp()).collect();
     let sum: f64 = z.iter().sum();
     let p: Vec<f64> = z.iter().map(|v| v / sum).collect();
-    let entropy = -p
-        .iter()
-        .filter(|&&q| q > 0.0)
-        .map(|q| q * q.ln())
-        .sum::<f64>();
-    let logp = |i: usize| (p[i].max(f64::MIN_POSITIVE)).ln() as f32;
+    let ln_sum = sum.ln();
+    let entropy = ln_sum
+        - p.iter()
+            .zip(logits)
+            .filter(|&(&q, _)| q > 0.0)
+            .map(|(q, &v)| q * a(v))
+            .sum::<f64>();
+    let logp = |i: usize| (a(logits[i]) - ln_sum) as f32;
     if s.temperature <= 0.0 {
         let best = (0..p.len())
             .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
@@ -246,6 +248,41 @@ pub fn greedy_uncached(model: &Transformer, prompt: &[u32], steps: usize) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// log p and the entropy against their definitions, at a temperature, with a token
+    /// whose probability underflows to zero.
+    #[test]
+    fn log_probabilities_and_entropy_are_the_distributions() {
+        let logits = [1.0f32, 2.0, 3.0, -1e30];
+        let s = Sampling {
+            temperature: 0.5,
+            ..Default::default()
+        };
+        let z: Vec<f64> = logits
+            .iter()
+            .map(|&v| ((v as f64 - 3.0) / 0.5).exp())
+            .collect();
+        let sum: f64 = z.iter().sum();
+        let p: Vec<f64> = z.iter().map(|v| v / sum).collect();
+        let want_h = -p
+            .iter()
+            .filter(|&&q| q > 0.0)
+            .map(|q| q * q.ln())
+            .sum::<f64>();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..20 {
+            let (t, lp, h) = choose(&logits, &s, &mut rng);
+            assert!(t < 3, "the underflowing token is never drawn");
+            assert!(
+                (lp as f64 - p[t as usize].ln()).abs() < 1e-6,
+                "log p of {t}: {lp}"
+            );
+            assert!(
+                (h as f64 - want_h).abs() < 1e-6,
+                "entropy {h} against {want_h}"
+            );
+        }
+    }
 
     #[test]
     fn unfiltered_and_filtered_draws_follow_the_distribution() {
