@@ -130,18 +130,18 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, fused: bool) -> Result<Tensor> {
 
 /// `softmax(q·kᵀ·scale + mask)·v` as `[b, t, heads·d]` for `q` `[b, heads, t, d]`, `k` and
 /// `v` `[b, kv_heads, total, d]`: grouped-query attention without repeating k and v, the
-/// `rep` query heads that share a kv head stacked along the query axis. The scores in f32.
+/// query heads that share a kv head stacked along the query axis. The scores in f32.
 pub(super) fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     mask: &Tensor,
     scale: f64,
-    rep: usize,
     fused: bool,
 ) -> Result<Tensor> {
     let (b, heads, t, d) = q.dims4()?;
     let (kv_heads, total) = (k.dim(1)?, k.dim(2)?);
+    let rep = heads / kv_heads;
     let dtype = q.dtype();
     let qg = q.contiguous()?.reshape((b, kv_heads, rep * t, d))?;
     let scores = (qg
@@ -246,7 +246,7 @@ impl Transformer {
             .to_dtype(DType::F32)?
             .unsqueeze(2)?
             .broadcast_mul(&self.inv_freq)?;
-        let full = |half: Tensor| -> Result<Tensor> {
+        let table = |half: Tensor| -> Result<Tensor> {
             if fused {
                 return half.to_dtype(dtype);
             }
@@ -254,7 +254,7 @@ impl Transformer {
                 .unsqueeze(1)?
                 .to_dtype(dtype)
         };
-        Ok((full(angles.cos()?)?, full(angles.sin()?)?))
+        Ok((table(angles.cos()?)?, table(angles.sin()?)?))
     }
 
     /// Hidden states `[b, t, hidden]` of tokens `ids` `[b, t]` at `positions` `[b, t]`, with
@@ -281,7 +281,6 @@ impl Transformer {
         let decoding = cache.is_some();
         let mut x = self.embed.forward(ids)?;
         let (cos, sin) = self.rope_tables(positions, x.dtype(), decoding)?;
-        let rep = c.heads / c.kv_heads;
         let scale = (c.head_dim as f64).powf(-0.5);
         for (i, blk) in self.blocks.iter().enumerate() {
             let hx = rms_norm(&x, &blk.ln1, c.rms_norm_eps, decoding)?;
@@ -301,13 +300,14 @@ impl Transformer {
                 Some(cache) => cache.layers[i].append(&k, &v)?,
                 None => (k, v),
             };
-            let y = match decoding {
-                true => super::decode_attention::attend(&q, &k, &v, mask, scale)?,
-                false => None,
+            let one_token = if decoding {
+                super::decode_attention::attend(&q, &k, &v, mask, scale)?
+            } else {
+                None
             };
-            let y = match y {
+            let y = match one_token {
                 Some(y) => y,
-                None => attention(&q, &k, &v, mask, scale, rep, decoding)?,
+                None => attention(&q, &k, &v, mask, scale, decoding)?,
             };
             x = (x + linear(&y, &blk.o, decoding)?)?;
             let hx = rms_norm(&x, &blk.ln2, c.rms_norm_eps, decoding)?;
