@@ -148,6 +148,15 @@ fn new_sweep_dir(root: &Path, experiment: &str) -> std::io::Result<PathBuf> {
     runs::new_dated_dir(&root.join(DIR), &format!("{experiment}-"))
 }
 
+/// The record of sweep `id`; `None` when it is missing, and with a warning when unreadable.
+pub fn read(root: &Path, id: &str) -> Option<Record> {
+    let path = root.join(DIR).join(id).join(RECORD);
+    let bytes = std::fs::read(&path).ok()?;
+    serde_json::from_slice(&bytes)
+        .map_err(|err| tracing::warn!("{}: {err}", path.display()))
+        .ok()
+}
+
 /// The sweeps of a workspace, newest first; unreadable records are skipped with a warning.
 pub fn list(root: &Path) -> Vec<Record> {
     let Ok(entries) = std::fs::read_dir(root.join(DIR)) else {
@@ -155,13 +164,7 @@ pub fn list(root: &Path) -> Vec<Record> {
     };
     let mut out: Vec<Record> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let path = e.path().join(RECORD);
-            let bytes = std::fs::read(&path).ok()?;
-            serde_json::from_slice(&bytes)
-                .map_err(|err| tracing::warn!("{}: {err}", path.display()))
-                .ok()
-        })
+        .filter_map(|e| read(root, &e.file_name().to_string_lossy()))
         .collect();
     out.sort_by(|a, b| b.created.total_cmp(&a.created));
     out

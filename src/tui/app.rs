@@ -697,15 +697,7 @@ impl App {
             return;
         };
         if self.sweep_record.as_ref().is_none_or(|r| r.id != id) {
-            let path = u
-                .workspace
-                .root
-                .join(queue::sweep::DIR)
-                .join(&id)
-                .join(queue::sweep::RECORD);
-            self.sweep_record = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            self.sweep_record = queue::sweep::read(&u.workspace.root, &id);
         }
         let Some(record) = &self.sweep_record else {
             return;
