@@ -84,6 +84,14 @@ fn reference(name: &str, cfg: &Value, dir: &Path, ids: &Tensor) -> Vec<f32> {
     out.flatten_all().unwrap().to_vec1().unwrap()
 }
 
+/// A model of `cfg` with random weights, written to a temporary folder and opened from it.
+fn random_model(cfg: &Value) -> (tempfile::TempDir, lm::model::Transformer) {
+    let tmp = tempfile::tempdir().unwrap();
+    lm::write_random(tmp.path(), cfg).unwrap();
+    let model = lm::open(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+    (tmp, model)
+}
+
 /// The logits `[rows × vocab]` of the last position of hidden states `h` `[rows, t, …]`.
 fn last_logits(model: &lm::model::Transformer, h: &Tensor) -> Vec<f32> {
     let t = h.dim(1).unwrap();
@@ -102,9 +110,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn each_family_matches_candle_transformers_logits() {
     for (name, cfg) in configs() {
-        let tmp = tempfile::tempdir().unwrap();
-        lm::write_random(tmp.path(), &cfg).unwrap();
-        let model = lm::open(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+        let (tmp, model) = random_model(&cfg);
         let prompt: Vec<u32> = vec![1, 5, 17, 33, 8, 90, 41, 3, 60, 22, 7, 11];
         let t = prompt.len();
         let ids = Tensor::from_vec(prompt.clone(), (1, t), &Device::Cpu).unwrap();
@@ -127,9 +133,7 @@ fn each_family_matches_candle_transformers_logits() {
 #[test]
 fn batched_cached_generation_equals_greedy_decoding_of_each_prompt_alone() {
     for (name, cfg) in configs() {
-        let tmp = tempfile::tempdir().unwrap();
-        lm::write_random(tmp.path(), &cfg).unwrap();
-        let model = lm::open(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+        let (_dir, model) = random_model(&cfg);
         let prompts = vec![vec![1, 5, 17], vec![1, 40, 2, 9, 13, 77, 4], vec![3]];
         let s = generate::Sampling {
             max_new_tokens: 12,
@@ -160,9 +164,7 @@ fn batched_cached_generation_equals_greedy_decoding_of_each_prompt_alone() {
 #[test]
 fn cached_decoding_logits_match_the_uncached_forward_pass() {
     for (name, cfg) in configs() {
-        let tmp = tempfile::tempdir().unwrap();
-        lm::write_random(tmp.path(), &cfg).unwrap();
-        let model = lm::open(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+        let (_dir, model) = random_model(&cfg);
         let dev = Device::Cpu;
         let rows: Vec<Vec<u32>> = vec![vec![1, 5, 17, 30, 8], vec![1, 40, 2, 9, 13]];
         let b = rows.len();
@@ -215,9 +217,7 @@ fn cached_decoding_logits_match_the_uncached_forward_pass() {
 #[test]
 fn seeded_sampling_repeats_and_stop_tokens_end_a_row() {
     let (_, cfg) = &configs()[0];
-    let tmp = tempfile::tempdir().unwrap();
-    lm::write_random(tmp.path(), cfg).unwrap();
-    let model = lm::open(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+    let (_dir, model) = random_model(cfg);
     let prompts = vec![vec![1, 5, 17], vec![1, 40]];
     let s = generate::Sampling {
         temperature: 1.0,
