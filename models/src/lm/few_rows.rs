@@ -3,7 +3,7 @@
 //! Decoding multiplies a handful of rows by each weight matrix, so the product is bound by
 //! reading the weights once; gemm instead packs the whole weight matrix into its panels on
 //! every call, which at a few rows costs more than the arithmetic. Here each thread takes a
-//! block of weight rows and computes tiles of [`R`] weight rows × [`C`] input rows in twelve
+//! block of weight rows and computes tiles of `R` weight rows × `C` input rows in twelve
 //! vector accumulators held in registers: each weight vector loaded is used by four input
 //! rows, each input vector by three weight rows. Every output is summed in the same order
 //! whatever the thread count, so results repeat from run to run. Records no gradient: only
@@ -27,7 +27,7 @@ const C: usize = 4;
 
 /// `x·Wᵀ` for `x` `[rows, in]` and `w` `[out, in]`, both f32 on the CPU; `None` where the
 /// kernel does not apply (another dtype or device, more rows, an empty product), or loses
-/// to gemm: past 16 rows of inputs shorter than [`SHORT`], where the horizontal sums per
+/// to gemm: past 16 rows of inputs shorter than `SHORT`, where the horizontal sums per
 /// output outweigh the streaming (the demo model's 512 × 128 at 64 rows: 240 µs against
 /// gemm's 120).
 pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
