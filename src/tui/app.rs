@@ -167,7 +167,6 @@ impl App {
         }
     }
 
-    /// Called when nothing happened for a tick: keep live panes live.
     /// Called when nothing happened for a tick: keep live panes live. Returns whether the
     /// screen needs redrawing.
     pub fn tick(&mut self) -> bool {
