@@ -37,13 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut times = Vec::new();
     for i in 0..5 {
         let t0 = Instant::now();
-        let logits = model.logits(&model.forward(&x, &pos, &mask, None)?)?;
-        let loss = candle_nn::loss::cross_entropy(
-            &logits
-                .reshape((batch * seq, config.vocab_size))?
-                .to_dtype(DType::F32)?,
-            &y,
-        )?;
+        // As a pretraining run computes its loss (`lm::pretrain`).
+        let hidden = model.forward(&x, &pos, &mask, None)?;
+        let logits = model.logits(&hidden.reshape((batch * seq, ()))?)?;
+        let loss = descent_models::nll::row_nll(&logits.to_dtype(DType::F32)?, &y)?.mean_all()?;
         let _ = loss.to_scalar::<f32>()?;
         let t_fwd = t0.elapsed().as_secs_f64();
         let grads = descent_models::train::autograd(&loss, &params)?;

@@ -8,6 +8,7 @@ pub mod folder;
 pub mod hf_json;
 pub mod lm;
 pub mod memory;
+pub mod nll;
 pub mod nn;
 pub mod optim;
 pub mod probes;

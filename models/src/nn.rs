@@ -470,15 +470,9 @@ fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> Result<Tensor> {
     xn.broadcast_mul(gamma)?.broadcast_add(beta)
 }
 
-/// Mean cross-entropy of `logits` `[batch, classes]` against `labels` `[batch]` (u32), from
-/// a max-shifted log-softmax written in differentiable ops.
+/// Mean cross-entropy of `logits` `[batch, classes]` against `labels` `[batch]` (u32).
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let max = logits.max_keepdim(1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(1)?.log()?;
-    let logp = shifted.broadcast_sub(&lse)?;
-    let picked = logp.gather(&labels.unsqueeze(1)?, 1)?;
-    picked.neg()?.mean_all()
+    crate::nll::row_nll(logits, labels)?.mean_all()
 }
 
 /// Mean squared error of `pred` `[batch, 1]` against `targets` `[batch]`.

@@ -51,13 +51,15 @@ fn sums() -> Vec<Example> {
 fn pretraining_lowers_the_loss_and_scores_held_out_answers_as_greedy_generation_does() {
     let mut t = PretrainTrainer::new(sums(), spec(150), Device::Cpu).unwrap();
     let first = t.evaluate().unwrap().unwrap();
-    let mut last = 0.0;
+    let mut losses = Vec::new();
     for _ in 0..150 {
         let lr = t.schedule().lr(t.step());
         let m = t.train_step(lr).unwrap();
         assert!(m.tokens.unwrap() > 0);
-        last = m.loss;
+        losses.push(m.loss);
     }
+    // One batch's loss is noisy (0.78 at step 140, 1.07 at 150): the last ten steps'.
+    let last = losses[140..].iter().sum::<f64>() / 10.0;
     let e = t.evaluate().unwrap().unwrap();
     let (before, after) = (first.loss.unwrap(), e.loss.unwrap());
     assert!(after < before * 0.5, "{before} → {after}");

@@ -91,7 +91,14 @@ fn linear(x: &Tensor, l: &Linear, decoding: bool) -> Result<Tensor> {
     let w = l.weight();
     let (out_dim, in_dim) = w.dims2()?;
     let mut dims = x.dims().to_vec();
-    let x2 = x.reshape(((), in_dim))?;
+    // A 2-D input needs no reshape: each one is an autograd node whose backward sums a copy
+    // of the gradient, which for the logits is 50 MB.
+    let flat = dims.len() == 2;
+    let x2 = if flat {
+        x.clone()
+    } else {
+        x.reshape(((), in_dim))?
+    };
     let rows = x2.dim(0)?;
     let few = if decoding {
         super::few_rows::matmul_t(&x2, w)?
@@ -109,6 +116,9 @@ fn linear(x: &Tensor, l: &Linear, decoding: bool) -> Result<Tensor> {
         Some(bias) => y.broadcast_add(bias)?,
         None => y,
     };
+    if flat {
+        return Ok(y);
+    }
     *dims.last_mut().expect("a last dim") = out_dim;
     y.reshape(dims)
 }

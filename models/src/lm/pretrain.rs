@@ -17,7 +17,7 @@ use crate::optim::{Hyper, Optimizer};
 use crate::probes::coherence::{self, Parts, Smoother, weigh};
 use crate::probes::{CoherenceSpec, ProbeSpec};
 use crate::train::{Engine, EvalMetrics, StepMetrics, apply_gradients, autograd};
-use candle_core::{D, DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -453,16 +453,12 @@ impl PretrainTrainer {
             .unsqueeze(0)?
             .repeat((b, 1))?;
         let mask = causal_mask(&vec![vec![true; t]; b], 0, t, x.device())?;
+        let hidden = self.model.forward(&x, &pos, &mask, None)?;
         let logits = self
             .model
-            .logits(&self.model.forward(&x, &pos, &mask, None)?)?
-            .reshape((b * t, ()))?
+            .logits(&hidden.reshape((b * t, ()))?)?
             .to_dtype(DType::F32)?;
-        let max = logits.max_keepdim(D::Minus1)?.detach();
-        let shifted = logits.broadcast_sub(&max)?;
-        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-        let picked = shifted.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
-        let nll = (lse.squeeze(1)? - picked)?;
+        let nll = crate::nll::row_nll(&logits, &y)?;
         Ok(((nll * w)?.sum_all()?, tokens, learned))
     }
 

@@ -549,12 +549,10 @@ impl GrpoTrainer {
             .forward(&ids, &pos, &attn, None)?
             .narrow(1, p - 1, t)?;
         let logits = (model.logits(&hidden)?.to_dtype(DType::F32)? / self.spec.temperature)?;
-        let max = logits.max_keepdim(D::Minus1)?.detach();
-        let shifted = logits.broadcast_sub(&max)?;
-        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-        let targets = Tensor::from_vec(targets, (n, t, 1), &dev)?;
-        let picked = shifted.gather(&targets, 2)?;
-        Ok(((picked - lse)?.squeeze(2)?, mask))
+        let vocab = logits.dim(D::Minus1)?;
+        let targets = Tensor::from_vec(targets, n * t, &dev)?;
+        let nll = crate::nll::row_nll(&logits.reshape((n * t, vocab))?, &targets)?;
+        Ok((nll.neg()?.reshape((n, t))?, mask))
     }
 
     /// The rollouts of a step for the viewer: each group's prompt and completions token by

@@ -1,0 +1,209 @@
+//! The negative log-likelihood of each row's target under its logits — cross-entropy before
+//! the mean — as one op with its own backward on the CPU.
+//!
+//! Written in candle's primitive ops (max, subtract, exp, sum, log, gather) the loss makes
+//! half a dozen logits-sized nodes, and candle's autograd gives each a gradient buffer plus
+//! a zeroed one to sum it into: for a language model's 50 MB logits that was most of a
+//! training step's page faults. Here the forward pass reads the logits once, and the
+//! backward writes (softmax − one-hot) · upstream gradient in one pass: one logits-sized
+//! buffer. Other devices and dtypes take the primitive ops (the same formula).
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// `−log softmax(logits)[target]` per row: `logits` `[n, classes]`, `targets` `[n]` (u32),
+/// result `[n]` in f32, differentiable in `logits`.
+pub fn row_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (n, classes) = logits.dims2()?;
+    if targets.dims() != [n] {
+        candle_core::bail!(
+            "row_nll: {n} rows of logits but targets of shape {:?}",
+            targets.dims()
+        );
+    }
+    if logits.device().is_cpu() && logits.dtype() == DType::F32 {
+        let targets = targets.to_dtype(DType::U32)?.to_vec1::<u32>()?;
+        if let Some((row, &t)) = targets
+            .iter()
+            .enumerate()
+            .find(|&(_, &t)| t as usize >= classes)
+        {
+            candle_core::bail!("row_nll: row {row}'s target {t} is not below {classes} classes");
+        }
+        return logits.contiguous()?.apply_op1(RowNll { targets });
+    }
+    let logits = logits.to_dtype(DType::F32)?;
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let picked = shifted.gather(&targets.unsqueeze(1)?, 1)?;
+    (lse - picked)?.squeeze(1)
+}
+
+/// The forward op; holds the targets, which have no gradient.
+struct RowNll {
+    targets: Vec<u32>,
+}
+
+/// The backward op: `grad_res` `[n]` in, `[n, classes]` out, reading the logits again.
+struct RowNllGrad<'a> {
+    targets: &'a [u32],
+}
+
+/// A row's maximum and Σ exp(x − max): the values stay shifted, as in the primitive ops,
+/// because x − lse at large logits loses digits to the rounding of lse.
+fn max_and_sum(row: &[f32]) -> (f32, f32) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+    (max, sum)
+}
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let (CpuStorage::F32(v), Some((a, b))) = (s, l.contiguous_offsets()) else {
+        candle_core::bail!("row_nll: {what} must be contiguous f32");
+    };
+    Ok(&v[a..b])
+}
+
+impl CustomOp1 for RowNll {
+    fn name(&self) -> &'static str {
+        "descent-row-nll"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let logits = contiguous_f32(s, l, "logits")?;
+        let n = self.targets.len();
+        let classes = logits.len() / n.max(1);
+        let out: Vec<f32> = logits
+            .par_chunks(classes.max(1))
+            .zip(self.targets.par_iter())
+            .map(|(row, &t)| {
+                let (max, sum) = max_and_sum(row);
+                sum.ln() - (row[t as usize] - max)
+            })
+            .collect();
+        Ok((CpuStorage::F32(out), Shape::from(n)))
+    }
+
+    fn bwd(&self, logits: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let grad_res = grad_res.to_dtype(DType::F32)?.contiguous()?;
+        let op = RowNllGrad {
+            targets: &self.targets,
+        };
+        Ok(Some(logits.apply_op2_no_bwd(&grad_res, &op)?))
+    }
+}
+
+impl CustomOp2 for RowNllGrad<'_> {
+    fn name(&self) -> &'static str {
+        "descent-row-nll-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let logits = contiguous_f32(s1, l1, "logits")?;
+        let upstream = contiguous_f32(s2, l2, "the upstream gradient")?;
+        let n = self.targets.len();
+        let classes = logits.len() / n.max(1);
+        let mut out = vec![0f32; logits.len()];
+        out.par_chunks_mut(classes.max(1))
+            .zip(logits.par_chunks(classes.max(1)))
+            .zip(self.targets.par_iter().zip(upstream.par_iter()))
+            .for_each(|((d, row), (&t, &g))| {
+                let (max, sum) = max_and_sum(row);
+                let scale = g / sum;
+                for (d, &x) in d.iter_mut().zip(row) {
+                    *d = (x - max).exp() * scale;
+                }
+                d[t as usize] -= g;
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, classes))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The primitive-op formula, the reference.
+    fn reference(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let max = logits.max_keepdim(D::Minus1)?.detach();
+        let shifted = logits.broadcast_sub(&max)?;
+        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+        let picked = shifted.gather(&targets.unsqueeze(1)?, 1)?;
+        (lse - picked)?.squeeze(1)
+    }
+
+    fn close(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn values_and_gradients_match_the_primitive_ops() {
+        let dev = Device::Cpu;
+        let (n, classes) = (7, 301);
+        let init = (Tensor::randn(0f32, 3.0, (n, classes), &dev).unwrap() + 50.0).unwrap();
+        let logits = Var::from_tensor(&init).unwrap();
+        let targets = Tensor::new(&[0u32, 300, 5, 5, 150, 299, 1], &dev).unwrap();
+        // Unequal weights per row, as the language model's masked loss has.
+        let w = Tensor::new(&[1f32, 0.0, 2.0, 0.5, 1.0, 3.0, 1.0], &dev).unwrap();
+        let ours = row_nll(logits.as_tensor(), &targets).unwrap();
+        let theirs = reference(logits.as_tensor(), &targets).unwrap();
+        assert!(close(&ours, &theirs) < 1e-5, "values differ");
+        let g_ours = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_theirs = (theirs * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (a, b) = (
+            g_ours.get(logits.as_tensor()).unwrap(),
+            g_theirs.get(logits.as_tensor()).unwrap(),
+        );
+        assert!(close(a, b) < 1e-6, "gradients differ by {}", close(a, b));
+        // A row of weight 0 has no gradient.
+        assert_eq!(
+            close(&a.get(1).unwrap(), &a.get(1).unwrap().zeros_like().unwrap()),
+            0.0
+        );
+    }
+
+    #[test]
+    fn a_transposed_input_is_read_by_its_layout() {
+        let dev = Device::Cpu;
+        let t = Tensor::randn(0f32, 1.0, (40, 6), &dev)
+            .unwrap()
+            .t()
+            .unwrap();
+        let targets = Tensor::new(&[3u32, 39, 0, 17, 8, 22], &dev).unwrap();
+        let ours = row_nll(&t, &targets).unwrap();
+        let theirs = reference(&t.contiguous().unwrap(), &targets).unwrap();
+        assert!(close(&ours, &theirs) < 1e-5);
+    }
+
+    #[test]
+    fn a_target_out_of_range_is_named() {
+        let dev = Device::Cpu;
+        let logits = Tensor::zeros((2, 4), DType::F32, &dev).unwrap();
+        let err = row_nll(&logits, &Tensor::new(&[1u32, 4], &dev).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("row 1's target 4"), "{err}");
+    }
+}
