@@ -32,7 +32,11 @@ pub fn row_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         }
         return logits.contiguous()?.apply_op1(RowNll { targets });
     }
-    let logits = logits.to_dtype(DType::F32)?;
+    primitive(&logits.to_dtype(DType::F32)?, targets)
+}
+
+/// The same in candle's primitive ops (max-shifted log-sum-exp minus the target's logit).
+fn primitive(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let max = logits.max_keepdim(D::Minus1)?.detach();
     let shifted = logits.broadcast_sub(&max)?;
     let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
@@ -127,20 +131,12 @@ impl CustomOp2 for RowNllGrad<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    /// The primitive-op formula, the reference.
-    fn reference(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let max = logits.max_keepdim(D::Minus1)?.detach();
-        let shifted = logits.broadcast_sub(&max)?;
-        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-        let picked = shifted.gather(&targets.unsqueeze(1)?, 1)?;
-        (lse - picked)?.squeeze(1)
-    }
-
-    fn close(a: &Tensor, b: &Tensor) -> f32 {
+    /// The largest absolute difference of two tensors of one shape.
+    pub(crate) fn close(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .unwrap()
             .abs()
@@ -163,7 +159,7 @@ mod tests {
         // Unequal weights per row, as the language model's masked loss has.
         let w = Tensor::new(&[1f32, 0.0, 2.0, 0.5, 1.0, 3.0, 1.0], &dev).unwrap();
         let ours = row_nll(logits.as_tensor(), &targets).unwrap();
-        let theirs = reference(logits.as_tensor(), &targets).unwrap();
+        let theirs = primitive(logits.as_tensor(), &targets).unwrap();
         assert!(close(&ours, &theirs) < 1e-5, "values differ");
         let g_ours = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
         let g_theirs = (theirs * &w)
@@ -193,7 +189,7 @@ mod tests {
             .unwrap();
         let targets = Tensor::new(&[3u32, 39, 0, 17, 8, 22], &dev).unwrap();
         let ours = row_nll(&t, &targets).unwrap();
-        let theirs = reference(&t.contiguous().unwrap(), &targets).unwrap();
+        let theirs = primitive(&t.contiguous().unwrap(), &targets).unwrap();
         assert!(close(&ours, &theirs) < 1e-5);
     }
 

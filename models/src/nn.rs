@@ -607,17 +607,7 @@ mod tests {
             .unwrap();
             let auto = loss.backward().unwrap();
             let (mloss, grads, _) = net.manual_grads(&x, &y, classify).unwrap().unwrap();
-            let close = |a: &Tensor, b: &Tensor| {
-                let d = (a - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap();
-                d.to_scalar::<f32>().unwrap()
-            };
+            let close = crate::nll::tests::close;
             assert!(close(&loss, &mloss) < 1e-6);
             for (p, g) in net.params().iter().zip(&grads) {
                 let a = auto.get(p.var.as_tensor()).unwrap();
