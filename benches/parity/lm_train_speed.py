@@ -22,11 +22,14 @@ for i in range(5):
     t0 = time.perf_counter()
     logits = model(x).logits
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1))
+    t_fwd = time.perf_counter() - t0
     loss.backward()
+    t_bwd = time.perf_counter() - t0 - t_fwd
     opt.step()
     opt.zero_grad()
     dt = time.perf_counter() - t0
-    print(f"step {i}: loss {loss.item():.4f}, {dt:.2f} s")
+    print(f"step {i}: loss {loss.item():.4f}, {dt:.3f} s (forward {t_fwd:.3f}, "
+          f"backward {t_bwd:.3f}, AdamW {dt - t_fwd - t_bwd:.3f})")
     if i >= 2:
         times.append(dt)
 times.sort()

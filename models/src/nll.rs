@@ -173,7 +173,10 @@ pub(crate) mod tests {
             g_ours.get(logits.as_tensor()).unwrap(),
             g_theirs.get(logits.as_tensor()).unwrap(),
         );
-        assert!(close(a, b) < 1e-6, "gradients differ by {}", close(a, b));
+        // The inputs are unseeded, so the bound covers f32 rounding at its worst here rather than
+        // on one draw: the primitive ops' ln(sum) over 301 terms is off by up to ~1e-5 relative,
+        // times a softmax ≤ 1 and a weight ≤ 3. A wrong gradient differs by far more.
+        assert!(close(a, b) < 1e-4, "gradients differ by {}", close(a, b));
         // A row of weight 0 has no gradient.
         assert_eq!(
             close(&a.get(1).unwrap(), &a.get(1).unwrap().zeros_like().unwrap()),
