@@ -6,6 +6,7 @@ pub mod device;
 pub mod diffusion;
 pub mod folder;
 pub mod hf_json;
+pub mod linear;
 pub mod lm;
 pub mod memory;
 pub mod nll;

@@ -110,7 +110,7 @@ fn linear(x: &Tensor, l: &Linear, decoding: bool) -> Result<Tensor> {
         // Up to 16 rows of another dtype on the CPU: (W·xᵀ)ᵀ, so that gemm packs the rows
         // rather than the weights (a batch of 8 decoded 1.6× faster on 2 cores).
         None if decoding && rows <= 16 && x.device().is_cpu() => w.matmul(&x2.t()?)?.t()?,
-        None => x2.matmul(&w.t()?)?,
+        None => crate::linear::linear_t(&x2, w)?,
     };
     let y = match l.bias() {
         Some(bias) => y.broadcast_add(bias)?,
