@@ -15,6 +15,8 @@ pub mod optim;
 pub mod probes;
 pub mod rl;
 mod simd;
+#[cfg(test)]
+mod test_util;
 pub mod train;
 pub mod weights;
 

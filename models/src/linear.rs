@@ -105,7 +105,7 @@ impl CustomOp2 for LinearT {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nll::tests::close;
+    use crate::test_util::max_abs_diff as close;
     use candle_core::{Device, Var};
 
     #[test]

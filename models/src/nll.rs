@@ -132,23 +132,10 @@ impl CustomOp2 for RowNllGrad<'_> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff as close;
     use candle_core::{Device, Var};
-
-    /// The largest absolute difference of two tensors of one shape.
-    pub(crate) fn close(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn values_and_gradients_match_the_primitive_ops() {

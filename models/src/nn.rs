@@ -607,7 +607,7 @@ mod tests {
             .unwrap();
             let auto = loss.backward().unwrap();
             let (mloss, grads, _) = net.manual_grads(&x, &y, classify).unwrap().unwrap();
-            let close = crate::nll::tests::close;
+            let close = crate::test_util::max_abs_diff;
             assert!(close(&loss, &mloss) < 1e-6);
             for (p, g) in net.params().iter().zip(&grads) {
                 let a = auto.get(p.var.as_tensor()).unwrap();

@@ -239,7 +239,7 @@ mod tests {
     use candle_core::{DType, Device};
 
     fn close(got: &Tensor, want: &Tensor, what: &str) -> Result<()> {
-        let err = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        let err = crate::test_util::max_abs_diff(got, want);
         let scale = want.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(err <= 1e-5 * scale.max(1.0), "{what}: off by {err}");
         Ok(())
