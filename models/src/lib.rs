@@ -5,6 +5,7 @@ pub mod data;
 pub mod device;
 pub mod diffusion;
 pub mod folder;
+mod gemm_host;
 pub mod hf_json;
 pub mod linear;
 pub mod lm;

@@ -6,6 +6,7 @@
 //! gradient each step (538 MB for SmolLM2-135M). Here the backward computes `dyᵀ·x` straight
 //! into `W`'s layout. Other devices and dtypes take `matmul`.
 
+use crate::gemm_host::{Mat, product};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 /// `x` `[n, in]` times `w` `[out, in]` transposed: `[n, out]`, differentiable in both.
@@ -25,13 +26,19 @@ pub fn linear_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 
 struct LinearT;
 
-/// A 2-D f32 operand: its values from the layout's start, and its (row, column) strides.
-fn operand<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], isize, isize)> {
+/// A 2-D f32 operand read in place by its layout.
+fn operand<'a>(s: &'a CpuStorage, l: &Layout) -> Result<Mat<'a>> {
     let CpuStorage::F32(v) = s else {
         candle_core::bail!("linear: f32 operands expected");
     };
-    let st = l.stride();
-    Ok((&v[l.start_offset()..], st[0] as isize, st[1] as isize))
+    let ((rows, cols), st) = (l.shape().dims2()?, l.stride());
+    Ok(Mat::with_strides(
+        &v[l.start_offset()..],
+        rows,
+        cols,
+        st[0],
+        st[1],
+    ))
 }
 
 impl CustomOp2 for LinearT {
@@ -46,44 +53,9 @@ impl CustomOp2 for LinearT {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let ((n, k), (out, _)) = (l1.shape().dims2()?, l2.shape().dims2()?);
-        let (x, x_rs, x_cs) = operand(s1, l1)?;
-        let (w, w_rs, w_cs) = operand(s2, l2)?;
-        let mut y = vec![0f32; n * out];
-        if n > 0 && out > 0 {
-            let threads = candle_core::utils::get_num_threads();
-            let parallelism = if threads > 1 {
-                gemm::Parallelism::Rayon(threads)
-            } else {
-                gemm::Parallelism::None
-            };
-            // SAFETY: the strides and extents come from the operands' layouts, which candle
-            // has checked against their storage; `y` is n × out, row-major.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    out,
-                    k,
-                    y.as_mut_ptr(),
-                    1,
-                    out as isize,
-                    false,
-                    x.as_ptr(),
-                    x_cs,
-                    x_rs,
-                    // Wᵀ: its element (kk, j) is W's (j, kk).
-                    w.as_ptr(),
-                    w_rs,
-                    w_cs,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
-        }
+        let (x, w) = (operand(s1, l1)?, operand(s2, l2)?);
+        let (n, out) = (x.rows(), w.rows());
+        let y = product(x, w.t());
         Ok((CpuStorage::F32(y), Shape::from((n, out))))
     }
 
