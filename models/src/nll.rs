@@ -119,16 +119,61 @@ impl CustomOp2 for RowNllGrad<'_> {
         out.par_chunks_mut(classes.max(1))
             .zip(logits.par_chunks(classes.max(1)))
             .zip(self.targets.par_iter().zip(upstream.par_iter()))
-            .for_each(|((d, row), (&t, &g))| {
-                let (max, sum) = max_and_sum(row);
-                let scale = g / sum;
-                for (d, &x) in d.iter_mut().zip(row) {
-                    *d = (x - max).exp() * scale;
-                }
-                d[t as usize] -= g;
-            });
+            .for_each(|((d, row), (&t, &g))| row_grad(d, row, t, g));
         Ok((CpuStorage::F32(out), Shape::from((n, classes))))
     }
+}
+
+/// One row's gradient of `g · nll`: `g · (softmax(row) − one-hot(t))`, into `d`.
+fn row_grad(d: &mut [f32], row: &[f32], t: u32, g: f32) {
+    let (max, sum) = max_and_sum(row);
+    let scale = g / sum;
+    for (d, &x) in d.iter_mut().zip(row) {
+        *d = (x - max).exp() * scale;
+    }
+    d[t as usize] -= g;
+}
+
+/// `Σ_r weights[r] · nll_r` over the rows of host `logits` `[n, classes]`, and its gradient
+/// times `scale` (`scale · weights[r] · (softmax − one-hot)` per row; zero where the weight
+/// is), for the hand-written backward passes that take the logits' gradient as a slice.
+pub fn weighted_sum_with_grad(
+    logits: &[f32],
+    targets: &[u32],
+    weights: &[f32],
+    scale: f32,
+) -> Result<(f64, Vec<f32>)> {
+    let n = targets.len();
+    let classes = logits.len() / n.max(1);
+    if weights.len() != n || classes * n != logits.len() || classes == 0 {
+        candle_core::bail!(
+            "nll: {} logits, {n} targets and {} weights do not make rows",
+            logits.len(),
+            weights.len()
+        );
+    }
+    if let Some((row, &t)) = targets
+        .iter()
+        .enumerate()
+        .find(|&(_, &t)| t as usize >= classes)
+    {
+        candle_core::bail!("nll: row {row}'s target {t} is not below {classes} classes");
+    }
+    let mut grad = vec![0f32; logits.len()];
+    let parts: Vec<f64> = grad
+        .par_chunks_mut(classes)
+        .zip(logits.par_chunks(classes))
+        .zip(targets.par_iter().zip(weights.par_iter()))
+        .map(|((d, row), (&t, &w))| {
+            if w == 0.0 {
+                return 0.0;
+            }
+            row_grad(d, row, t, w * scale);
+            let (max, sum) = max_and_sum(row);
+            w as f64 * (sum.ln() - (row[t as usize] - max)) as f64
+        })
+        .collect();
+    Ok((parts.iter().sum(), grad))
 }
 
 #[cfg(test)]
@@ -169,6 +214,38 @@ mod tests {
             close(&a.get(1).unwrap(), &a.get(1).unwrap().zeros_like().unwrap()),
             0.0
         );
+    }
+
+    #[test]
+    fn the_host_weighted_sum_and_gradient_match_the_op() {
+        let dev = Device::Cpu;
+        let (n, classes) = (5, 37);
+        let logits =
+            Var::from_tensor(&Tensor::randn(0f32, 2.0, (n, classes), &dev).unwrap()).unwrap();
+        let targets = [0u32, 36, 5, 5, 20];
+        let w = [1f32, 0.0, 2.0, 0.5, 1.0];
+        let (t, wt) = (
+            Tensor::new(&targets, &dev).unwrap(),
+            Tensor::new(&w, &dev).unwrap(),
+        );
+        let sum = (row_nll(logits.as_tensor(), &t).unwrap() * wt)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let loss = (&sum * 0.25).unwrap();
+        let want = loss
+            .backward()
+            .unwrap()
+            .get(logits.as_tensor())
+            .unwrap()
+            .clone();
+        let host: Vec<f32> = logits.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let (ours, grad) = weighted_sum_with_grad(&host, &targets, &w, 0.25).unwrap();
+        assert!((ours - sum.to_scalar::<f32>().unwrap() as f64).abs() < 1e-4);
+        let grad = Tensor::from_vec(grad, (n, classes), &dev).unwrap();
+        assert!(close(&grad, &want) < 1e-6);
+        let err = weighted_sum_with_grad(&host, &[0, 1, 2, 3, 37], &w, 1.0).unwrap_err();
+        assert!(err.to_string().contains("row 4's target 37"), "{err}");
     }
 
     #[test]
