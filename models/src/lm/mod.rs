@@ -8,9 +8,11 @@ pub mod corpus;
 mod decode_attention;
 pub mod few_rows;
 pub mod generate;
+mod host_ops;
 pub mod model;
 pub mod pretrain;
 pub mod session;
+pub mod tape;
 pub mod tiny;
 
 use candle_core::{DType, Device};

@@ -15,18 +15,18 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 /// nothing becomes uniform rather than NaN).
 pub const MASKED: f32 = -1e30;
 
-struct Block {
-    ln1: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    q_norm: Option<Tensor>,
-    k_norm: Option<Tensor>,
-    ln2: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+pub(super) struct Block {
+    pub(super) ln1: Tensor,
+    pub(super) q: Linear,
+    pub(super) k: Linear,
+    pub(super) v: Linear,
+    pub(super) o: Linear,
+    pub(super) q_norm: Option<Tensor>,
+    pub(super) k_norm: Option<Tensor>,
+    pub(super) ln2: Tensor,
+    pub(super) gate: Linear,
+    pub(super) up: Linear,
+    pub(super) down: Linear,
 }
 
 /// Keys and values of the positions seen so far, per layer: `[batch, kv_heads, T, head_dim]`
@@ -63,13 +63,13 @@ impl KvCache {
 
 pub struct Transformer {
     pub config: LmConfig,
-    embed: Embedding,
-    blocks: Vec<Block>,
-    norm: Tensor,
+    pub(super) embed: Embedding,
+    pub(super) blocks: Vec<Block>,
+    pub(super) norm: Tensor,
     /// `None`: tied to the embedding.
-    head: Option<Linear>,
+    pub(super) head: Option<Linear>,
     /// RoPE's inverse frequencies `[head_dim / 2]`, f32.
-    inv_freq: Tensor,
+    pub(super) inv_freq: Tensor,
     device: Device,
 }
 
@@ -362,6 +362,12 @@ pub fn causal_mask(
     t: usize,
     device: &Device,
 ) -> Result<Tensor> {
+    let m = causal_mask_values(valid, cached, t);
+    Tensor::from_vec(m, (valid.len(), 1, t, cached + t), device)
+}
+
+/// [`causal_mask`]'s values, row-major.
+pub fn causal_mask_values(valid: &[Vec<bool>], cached: usize, t: usize) -> Vec<f32> {
     let total = cached + t;
     let mut m = Vec::with_capacity(valid.len() * t * total);
     for row in valid {
@@ -372,5 +378,5 @@ pub fn causal_mask(
             }
         }
     }
-    Tensor::from_vec(m, (valid.len(), 1, t, total), device)
+    m
 }

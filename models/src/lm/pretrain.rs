@@ -411,19 +411,18 @@ impl PretrainTrainer {
         let chunk = n.div_ceil(spec.micro_batches.clamp(2, n));
         let parts: Vec<&[usize]> = rows.chunks(chunk).collect();
         let k = parts.len();
-        let sums: Vec<(Tensor, usize, usize)> = parts
+        let learned: usize = parts
             .iter()
-            .map(|p| self.loss_sum(p))
-            .collect::<Result<_>>()?;
-        let learned: usize = sums.iter().map(|s| s.2).sum::<usize>().max(1);
-        let tokens = sums.iter().map(|s| s.1).sum();
+            .map(|p| Ok(self.batch(p)?.4))
+            .sum::<Result<usize>>()?
+            .max(1);
         let names: Vec<String> = self.params.iter().map(|p| p.name.clone()).collect();
         let mut acc = Parts::new(names.len());
-        let (mut mean, mut loss) = (None, 0.0);
-        for (sum, _, part_learned) in sums {
-            let part_loss = (sum / part_learned.max(1) as f64)?;
-            loss += part_loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * part_learned as f64;
-            let g = autograd(&part_loss, &self.params)?;
+        let (mut mean, mut loss, mut tokens) = (None, 0.0, 0);
+        for part in parts {
+            let (part_loss, g, part_tokens, part_learned) = self.mean_loss_grads(part)?;
+            loss += part_loss * part_learned as f64;
+            tokens += part_tokens;
             mean = Some(weigh(mean, &g, part_learned as f64 / learned as f64)?);
             acc.add(g)?;
         }
@@ -444,6 +443,32 @@ impl PretrainTrainer {
         ));
         let loss = Tensor::new((loss / learned as f64) as f32, self.model.device())?;
         Ok((loss, mean.expect("parts"), tokens, extra))
+    }
+
+    /// The mean cross-entropy of the learned tokens of `rows`, its gradient (in the
+    /// parameters' order), the tokens and the learned tokens: by the hand-written pass
+    /// ([`super::tape`]) for f32 on the CPU, else by autograd.
+    fn mean_loss_grads(&self, rows: &[usize]) -> Result<(f64, Vec<Tensor>, usize, usize)> {
+        if !self.model.has_tape() {
+            let (sum, tokens, learned) = self.loss_sum(rows)?;
+            let loss = (sum / learned.max(1) as f64)?;
+            let grads = autograd(&loss, &self.params)?;
+            let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            return Ok((loss, grads, tokens, learned));
+        }
+        let (x, y, w, tokens, learned) = self.batch(rows)?;
+        let (b, t) = x.dims2()?;
+        let positions: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+        let mask = super::model::causal_mask_values(&vec![vec![true; t]; b], 0, t);
+        let (logits, tape) =
+            self.model
+                .forward_tape(&x.flatten_all()?.to_vec1()?, b, t, &positions, &mask)?;
+        let scale = 1.0 / learned.max(1) as f32;
+        let (sum, d_logits) =
+            crate::nll::weighted_sum_with_grad(&logits, &y.to_vec1()?, &w.to_vec1()?, scale)?;
+        drop(logits);
+        let grads = tape.param_grads(&self.model, &d_logits, &self.params)?;
+        Ok((sum / learned.max(1) as f64, grads, tokens, learned))
     }
 
     fn loss_sum(&self, rows: &[usize]) -> Result<(Tensor, usize, usize)> {
@@ -730,9 +755,8 @@ impl Engine for PretrainTrainer {
         let (loss, grads, tokens, extra) = if due && rows.len() >= 2 {
             self.coherence_step(&rows)?
         } else {
-            let (sum, tokens, learned) = self.loss_sum(&rows)?;
-            let loss = (sum / learned.max(1) as f64)?;
-            let grads = autograd(&loss, &self.params)?;
+            let (loss, grads, tokens, _) = self.mean_loss_grads(&rows)?;
+            let loss = Tensor::new(loss as f32, self.model.device())?;
             (loss, grads, tokens, Vec::new())
         };
         let mut m = apply_gradients(
