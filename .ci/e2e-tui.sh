@@ -17,6 +17,8 @@ cp -r "$ROOT/workspaces/demo" "$WS"
 rm -rf "$WS/runs" "$WS/logs"
 # Long enough to watch, pause and resume; CI stops it at the end.
 sed -i 's/^steps = 2000$/steps = 1000000/' "$WS/experiments/digits-mlp.toml"
+# The demo pretraining finishes in about two minutes: long enough here to be stopped by hand.
+sed -i 's/^steps = 2000$/steps = 1000000/' "$WS/experiments/arithmetic-lm.toml"
 # The 2-D diffusion toy, short enough for an unoptimised build.
 sed -i 's/^steps = 1500$/steps = 300/' "$WS/experiments/moons-diffusion.toml"
 # A private, empty hub cache so the panes show this workspace only.
