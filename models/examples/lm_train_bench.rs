@@ -63,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 descent_models::train::autograd(&loss, &params)?,
             )
         } else {
-            let (logits, tape) = model.forward_tape(&x, batch, seq, &positions, &mask)?;
+            let (logits, tape) = model.forward_tape(&x, batch, seq, &positions, &mask, None)?;
             let scale = 1.0 / (batch * seq) as f32;
             let (sum, d_logits) = nll::weighted_sum_with_grad(&logits, &y, &weights, scale)?;
             let t_fwd = t0.elapsed().as_secs_f64();

@@ -78,15 +78,7 @@ impl CustomOp1 for RowNll {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let logits = contiguous_f32(s, l, "logits")?;
         let n = self.targets.len();
-        let classes = logits.len() / n.max(1);
-        let out: Vec<f32> = logits
-            .par_chunks(classes.max(1))
-            .zip(self.targets.par_iter())
-            .map(|(row, &t)| {
-                let (max, sum) = max_and_sum(row);
-                sum.ln() - (row[t as usize] - max)
-            })
-            .collect();
+        let out = row_values(logits, &self.targets)?;
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 
@@ -119,19 +111,56 @@ impl CustomOp2 for RowNllGrad<'_> {
         out.par_chunks_mut(classes.max(1))
             .zip(logits.par_chunks(classes.max(1)))
             .zip(self.targets.par_iter().zip(upstream.par_iter()))
-            .for_each(|((d, row), (&t, &g))| row_grad(d, row, t, g));
+            .for_each(|((d, row), (&t, &g))| {
+                row_grad(d, row, t, g);
+            });
         Ok((CpuStorage::F32(out), Shape::from((n, classes))))
     }
 }
 
-/// One row's gradient of `g · nll`: `g · (softmax(row) − one-hot(t))`, into `d`.
-fn row_grad(d: &mut [f32], row: &[f32], t: u32, g: f32) {
+/// One row's gradient of `g · nll`: `g · (softmax(row) − one-hot(t))`, into `d`; returns
+/// the row's nll.
+fn row_grad(d: &mut [f32], row: &[f32], t: u32, g: f32) -> f32 {
     let (max, sum) = max_and_sum(row);
     let scale = g / sum;
     for (d, &x) in d.iter_mut().zip(row) {
         *d = (x - max).exp() * scale;
     }
     d[t as usize] -= g;
+    sum.ln() - (row[t as usize] - max)
+}
+
+/// Each row's `nll` of host `logits` `[n, classes]`.
+pub fn row_values(logits: &[f32], targets: &[u32]) -> Result<Vec<f32>> {
+    let classes = host_classes(logits, targets)?;
+    Ok(logits
+        .par_chunks(classes)
+        .zip(targets.par_iter())
+        .map(|(row, &t)| {
+            let (max, sum) = max_and_sum(row);
+            sum.ln() - (row[t as usize] - max)
+        })
+        .collect())
+}
+
+/// The row width of host `logits` for `targets`, each target checked against it.
+fn host_classes(logits: &[f32], targets: &[u32]) -> Result<usize> {
+    let n = targets.len();
+    if n == 0 && logits.is_empty() {
+        return Ok(1);
+    }
+    let classes = logits.len() / n.max(1);
+    if classes * n != logits.len() || classes == 0 {
+        candle_core::bail!("nll: {} logits do not make {n} rows", logits.len());
+    }
+    if let Some((row, &t)) = targets
+        .iter()
+        .enumerate()
+        .find(|&(_, &t)| t as usize >= classes)
+    {
+        candle_core::bail!("nll: row {row}'s target {t} is not below {classes} classes");
+    }
+    Ok(classes)
 }
 
 /// `Σ_r weights[r] · nll_r` over the rows of host `logits` `[n, classes]`, and its gradient
@@ -143,21 +172,9 @@ pub fn weighted_sum_with_grad(
     weights: &[f32],
     scale: f32,
 ) -> Result<(f64, Vec<f32>)> {
-    let n = targets.len();
-    let classes = logits.len() / n.max(1);
-    if weights.len() != n || classes * n != logits.len() || classes == 0 {
-        candle_core::bail!(
-            "nll: {} logits, {n} targets and {} weights do not make rows",
-            logits.len(),
-            weights.len()
-        );
-    }
-    if let Some((row, &t)) = targets
-        .iter()
-        .enumerate()
-        .find(|&(_, &t)| t as usize >= classes)
-    {
-        candle_core::bail!("nll: row {row}'s target {t} is not below {classes} classes");
+    let classes = host_classes(logits, targets)?;
+    if weights.len() != targets.len() {
+        candle_core::bail!("nll: {} weights for {} rows", weights.len(), targets.len());
     }
     let mut grad = vec![0f32; logits.len()];
     let parts: Vec<f64> = grad
@@ -168,9 +185,7 @@ pub fn weighted_sum_with_grad(
             if w == 0.0 {
                 return 0.0;
             }
-            row_grad(d, row, t, w * scale);
-            let (max, sum) = max_and_sum(row);
-            w as f64 * (sum.ln() - (row[t as usize] - max)) as f64
+            w as f64 * row_grad(d, row, t, w * scale) as f64
         })
         .collect();
     Ok((parts.iter().sum(), grad))

@@ -462,7 +462,7 @@ impl PretrainTrainer {
         let mask = super::model::causal_mask_values(&vec![vec![true; t]; b], 0, t);
         let (logits, tape) =
             self.model
-                .forward_tape(&x.flatten_all()?.to_vec1()?, b, t, &positions, &mask)?;
+                .forward_tape(&x.flatten_all()?.to_vec1()?, b, t, &positions, &mask, None)?;
         let scale = 1.0 / learned.max(1) as f32;
         let (sum, d_logits) =
             crate::nll::weighted_sum_with_grad(&logits, &y.to_vec1()?, &w.to_vec1()?, scale)?;

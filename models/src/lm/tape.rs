@@ -74,7 +74,9 @@ pub struct Tape {
     blocks: Vec<BlockTape>,
     x_final: Vec<f32>,
     r_final: Vec<f32>,
-    h_final: Vec<f32>,
+    /// The rows the logits were computed for (`None`: all) and their final hidden states.
+    logit_rows: Option<Vec<usize>>,
+    h_out: Vec<f32>,
 }
 
 /// `x·Wᵀ (+ b)` for `x` `[rows, in]` and `w` `[out, in]`.
@@ -120,9 +122,10 @@ impl Transformer {
         e.device().is_cpu() && e.dtype() == DType::F32
     }
 
-    /// The logits `[b·t, vocab]` (row-major) of tokens `ids` `[b·t]` at `positions` `[b·t]`
+    /// The logits `[rows, vocab]` (row-major) of tokens `ids` `[b·t]` at `positions` `[b·t]`
     /// with `mask` `[b, t, t]` added to the scores (as [`super::model::causal_mask`] makes
-    /// it, without a cache), and the tape for [`Tape::backward`].
+    /// it, without a cache), and the tape for [`Tape::backward`]. `logit_rows`: the token
+    /// rows (of the `b·t`) to compute logits for, in that order; `None` for all of them.
     pub fn forward_tape(
         &self,
         ids: &[u32],
@@ -130,6 +133,7 @@ impl Transformer {
         t: usize,
         positions: &[u32],
         mask: &[f32],
+        logit_rows: Option<Vec<usize>>,
     ) -> Result<(Vec<f32>, Tape)> {
         let c = &self.config;
         let n = b * t;
@@ -140,6 +144,9 @@ impl Transformer {
                 positions.len(),
                 mask.len()
             );
+        }
+        if let Some(&bad) = logit_rows.iter().flatten().find(|&&r| r >= n) {
+            candle_core::bail!("tape: logits asked of row {bad} of {n}");
         }
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= c.vocab_size) {
             candle_core::bail!(
@@ -235,9 +242,18 @@ impl Transformer {
             });
         }
         let (h_final, r_final) = ops::rms_forward(&x, host(&self.norm)?.get(), eps);
+        let (h_out, rows) = match &logit_rows {
+            Some(rows) => (
+                rows.iter()
+                    .flat_map(|&r| h_final[r * hd..(r + 1) * hd].iter().copied())
+                    .collect(),
+                rows.len(),
+            ),
+            None => (h_final, n),
+        };
         let logits = match &self.head {
-            Some(head) => linear(&h_final, n, host(head.weight())?.get(), None),
-            None => linear(&h_final, n, embed.get(), None),
+            Some(head) => linear(&h_out, rows, host(head.weight())?.get(), None),
+            None => linear(&h_out, rows, embed.get(), None),
         };
         let tape = Tape {
             ids: ids.to_vec(),
@@ -248,7 +264,8 @@ impl Transformer {
             blocks,
             x_final: x,
             r_final,
-            h_final,
+            logit_rows,
+            h_out,
         };
         Ok((logits, tape))
     }
@@ -274,8 +291,8 @@ impl Tape {
             .collect()
     }
 
-    /// Every weight's gradient of `Σ d_logits ⊙ logits`, keyed by the weight's tensor id
-    /// (the id of its `Var`).
+    /// Every weight's gradient of `Σ d_logits ⊙ logits` (the logits of the forward pass's
+    /// rows), keyed by the weight's tensor id (the id of its `Var`).
     pub fn backward(
         &self,
         model: &Transformer,
@@ -284,9 +301,10 @@ impl Tape {
         let c = &model.config;
         let (n, hd, d) = (self.rows, c.hidden_size, c.head_dim);
         let (qd, kvd, inter) = (c.heads * d, c.kv_heads * d, c.intermediate_size);
-        if d_logits.len() != n * c.vocab_size {
+        let rows = self.logit_rows.as_ref().map_or(n, Vec::len);
+        if d_logits.len() != rows * c.vocab_size {
             candle_core::bail!(
-                "tape: a logits gradient of {} values for {n} × {} logits",
+                "tape: a logits gradient of {} values for {rows} × {} logits",
                 d_logits.len(),
                 c.vocab_size
             );
@@ -301,9 +319,21 @@ impl Tape {
         let embed = host(embed_w)?;
         let head = model.head.as_ref().map(|h| host(h.weight())).transpose()?;
         let head_w = head.as_ref().unwrap_or(&embed);
-        let dlog = Mat::new(d_logits, n, c.vocab_size);
-        let dh_final = product(dlog, Mat::new(head_w.get(), c.vocab_size, hd));
-        let mut d_head = product(dlog.t(), Mat::new(&self.h_final, n, hd));
+        let dlog = Mat::new(d_logits, rows, c.vocab_size);
+        let dh_out = product(dlog, Mat::new(head_w.get(), c.vocab_size, hd));
+        let mut d_head = product(dlog.t(), Mat::new(&self.h_out, rows, hd));
+        let dh_final = match &self.logit_rows {
+            None => dh_out,
+            Some(picked) => {
+                let mut all = vec![0f32; n * hd];
+                for (&r, g) in picked.iter().zip(dh_out.chunks(hd)) {
+                    for (a, g) in all[r * hd..(r + 1) * hd].iter_mut().zip(g) {
+                        *a += g;
+                    }
+                }
+                all
+            }
+        };
         let mut dx = vec![0f32; n * hd];
         let norm = host(&model.norm)?;
         let d_norm =
@@ -455,6 +485,7 @@ mod tests {
                     t,
                     &positions,
                     &mask.flatten_all().unwrap().to_vec1().unwrap(),
+                    None,
                 )
                 .unwrap();
             let (sum, d_logits) =

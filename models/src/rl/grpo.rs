@@ -15,12 +15,13 @@ use crate::lm::model::{Transformer, causal_mask};
 use crate::lm::pretrain::{
     from_folder, largest_weight, side_token, values_per_token, write_folder,
 };
+use crate::lm::tape::Tape;
 use crate::memory::{self, Footprint};
 use crate::nn::Param;
 use crate::optim::schedule::Schedule;
 use crate::optim::{Hyper, Optimizer};
 use crate::train::{Engine, EvalMetrics, LogLine, StepMetrics, apply_gradients, autograd};
-use candle_core::{D, DType, Device, Result, Tensor};
+use candle_core::{D, DType, Device, Result, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -489,16 +490,9 @@ impl GrpoTrainer {
         Ok(all)
     }
 
-    /// log π(o_t) at the sampling temperature for the completions of `rows` under `model`:
-    /// `[n, t]`, and the completion mask `[n, t]`.
-    /// `width` completion positions at least (a micro-batch is as wide as its batch).
-    fn logprobs(
-        &self,
-        model: &Transformer,
-        rows: &[&Rollout],
-        width: usize,
-    ) -> Result<(Tensor, Vec<Vec<f32>>)> {
-        let dev = model.device().clone();
+    /// The prompts and completions of `rows` as one left-padded batch: completions at least
+    /// `width` positions wide (a micro-batch is as wide as its batch).
+    fn sequences(&self, rows: &[&Rollout], width: usize) -> Sequences {
         let p = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(1);
         let t = rows
             .iter()
@@ -509,13 +503,17 @@ impl GrpoTrainer {
             .max(1);
         let len = p + t - 1;
         let n = rows.len();
-        let (mut ids, mut pos, mut targets) = (
-            Vec::with_capacity(n * len),
-            Vec::with_capacity(n * len),
-            Vec::with_capacity(n * t),
-        );
-        let mut valid = Vec::with_capacity(n);
-        let mut mask = Vec::with_capacity(n);
+        let mut s = Sequences {
+            n,
+            p,
+            t,
+            len,
+            ids: Vec::with_capacity(n * len),
+            positions: Vec::with_capacity(n * len),
+            valid: Vec::with_capacity(n),
+            targets: Vec::with_capacity(n * t),
+            mask: Vec::with_capacity(n),
+        };
         for r in rows {
             let lead = p - r.prompt.len();
             let c = &r.out.tokens;
@@ -530,29 +528,75 @@ impl GrpoTrainer {
                 } else {
                     (self.pad, false)
                 };
-                ids.push(id);
-                pos.push(j.saturating_sub(lead) as u32);
+                s.ids.push(id);
+                s.positions.push(j.saturating_sub(lead) as u32);
                 v.push(ok);
             }
-            valid.push(v);
-            targets.extend((0..t).map(|j| c.get(j).copied().unwrap_or(self.pad)));
-            mask.push(
+            s.valid.push(v);
+            s.targets
+                .extend((0..t).map(|j| c.get(j).copied().unwrap_or(self.pad)));
+            s.mask.push(
                 (0..t)
                     .map(|j| if j < c.len() { 1.0 } else { 0.0 })
                     .collect(),
             );
         }
-        let ids = Tensor::from_vec(ids, (n, len), &dev)?;
-        let pos = Tensor::from_vec(pos, (n, len), &dev)?;
-        let attn = causal_mask(&valid, 0, len, &dev)?;
+        s
+    }
+
+    /// log π(o_t) at the sampling temperature for the completions of `rows` under `model`:
+    /// `[n, t]`, and the completion mask `[n, t]`.
+    /// `width` completion positions at least (a micro-batch is as wide as its batch).
+    fn logprobs(
+        &self,
+        model: &Transformer,
+        rows: &[&Rollout],
+        width: usize,
+    ) -> Result<(Tensor, Vec<Vec<f32>>)> {
+        let dev = model.device().clone();
+        let s = self.sequences(rows, width);
+        let (n, p, t, len) = (s.n, s.p, s.t, s.len);
+        let ids = Tensor::from_vec(s.ids, (n, len), &dev)?;
+        let pos = Tensor::from_vec(s.positions, (n, len), &dev)?;
+        let attn = causal_mask(&s.valid, 0, len, &dev)?;
         let hidden = model
             .forward(&ids, &pos, &attn, None)?
             .narrow(1, p - 1, t)?;
         let logits = (model.logits(&hidden)?.to_dtype(DType::F32)? / self.spec.temperature)?;
         let vocab = logits.dim(D::Minus1)?;
-        let targets = Tensor::from_vec(targets, n * t, &dev)?;
+        let targets = Tensor::from_vec(s.targets, n * t, &dev)?;
         let nll = crate::nll::row_nll(&logits.reshape((n * t, vocab))?, &targets)?;
-        Ok((nll.neg()?.reshape((n, t))?, mask))
+        Ok((nll.neg()?.reshape((n, t))?, s.mask))
+    }
+
+    /// [`Self::logprobs`] of the policy by the hand-written pass (`lm::tape`): the values
+    /// as a leaf for the loss to be built on, and what turns the loss's gradient in them
+    /// into the weights' gradients.
+    fn tape_logprobs(&self, rows: &[&Rollout], width: usize) -> Result<TapeLogprobs> {
+        let s = self.sequences(rows, width);
+        let (n, p, t, len) = (s.n, s.p, s.t, s.len);
+        // The completions' rows: position p − 1 + j of each sequence predicts token j.
+        let picked: Vec<usize> = (0..n)
+            .flat_map(|r| (0..t).map(move |j| r * len + p - 1 + j))
+            .collect();
+        let mask = crate::lm::model::causal_mask_values(&s.valid, 0, len);
+        let (mut z, tape) =
+            self.model
+                .forward_tape(&s.ids, n, len, &s.positions, &mask, Some(picked))?;
+        let temperature = self.spec.temperature as f32;
+        z.iter_mut().for_each(|v| *v /= temperature);
+        let lp: Vec<f32> = crate::nll::row_values(&z, &s.targets)?
+            .into_iter()
+            .map(|v| -v)
+            .collect();
+        let lp = Var::from_tensor(&Tensor::from_vec(lp, (n, t), self.model.device())?)?;
+        Ok(TapeLogprobs {
+            lp,
+            tape,
+            z,
+            targets: s.targets,
+            temperature,
+        })
     }
 
     /// The rollouts of a step for the viewer: each group's prompt and completions token by
@@ -612,6 +656,53 @@ impl GrpoTrainer {
             }));
         }
         Ok(serde_json::Value::Array(groups))
+    }
+}
+
+/// A batch of prompts and completions, left-padded: `n` sequences of `len` = `p + t − 1`
+/// tokens, the longest prompt `p` and completion `t` long.
+struct Sequences {
+    n: usize,
+    p: usize,
+    t: usize,
+    len: usize,
+    ids: Vec<u32>,
+    positions: Vec<u32>,
+    valid: Vec<Vec<bool>>,
+    /// `[n, t]`: each completion's tokens, padded.
+    targets: Vec<u32>,
+    /// 1 on completion tokens, per sequence.
+    mask: Vec<Vec<f32>>,
+}
+
+/// The policy's log-probabilities from the hand-written pass.
+struct TapeLogprobs {
+    /// `[n, t]`, a leaf: the loss is built on it, and its gradient read back.
+    lp: Var,
+    tape: Tape,
+    /// The completions' logits over the temperature, `[n·t, vocab]`.
+    z: Vec<f32>,
+    targets: Vec<u32>,
+    temperature: f32,
+}
+
+impl TapeLogprobs {
+    /// The weights' gradients of `loss` (built on `lp`), in `params`' order: ∂L/∂z of each
+    /// row is −∂L/∂lp · (softmax(z) − one-hot), and z = logits / T.
+    fn grads(&self, loss: &Tensor, model: &Transformer, params: &[Param]) -> Result<Vec<Tensor>> {
+        let store = loss.backward()?;
+        let Some(g_lp) = store.get(self.lp.as_tensor()) else {
+            return params.iter().map(|p| p.var.zeros_like()).collect();
+        };
+        let minus: Vec<f32> = g_lp
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|g| -g)
+            .collect();
+        let (_, mut d) = crate::nll::weighted_sum_with_grad(&self.z, &self.targets, &minus, 1.0)?;
+        d.iter_mut().for_each(|v| *v /= self.temperature);
+        self.tape.param_grads(model, &d, params)
     }
 }
 
@@ -781,7 +872,14 @@ impl Engine for GrpoTrainer {
             let mut grads: Option<Vec<Tensor>> = None;
             let (mut c_low, mut c_high, mut c_region, mut kl_sum) = (0.0, 0.0, 0.0, None);
             for (ci, &c) in chunks.iter().enumerate() {
-                let (lp, _) = self.logprobs(&self.model, &batch[c.0..c.1], t)?;
+                let taped = match self.model.has_tape() {
+                    true => Some(self.tape_logprobs(&batch[c.0..c.1], t)?),
+                    false => None,
+                };
+                let lp = match &taped {
+                    Some(tl) => tl.lp.as_tensor().clone(),
+                    None => self.logprobs(&self.model, &batch[c.0..c.1], t)?.0,
+                };
                 // π_old is the policy that generated: the first pass's own values.
                 if pass == 0 {
                     old_lp.push(lp.detach());
@@ -810,7 +908,10 @@ impl Engine for GrpoTrainer {
                 if let Some(v) = out.kl {
                     kl_sum = Some(kl_sum.unwrap_or(0.0) + v * w);
                 }
-                let g = autograd(&out.loss, &self.params)?;
+                let g = match &taped {
+                    Some(tl) => tl.grads(&out.loss, &self.model, &self.params)?,
+                    None => autograd(&out.loss, &self.params)?,
+                };
                 grads = Some(match grads {
                     None => g,
                     Some(acc) => acc
@@ -1025,6 +1126,92 @@ pub const ROLLOUTS_FILE: &str = "rollouts.jsonl";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trainer on the tiny random Llama folder, at temperature 0.7 so that the division
+    /// by it is exercised.
+    fn tiny_trainer(dir: &Path) -> GrpoTrainer {
+        crate::lm::tiny::write_folder(dir).unwrap();
+        let problems = ["a b", "c", "one two three", "hi"]
+            .iter()
+            .map(|p| Problem {
+                prompt: p.to_string(),
+                answer: super::super::tasks::Answer::Text("a".into()),
+            })
+            .collect();
+        let spec = GrpoSpec {
+            seed: 0,
+            data_seed: 0,
+            batch_size: 4,
+            hyper: Hyper::adamw(0.0),
+            clip_grad_norm: None,
+            schedule: Schedule {
+                name: Default::default(),
+                peak_lr: 1e-3,
+                warmup_steps: 0,
+                total_steps: 10,
+                shape: Vec::new(),
+            },
+            base: dir.to_path_buf(),
+            num_generations: 2,
+            max_completion_length: 5,
+            temperature: 0.7,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            num_iterations: 1,
+            loss: LossSpec {
+                loss_type: super::super::loss::LossType::Grpo,
+                level: Default::default(),
+                epsilon_low: 0.2,
+                epsilon_high: 0.2,
+                beta: 0.0,
+                max_completion_length: 5,
+                normalizer: Default::default(),
+            },
+            scale_rewards: Scale::Group,
+            mask_truncated_completions: false,
+            rewards: Vec::new(),
+            chat: false,
+            val_fraction: 0.0,
+            eval_problems: 0,
+            log_completions_every: 0,
+            micro_batch_size: 0,
+            d3s: D3s::default(),
+        };
+        GrpoTrainer::new(problems, spec, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn the_hand_written_pass_gives_autograds_logprobs_and_gradients() {
+        let dir = tempfile::tempdir().unwrap();
+        let trainer = tiny_trainer(dir.path());
+        let rollouts = trainer.rollouts(&[0, 1, 2, 3]).unwrap();
+        let batch: Vec<&Rollout> = rollouts.iter().collect();
+        // Prompts of different lengths (left padding), a width beyond the longest completion.
+        let width = batch.iter().map(|r| r.out.tokens.len()).max().unwrap() + 1;
+        let (want, mask) = trainer.logprobs(&trainer.model, &batch, width).unwrap();
+        let taped = trainer.tape_logprobs(&batch, width).unwrap();
+        let got = taped.lp.as_tensor();
+        let mask = Tensor::new(mask, &Device::Cpu).unwrap();
+        let masked = |t: &Tensor| (t * &mask).unwrap();
+        let diff = crate::test_util::max_abs_diff(&masked(got), &masked(&want));
+        assert!(diff < 1e-4, "log-probabilities differ by {diff}");
+        // A loss that is not linear in the log-probabilities, as GRPO's ratio is.
+        let weights = Tensor::randn(0f32, 1.0, want.shape(), &Device::Cpu).unwrap();
+        let loss_of = |lp: &Tensor| {
+            masked(&(lp.exp().unwrap() * &weights).unwrap())
+                .sum_all()
+                .unwrap()
+        };
+        let theirs = autograd(&loss_of(&want), &trainer.params).unwrap();
+        let ours = taped
+            .grads(&loss_of(got), &trainer.model, &trainer.params)
+            .unwrap();
+        for ((p, a), b) in trainer.params.iter().zip(&ours).zip(&theirs) {
+            let diff = crate::test_util::max_abs_diff(a, b);
+            assert!(diff < 1e-4, "{}: gradients differ by {diff}", p.name);
+        }
+    }
 
     #[test]
     fn zero_variance_groups_get_zero_advantage() {
