@@ -4,6 +4,8 @@
 //! (both passes of every noise sample), for the speed ratio in BENCHMARKS.md.
 //!
 //!     cargo run --release -p descent-models --example sd_probe -- PIPELINE NOISE OUT PROMPT
+//!
+//! `UNET=candle` evaluates candle-transformers' UNet instead of the host one.
 
 use candle_core::{DType, Device, Tensor};
 use descent_models::diffusion::sample::Model;
@@ -17,7 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().collect();
     let (dir, noise, out, prompt) = (&a[1], &a[2], &a[3], &a[4]);
     let info = sd::inspect(std::path::Path::new(dir))?;
-    let p = sd::Pipeline::load(info, DType::F32, &Device::Cpu)?;
+    let kind = match std::env::var("UNET").as_deref() {
+        Ok("candle") => sd::UnetKind::Candle,
+        _ => sd::UnetKind::Host,
+    };
+    let p = sd::Pipeline::load_with(info, DType::F32, &Device::Cpu, kind)?;
     let m = p.encode(prompt, "")?;
     println!("tokens {:?}", &m.tokens[0][..8]);
     let x = candle_core::safetensors::load(noise, &Device::Cpu)?["noise"].clone();
@@ -38,6 +44,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.predict(&rows, 500.0, &classes)?;
     }
     let ms = t0.elapsed().as_secs_f64() * 1000.0 / reps as f64;
-    println!("unet step ({} rows) {ms:.2} ms", 2 * n);
+    println!("unet step ({} rows, {kind:?}) {ms:.2} ms", 2 * n);
     Ok(())
 }

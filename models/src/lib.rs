@@ -10,6 +10,7 @@ pub mod hf_json;
 pub mod linear;
 pub mod lm;
 pub mod memory;
+mod nchw_host;
 pub mod nll;
 pub mod nn;
 pub mod optim;

@@ -95,11 +95,18 @@ pub fn var_builder(
     dtype: DType,
     device: &Device,
 ) -> Result<VarBuilder<'static>, String> {
+    Ok(VarBuilder::from_tensors(load_all(files)?, dtype, device))
+}
+
+/// Every tensor of `files`, by name, on the CPU in its stored dtype.
+pub fn load_all(
+    files: &[PathBuf],
+) -> Result<std::collections::HashMap<String, candle_core::Tensor>, String> {
     let mut all = std::collections::HashMap::new();
     for f in files {
         let t = candle_core::safetensors::load(f, &Device::Cpu)
             .map_err(|e| format!("{}: {e}", f.display()))?;
         all.extend(t);
     }
-    Ok(VarBuilder::from_tensors(all, dtype, device))
+    Ok(all)
 }

@@ -1,5 +1,6 @@
 //! Stable Diffusion 1.x/2.x pipelines in diffusers' layout (as `descent pull` stores them):
-//! the UNet and VAE of candle-transformers and our CLIP text encoder, each built from its own
+//! the UNet (our host one for f32 on the CPU, candle-transformers' elsewhere), the VAE of
+//! candle-transformers and our CLIP text encoder, each built from its own
 //! folder's `config.json`, the CLIP tokenizer from `tokenizer/`, and descent's schedulers and
 //! guided sampler. Inference only.
 
@@ -7,6 +8,7 @@ pub mod clip;
 pub mod configs;
 pub mod tiny;
 pub mod tokenizer;
+pub mod unet_host;
 
 use super::sample::Model;
 use candle_core::{DType, Device, Result as CResult, Tensor};
@@ -132,10 +134,35 @@ pub fn inspect(dir: &Path) -> Result<Inspected, String> {
     })
 }
 
+/// Which UNet implementation evaluates the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnetKind {
+    /// [`unet_host::HostUnet`]: f32 on the CPU only.
+    Host,
+    /// candle-transformers' `UNet2DConditionModel`: any device and dtype.
+    Candle,
+}
+
+impl UnetKind {
+    /// The host UNet where it applies (f32 on the CPU), candle's elsewhere.
+    pub fn default_for(dtype: DType, device: &Device) -> UnetKind {
+        if device.is_cpu() && dtype == DType::F32 {
+            UnetKind::Host
+        } else {
+            UnetKind::Candle
+        }
+    }
+}
+
+enum UnetImpl {
+    Host(Box<unet_host::HostUnet>),
+    Candle(Box<UNet2DConditionModel>),
+}
+
 /// A pipeline loaded for sampling.
 pub struct Pipeline {
     pub info: Inspected,
-    unet: UNet2DConditionModel,
+    unet: UnetImpl,
     vae: AutoEncoderKL,
     text: clip::TextEncoder,
     tokenizer: tokenizer::ClipTokenizer,
@@ -155,21 +182,45 @@ pub fn default_dtype(device: &Device) -> DType {
 
 impl Pipeline {
     pub fn load(info: Inspected, dtype: DType, device: &Device) -> Result<Pipeline, String> {
+        Pipeline::load_with(info, dtype, device, UnetKind::default_for(dtype, device))
+    }
+
+    /// [`Pipeline::load`] with the UNet implementation chosen (for comparing the two).
+    pub fn load_with(
+        info: Inspected,
+        dtype: DType,
+        device: &Device,
+        kind: UnetKind,
+    ) -> Result<Pipeline, String> {
         let ctx = |f: &[PathBuf], e: candle_core::Error| {
             format!(
                 "{}: {e}",
                 f.first().map_or(String::new(), |p| p.display().to_string())
             )
         };
-        let vb = crate::weights::var_builder(&info.files[0], dtype, device)?;
-        let unet = UNet2DConditionModel::new(
-            vb,
-            info.unet.in_channels,
-            info.unet.out_channels,
-            false,
-            info.unet.config.clone(),
-        )
-        .map_err(|e| ctx(&info.files[0], e))?;
+        let unet = match kind {
+            UnetKind::Host => {
+                if kind != UnetKind::default_for(dtype, device) {
+                    return Err("the host UNet runs in f32 on the CPU only".into());
+                }
+                UnetImpl::Host(Box::new(unet_host::HostUnet::load(
+                    &info.unet,
+                    &info.files[0],
+                )?))
+            }
+            UnetKind::Candle => {
+                let vb = crate::weights::var_builder(&info.files[0], dtype, device)?;
+                let unet = UNet2DConditionModel::new(
+                    vb,
+                    info.unet.in_channels,
+                    info.unet.out_channels,
+                    false,
+                    info.unet.config.clone(),
+                )
+                .map_err(|e| ctx(&info.files[0], e))?;
+                UnetImpl::Candle(Box::new(unet))
+            }
+        };
         let vb = crate::weights::var_builder(&info.files[1], dtype, device)?;
         let vae = AutoEncoderKL::new(
             vb,
@@ -264,11 +315,19 @@ impl Model for Prompted<'_> {
     fn predict(&self, x: &Tensor, t: f64, class: &[u32]) -> CResult<Tensor> {
         let idx = Tensor::from_vec(class.to_vec(), class.len(), &self.pipeline.device)?;
         let ctx = self.embeds.index_select(&idx, 0)?;
-        let x = x.to_dtype(self.pipeline.dtype)?;
-        self.pipeline
-            .unet
-            .forward(&x, t, &ctx)?
-            .to_dtype(DType::F32)
+        match &self.pipeline.unet {
+            UnetImpl::Host(u) => {
+                let (b, _, h, w) = x.dims4()?;
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                let cs = ctx.flatten_all()?.to_vec1::<f32>()?;
+                let out = u.forward(&xs, b, h, w, t, &cs);
+                Tensor::from_vec(out, x.dims(), x.device())
+            }
+            UnetImpl::Candle(u) => {
+                let x = x.to_dtype(self.pipeline.dtype)?;
+                u.forward(&x, t, &ctx)?.to_dtype(DType::F32)
+            }
+        }
     }
     fn device(&self) -> &Device {
         &self.pipeline.device

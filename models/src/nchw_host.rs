@@ -1,0 +1,301 @@
+//! Inference ops on one image as a host f32 buffer, channels first (`[c, h, w]`): convolution
+//! as one matrix product over gathered columns, group norm with the SiLU that follows it in
+//! one pass, nearest-neighbour upsampling.
+//!
+//! Why by hand: candle's CPU `conv2d` copies its NCHW input to NHWC and gathers its columns
+//! element by element on every call, and group norm and SiLU are each several passes over
+//! the maps with a thread-pool dispatch apiece; on the small maps of a diffusion UNet those
+//! costs, not the arithmetic, set the time (BENCHMARKS.md, the Stable Diffusion UNet step).
+
+use crate::gemm_host::{Mat, gemm};
+use crate::simd;
+
+/// A convolution's weights, `[c_out, c_in, k, k]` as PyTorch stores them, and its geometry.
+pub struct Conv {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv {
+    pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let o = |n: usize| (n + 2 * self.pad - self.k) / self.stride + 1;
+        (o(h), o(w))
+    }
+
+    /// `x` `[c_in, h, w]` → `[c_out, oh, ow]`, plus `extra_bias[c]` per output channel when
+    /// given (a time embedding added to every pixel). `parallel`: the product's threads.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        h: usize,
+        w: usize,
+        extra_bias: Option<&[f32]>,
+        parallel: bool,
+    ) -> Vec<f32> {
+        assert_eq!(x.len(), self.c_in * h * w, "conv: input size");
+        let (oh, ow) = self.out_size(h, w);
+        let n = oh * ow;
+        let mut out = vec![0f32; self.c_out * n];
+        for (c, row) in out.chunks_mut(n).enumerate() {
+            row.fill(self.bias[c] + extra_bias.map_or(0.0, |e| e[c]));
+        }
+        let kk = self.c_in * self.k * self.k;
+        let a = Mat::new(&self.weight, self.c_out, kk);
+        if self.k == 1 && self.stride == 1 && self.pad == 0 {
+            gemm(&mut out, n, a, Mat::new(x, kk, n), 1.0, true, parallel);
+        } else {
+            let cols = self.columns(x, h, w, oh, ow);
+            gemm(&mut out, n, a, Mat::new(&cols, kk, n), 1.0, true, parallel);
+        }
+        out
+    }
+
+    /// Rows `(c, ky, kx)`, columns the output pixels: what each tap of the kernel reads,
+    /// zero outside the image.
+    fn columns(&self, x: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
+        let (k, s, pad) = (self.k, self.stride, self.pad);
+        let mut cols = vec![0f32; self.c_in * k * k * oh * ow];
+        for (r, dst) in cols.chunks_mut(oh * ow).enumerate() {
+            let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
+            let plane = &x[c * h * w..(c + 1) * h * w];
+            for oy in 0..oh {
+                let Some(y) = (oy * s + ky).checked_sub(pad).filter(|&y| y < h) else {
+                    continue;
+                };
+                let src = &plane[y * w..(y + 1) * w];
+                let line = &mut dst[oy * ow..(oy + 1) * ow];
+                if s == 1 {
+                    // Output columns whose input column ox + kx − pad lies in the image.
+                    let lo = pad.saturating_sub(kx);
+                    let hi = ow.min((w + pad).saturating_sub(kx));
+                    if lo < hi {
+                        line[lo..hi].copy_from_slice(&src[lo + kx - pad..hi + kx - pad]);
+                    }
+                } else {
+                    for (ox, v) in line.iter_mut().enumerate() {
+                        if let Some(xx) = (ox * s + kx).checked_sub(pad).filter(|&xx| xx < w) {
+                            *v = src[xx];
+                        }
+                    }
+                }
+            }
+        }
+        cols
+    }
+}
+
+/// Group norm's affine weights and its grouping.
+pub struct GroupNorm {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub groups: usize,
+    pub eps: f32,
+}
+
+impl GroupNorm {
+    /// `x` `[c, hw]` normalised per group of channels (biased variance, as PyTorch), scaled
+    /// and shifted per channel, then SiLU when `silu`.
+    pub fn forward(&self, x: &[f32], hw: usize, silu: bool) -> Vec<f32> {
+        assert_eq!(x.len(), self.weight.len() * hw, "group norm: input size");
+        let mut out = vec![0f32; x.len()];
+        group_norm_into(self, x, hw, silu, &mut out);
+        out
+    }
+}
+
+simd::vector_fn! {
+    fn group_norm_into(n: &GroupNorm, x: &[f32], hw: usize, silu: bool, out: &mut [f32]) {
+        let per_group = n.weight.len() / n.groups;
+        let per = per_group * hw;
+        for (g, (src, dst)) in x.chunks(per).zip(out.chunks_mut(per)).enumerate() {
+            let mean = lane_sum(src, |v| v) / per as f64;
+            let var = lane_sum(src, |v| (v - mean) * (v - mean)) / per as f64;
+            let inv = (1.0 / (var + n.eps as f64).sqrt()) as f32;
+            let mean = mean as f32;
+            for (j, (s, d)) in src.chunks(hw).zip(dst.chunks_mut(hw)).enumerate() {
+                let ch = g * per_group + j;
+                let (a, b) = (n.weight[ch] * inv, n.bias[ch]);
+                if silu {
+                    for (d, &s) in d.iter_mut().zip(s) {
+                        *d = simd::silu((s - mean) * a + b);
+                    }
+                } else {
+                    for (d, &s) in d.iter_mut().zip(s) {
+                        *d = (s - mean) * a + b;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Σ f(x) over a slice in f64, through [`simd::LANES`] accumulators.
+#[inline(always)]
+pub(crate) fn lane_sum(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; simd::LANES];
+    let (chunks, rest) = xs.as_chunks::<{ simd::LANES }>();
+    for ch in chunks {
+        for k in 0..simd::LANES {
+            acc[k] += f(ch[k] as f64);
+        }
+    }
+    for (k, &v) in rest.iter().enumerate() {
+        acc[k] += f(v as f64);
+    }
+    simd::total(&acc)
+}
+
+simd::vector_fn! {
+    /// SiLU of every element, in place.
+    pub fn silu_in_place(x: &mut [f32]) {
+        x.iter_mut().for_each(|v| *v = simd::silu(*v));
+    }
+}
+
+/// `[c, h, w]` → `[c, h + 1, w + 1]` with a zero row and column after the image.
+pub fn pad_after(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0f32; c * (h + 1) * (w + 1)];
+    for (ch, plane) in x.chunks(h * w).enumerate().take(c) {
+        for (y, row) in plane.chunks(w).enumerate() {
+            let at = (ch * (h + 1) + y) * (w + 1);
+            out[at..at + w].copy_from_slice(row);
+        }
+    }
+    out
+}
+
+/// Nearest-neighbour resize of `[c, h, w]` to `[c, oh, ow]`: output pixel (y, x) reads
+/// input (⌊y·h/oh⌋, ⌊x·w/ow⌋), as PyTorch's `interpolate(mode="nearest")`.
+pub fn upsample_nearest(x: &[f32], c: usize, h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
+    let cols: Vec<usize> = (0..ow).map(|j| j * w / ow).collect();
+    let mut out = Vec::with_capacity(c * oh * ow);
+    for plane in x.chunks(h * w).take(c) {
+        for y in 0..oh {
+            let src = &plane[(y * h / oh) * w..][..w];
+            out.extend(cols.iter().map(|&j| src[j]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn wave(n: usize, f: f32) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * f).sin()).collect()
+    }
+
+    fn close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < tol, "max difference {worst}");
+    }
+
+    #[test]
+    fn convolutions_match_candles_for_each_geometry() {
+        let dev = Device::Cpu;
+        for (k, stride, pad, h, w) in [
+            (3, 1, 1, 7, 5),
+            (3, 2, 1, 8, 6),
+            (3, 2, 0, 9, 9),
+            (1, 1, 0, 4, 3),
+        ] {
+            let (ci, co) = (3, 5);
+            let conv = Conv {
+                weight: wave(co * ci * k * k, 0.71),
+                bias: wave(co, 1.3),
+                c_in: ci,
+                c_out: co,
+                k,
+                stride,
+                pad,
+            };
+            let x = wave(ci * h * w, 0.37);
+            let extra = wave(co, 2.1);
+            let ours = conv.forward(&x, h, w, Some(&extra), false);
+            let xt = Tensor::from_vec(x, (1, ci, h, w), &dev).unwrap();
+            let wt = Tensor::from_vec(conv.weight.clone(), (co, ci, k, k), &dev).unwrap();
+            let b: Vec<f32> = conv.bias.iter().zip(&extra).map(|(a, b)| a + b).collect();
+            let bt = Tensor::from_vec(b, (1, co, 1, 1), &dev).unwrap();
+            let theirs = xt
+                .conv2d(&wt, pad, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&bt)
+                .unwrap();
+            let (oh, ow) = conv.out_size(h, w);
+            assert_eq!(theirs.dims(), &[1, co, oh, ow]);
+            close(
+                &ours,
+                &theirs.flatten_all().unwrap().to_vec1().unwrap(),
+                1e-5,
+            );
+        }
+    }
+
+    #[test]
+    fn group_norm_and_silu_match_candles() {
+        let dev = Device::Cpu;
+        let (c, h, w, groups) = (6, 4, 5, 3);
+        let x: Vec<f32> = wave(c * h * w, 0.53)
+            .iter()
+            .map(|v| 3.0 * v + 1.0)
+            .collect();
+        let norm = GroupNorm {
+            weight: wave(c, 0.9),
+            bias: wave(c, 1.7),
+            groups,
+            eps: 1e-5,
+        };
+        let gn = candle_nn::GroupNorm::new(
+            Tensor::new(norm.weight.as_slice(), &dev).unwrap(),
+            Tensor::new(norm.bias.as_slice(), &dev).unwrap(),
+            c,
+            groups,
+            1e-5,
+        )
+        .unwrap();
+        let xt = Tensor::from_vec(x.clone(), (1, c, h, w), &dev).unwrap();
+        let y = candle_core::Module::forward(&gn, &xt).unwrap();
+        let s = candle_nn::ops::silu(&y).unwrap();
+        close(
+            &norm.forward(&x, h * w, false),
+            &y.flatten_all().unwrap().to_vec1().unwrap(),
+            1e-5,
+        );
+        close(
+            &norm.forward(&x, h * w, true),
+            &s.flatten_all().unwrap().to_vec1().unwrap(),
+            1e-5,
+        );
+    }
+
+    #[test]
+    fn nearest_upsampling_and_padding_match_candles() {
+        let dev = Device::Cpu;
+        let x = wave(2 * 3 * 4, 0.3);
+        let t = Tensor::from_vec(x.clone(), (1, 2, 3, 4), &dev).unwrap();
+        for (oh, ow) in [(6, 8), (5, 7)] {
+            let want = t.upsample_nearest2d(oh, ow).unwrap();
+            let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(upsample_nearest(&x, 2, 3, 4, oh, ow), want, "{oh}×{ow}");
+        }
+        let padded = t
+            .pad_with_zeros(3, 0, 1)
+            .unwrap()
+            .pad_with_zeros(2, 0, 1)
+            .unwrap();
+        let want: Vec<f32> = padded.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(pad_after(&x, 2, 3, 4), want);
+    }
+}
