@@ -1,10 +1,12 @@
-//! Times the demo digits UNet: a sampling step's forward pass (CFG: a batch of 2×64) and a
-//! training step's forward and backward (a batch of 32), on the CPU.
+//! Times the demo digits UNet: a sampling step's forward pass (CFG: a batch of 2×64, one
+//! timestep) as the sampler calls it (the host pass) and through candle's ops, and a training
+//! step's forward and backward (a batch of 32), on the CPU.
 //!
 //! cargo run --release -p descent-models --example denoiser_step [-- REPS]
 
 use candle_core::{Device, Tensor};
 use descent_models::diffusion::net::{Denoiser, DenoiserArch, DenoiserSpec};
+use descent_models::diffusion::sample::Model;
 use std::time::Instant;
 
 fn main() -> candle_core::Result<()> {
@@ -24,15 +26,24 @@ fn main() -> candle_core::Result<()> {
         embed_dim: 64,
     };
     let net = Denoiser::new(spec, 0, &dev)?;
-    let time = |label: &str, b: usize, backward: bool| -> candle_core::Result<()> {
+    #[derive(PartialEq)]
+    enum Pass {
+        Sampler,
+        CandleOps,
+        Training,
+    }
+    let time = |label: &str, b: usize, pass: Pass| -> candle_core::Result<()> {
         let x = Tensor::randn(0f32, 1.0, (b, 1, 8, 8), &dev)?;
         let t: Vec<f64> = (0..b).map(|i| (i * 7 % 1000) as f64).collect();
         let c: Vec<u32> = (0..b).map(|i| (i % 11) as u32).collect();
         let mut times = Vec::new();
         for _ in 0..reps + 3 {
             let t0 = Instant::now();
-            let y = net.forward(&x, &t, &c)?;
-            if backward {
+            let y = match pass {
+                Pass::Sampler => net.predict(&x, 500.0, &c)?,
+                _ => net.forward(&x, &t, &c)?,
+            };
+            if pass == Pass::Training {
                 let _ = y.sqr()?.mean_all()?.backward()?;
             } else {
                 let _ = y.flatten_all()?.to_vec1::<f32>()?;
@@ -44,7 +55,12 @@ fn main() -> candle_core::Result<()> {
         println!("{label}: median {:.2} ms over {reps}", t[t.len() / 2]);
         Ok(())
     };
-    time("sampling forward, batch 128", 128, false)?;
-    time("training forward+backward, batch 32", 32, true)?;
+    time("sampling forward, batch 128", 128, Pass::Sampler)?;
+    time(
+        "sampling forward through candle's ops, batch 128",
+        128,
+        Pass::CandleOps,
+    )?;
+    time("training forward+backward, batch 32", 32, Pass::Training)?;
     Ok(())
 }

@@ -71,6 +71,35 @@ impl<'a> Mat<'a> {
     }
 }
 
+use candle_core::{CpuStorage, Result, Storage, StorageRef, Tensor};
+
+/// A tensor's values read in place (its storage stays locked for reading meanwhile).
+pub(crate) struct Host<'a> {
+    guard: StorageRef<'a>,
+    range: std::ops::Range<usize>,
+}
+
+impl Host<'_> {
+    pub fn get(&self) -> &[f32] {
+        match &*self.guard {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[self.range.clone()],
+            _ => unreachable!("checked by `host`"),
+        }
+    }
+}
+
+/// `t`'s values in place, if it is a contiguous f32 tensor on the CPU.
+pub(crate) fn host(t: &Tensor) -> Result<Host<'_>> {
+    let (guard, layout) = t.storage_and_layout();
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        candle_core::bail!("a weight of shape {:?} is not contiguous", t.dims());
+    };
+    if !matches!(&*guard, Storage::Cpu(CpuStorage::F32(_))) {
+        candle_core::bail!("a weight of shape {:?} is not f32 on the CPU", t.dims());
+    }
+    Ok(Host { guard, range: a..b })
+}
+
 /// `dst ← scale · a·b` (`+ dst` when `accumulate`), `dst` row-major with rows `dst_rs`
 /// apart. `parallel`: gemm's threads (candle's count); else one thread, for products run
 /// inside a parallel loop.

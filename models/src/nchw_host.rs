@@ -10,10 +10,11 @@
 use crate::gemm_host::{Mat, gemm};
 use crate::simd;
 
-/// A convolution's weights, `[c_out, c_in, k, k]` as PyTorch stores them, and its geometry.
-pub struct Conv {
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
+/// A convolution's weights, `[c_out, c_in, k, k]` as PyTorch stores them, and its geometry;
+/// owned (`Vec<f32>`) or read in place from a tensor's storage (`&[f32]`).
+pub struct Conv<W = Vec<f32>> {
+    pub weight: W,
+    pub bias: W,
     pub c_in: usize,
     pub c_out: usize,
     pub k: usize,
@@ -21,7 +22,7 @@ pub struct Conv {
     pub pad: usize,
 }
 
-impl Conv {
+impl<W: AsRef<[f32]>> Conv<W> {
     pub fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
         let o = |n: usize| (n + 2 * self.pad - self.k) / self.stride + 1;
         (o(h), o(w))
@@ -42,10 +43,10 @@ impl Conv {
         let n = oh * ow;
         let mut out = vec![0f32; self.c_out * n];
         for (c, row) in out.chunks_mut(n).enumerate() {
-            row.fill(self.bias[c] + extra_bias.map_or(0.0, |e| e[c]));
+            row.fill(self.bias.as_ref()[c] + extra_bias.map_or(0.0, |e| e[c]));
         }
         let kk = self.c_in * self.k * self.k;
-        let a = Mat::new(&self.weight, self.c_out, kk);
+        let a = Mat::new(self.weight.as_ref(), self.c_out, kk);
         if self.k == 1 && self.stride == 1 && self.pad == 0 {
             gemm(&mut out, n, a, Mat::new(x, kk, n), 1.0, true, parallel);
         } else {
@@ -90,36 +91,47 @@ impl Conv {
 }
 
 /// Group norm's affine weights and its grouping.
-pub struct GroupNorm {
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
+pub struct GroupNorm<W = Vec<f32>> {
+    pub weight: W,
+    pub bias: W,
     pub groups: usize,
     pub eps: f32,
 }
 
-impl GroupNorm {
+impl<W: AsRef<[f32]>> GroupNorm<W> {
     /// `x` `[c, hw]` normalised per group of channels (biased variance, as PyTorch), scaled
     /// and shifted per channel, then SiLU when `silu`.
     pub fn forward(&self, x: &[f32], hw: usize, silu: bool) -> Vec<f32> {
-        assert_eq!(x.len(), self.weight.len() * hw, "group norm: input size");
+        let (w, b) = (self.weight.as_ref(), self.bias.as_ref());
+        assert_eq!(x.len(), w.len() * hw, "group norm: input size");
         let mut out = vec![0f32; x.len()];
-        group_norm_into(self, x, hw, silu, &mut out);
+        group_norm_into(w, b, self.groups, self.eps, x, hw, silu, &mut out);
         out
     }
 }
 
 simd::vector_fn! {
-    fn group_norm_into(n: &GroupNorm, x: &[f32], hw: usize, silu: bool, out: &mut [f32]) {
-        let per_group = n.weight.len() / n.groups;
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm_into(
+        weight: &[f32],
+        bias: &[f32],
+        groups: usize,
+        eps: f32,
+        x: &[f32],
+        hw: usize,
+        silu: bool,
+        out: &mut [f32],
+    ) {
+        let per_group = weight.len() / groups;
         let per = per_group * hw;
         for (g, (src, dst)) in x.chunks(per).zip(out.chunks_mut(per)).enumerate() {
             let mean = lane_sum(src, |v| v) / per as f64;
             let var = lane_sum(src, |v| (v - mean) * (v - mean)) / per as f64;
-            let inv = (1.0 / (var + n.eps as f64).sqrt()) as f32;
+            let inv = (1.0 / (var + eps as f64).sqrt()) as f32;
             let mean = mean as f32;
             for (j, (s, d)) in src.chunks(hw).zip(dst.chunks_mut(hw)).enumerate() {
                 let ch = g * per_group + j;
-                let (a, b) = (n.weight[ch] * inv, n.bias[ch]);
+                let (a, b) = (weight[ch] * inv, bias[ch]);
                 if silu {
                     for (d, &s) in d.iter_mut().zip(s) {
                         *d = simd::silu((s - mean) * a + b);
@@ -155,6 +167,21 @@ simd::vector_fn! {
     pub fn silu_in_place(x: &mut [f32]) {
         x.iter_mut().for_each(|v| *v = simd::silu(*v));
     }
+}
+
+/// 2×2 average pooling, stride 2, of `[c, h, w]` (odd edges dropped, as PyTorch's).
+pub fn avg_pool2(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut out = Vec::with_capacity(c * oh * ow);
+    for plane in x.chunks(h * w).take(c) {
+        for y in 0..oh {
+            let (r0, r1) = (&plane[2 * y * w..][..w], &plane[(2 * y + 1) * w..][..w]);
+            out.extend(
+                (0..ow).map(|j| 0.25 * (r0[2 * j] + r0[2 * j + 1] + r1[2 * j] + r1[2 * j + 1])),
+            );
+        }
+    }
+    out
 }
 
 /// `[c, h, w]` → `[c, h + 1, w + 1]` with a zero row and column after the image.
@@ -281,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn nearest_upsampling_and_padding_match_candles() {
+    fn nearest_upsampling_pooling_and_padding_match_candles() {
         let dev = Device::Cpu;
         let x = wave(2 * 3 * 4, 0.3);
         let t = Tensor::from_vec(x.clone(), (1, 2, 3, 4), &dev).unwrap();
@@ -290,6 +317,14 @@ mod tests {
             let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
             assert_eq!(upsample_nearest(&x, 2, 3, 4, oh, ow), want, "{oh}×{ow}");
         }
+        let pooled: Vec<f32> = t
+            .avg_pool2d(2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        close(&avg_pool2(&x, 2, 3, 4), &pooled, 1e-6);
         let padded = t
             .pad_with_zeros(3, 0, 1)
             .unwrap()

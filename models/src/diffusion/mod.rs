@@ -4,6 +4,7 @@
 
 pub mod export;
 pub mod net;
+mod net_host;
 pub mod sample;
 pub mod schedule;
 pub mod scheduler_config;

@@ -143,9 +143,9 @@ impl DenoiserSpec {
     }
 }
 
-struct Linear {
-    w: Tensor,
-    b: Tensor,
+pub(super) struct Linear {
+    pub(super) w: Tensor,
+    pub(super) b: Tensor,
 }
 
 impl Linear {
@@ -161,9 +161,9 @@ impl Linear {
     }
 }
 
-struct Conv {
-    w: Tensor,
-    b: Tensor,
+pub(super) struct Conv {
+    pub(super) w: Tensor,
+    pub(super) b: Tensor,
     pad: usize,
 }
 
@@ -215,10 +215,10 @@ impl Conv {
     }
 }
 
-struct GroupNorm {
-    gamma: Tensor,
-    beta: Tensor,
-    groups: usize,
+pub(super) struct GroupNorm {
+    pub(super) gamma: Tensor,
+    pub(super) beta: Tensor,
+    pub(super) groups: usize,
 }
 
 impl GroupNorm {
@@ -248,13 +248,13 @@ impl GroupNorm {
     }
 }
 
-struct ResBlock {
-    norm1: GroupNorm,
-    conv1: Conv,
-    emb: Linear,
-    norm2: GroupNorm,
-    conv2: Conv,
-    skip: Option<Conv>,
+pub(super) struct ResBlock {
+    pub(super) norm1: GroupNorm,
+    pub(super) conv1: Conv,
+    pub(super) emb: Linear,
+    pub(super) norm2: GroupNorm,
+    pub(super) conv2: Conv,
+    pub(super) skip: Option<Conv>,
 }
 
 impl ResBlock {
@@ -292,7 +292,7 @@ impl ResBlock {
     }
 }
 
-enum Body {
+pub(super) enum Body {
     Mlp {
         input: Linear,
         layers: Vec<(Linear, Linear)>,
@@ -311,10 +311,10 @@ enum Body {
 /// A denoiser: `forward(x, t, class)` predicts the model output (ε, v or x0, as trained).
 pub struct Denoiser {
     spec: DenoiserSpec,
-    time1: Linear,
-    time2: Linear,
-    class_table: Tensor,
-    body: Body,
+    pub(super) time1: Linear,
+    pub(super) time2: Linear,
+    pub(super) class_table: Tensor,
+    pub(super) body: Body,
     params: Vec<Param>,
 }
 
@@ -475,7 +475,7 @@ impl Denoiser {
 }
 
 /// The DDPM/diffusers sinusoidal embedding: [sin(t·f_i), cos(t·f_i)], f_i = 10000^(−i/(d/2)).
-fn timestep_embedding(t: &[f64], dim: usize) -> Vec<f32> {
+pub(super) fn timestep_embedding(t: &[f64], dim: usize) -> Vec<f32> {
     let half = dim / 2;
     let mut out = Vec::with_capacity(t.len() * dim);
     for &t in t {

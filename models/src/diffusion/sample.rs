@@ -30,7 +30,10 @@ impl Model for super::net::Denoiser {
         self.spec().classes as u32
     }
     fn predict(&self, x: &Tensor, t: f64, class: &[u32]) -> Result<Tensor> {
-        self.forward(x, &vec![t; class.len()], class)
+        match self.forward_host(x, t, class)? {
+            Some(y) => Ok(y),
+            None => self.forward(x, &vec![t; class.len()], class),
+        }
     }
     fn device(&self) -> &candle_core::Device {
         super::net::Denoiser::device(self)

@@ -11,37 +11,8 @@
 
 use super::host_ops::{self as ops, Heads};
 use super::model::Transformer;
-use crate::gemm_host::{Mat, gemm, product};
-use candle_core::{CpuStorage, DType, Device, Result, Storage, StorageRef, Tensor, TensorId};
-
-/// A weight's values read in place (the storage stays locked for reading meanwhile).
-struct Host<'a> {
-    guard: StorageRef<'a>,
-    range: std::ops::Range<usize>,
-}
-
-impl Host<'_> {
-    fn get(&self) -> &[f32] {
-        match &*self.guard {
-            Storage::Cpu(CpuStorage::F32(v)) => &v[self.range.clone()],
-            _ => unreachable!("checked by `host`"),
-        }
-    }
-}
-
-fn host(t: &Tensor) -> Result<Host<'_>> {
-    let (guard, layout) = t.storage_and_layout();
-    let Some((a, b)) = layout.contiguous_offsets() else {
-        candle_core::bail!("tape: a weight of shape {:?} is not contiguous", t.dims());
-    };
-    if !matches!(&*guard, Storage::Cpu(CpuStorage::F32(_))) {
-        candle_core::bail!(
-            "tape: a weight of shape {:?} is not f32 on the CPU",
-            t.dims()
-        );
-    }
-    Ok(Host { guard, range: a..b })
-}
+use crate::gemm_host::{Host, Mat, gemm, host, product};
+use candle_core::{DType, Device, Result, Tensor, TensorId};
 
 /// What one block keeps: its input and every intermediate its backward reads.
 struct BlockTape {
