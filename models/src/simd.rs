@@ -169,6 +169,22 @@ pub fn sum(xs: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
 }
 
+/// Σ a·b in f32, in [`WIDE`] partial sums added in a fixed order.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; WIDE];
+    let (ca, ra) = a.as_chunks::<WIDE>();
+    let (cb, rb) = b.as_chunks::<WIDE>();
+    for (x, y) in ca.iter().zip(cb) {
+        for k in 0..WIDE {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+}
+
 /// Lane accumulators summed in lane order.
 pub fn total(lanes: &[f64; LANES]) -> f64 {
     lanes.iter().sum()

@@ -3,6 +3,7 @@
 //! row-major; a layer's rows are its `b·t` tokens.
 
 use crate::gemm_host::{Mat, gemm};
+use crate::simd;
 use rayon::prelude::*;
 
 /// Rows per task where a result sums over rows: fixed, so that the sums come out the same
@@ -118,8 +119,27 @@ pub fn rope(x: &mut [f32], heads: usize, d: usize, cos: &[f32], sin: &[f32], inv
         });
 }
 
+#[inline(always)]
 fn sigmoid(a: f32) -> f32 {
-    1.0 / (1.0 + (-a).exp())
+    1.0 / (1.0 + simd::exp(-a))
+}
+
+simd::vector_fn! {
+    fn swiglu_chunk(m: &mut [f32], a: &[f32], u: &[f32]) {
+        for ((m, &a), &u) in m.iter_mut().zip(a).zip(u) {
+            *m = a * sigmoid(a) * u;
+        }
+    }
+}
+
+simd::vector_fn! {
+    fn swiglu_backward_chunk(da: &mut [f32], du: &mut [f32], dm: &[f32], a: &[f32], u: &[f32]) {
+        for i in 0..a.len() {
+            let s = sigmoid(a[i]);
+            da[i] = dm[i] * u[i] * s * (1.0 + a[i] * (1.0 - s));
+            du[i] = dm[i] * a[i] * s;
+        }
+    }
 }
 
 /// SwiGLU: `silu(a) ⊙ u`.
@@ -130,11 +150,7 @@ pub fn swiglu(a: &[f32], u: &[f32]) -> Vec<f32> {
             a.par_chunks(ELEMS_PER_TASK)
                 .zip(u.par_chunks(ELEMS_PER_TASK)),
         )
-        .for_each(|(m, (a, u))| {
-            for ((m, &a), &u) in m.iter_mut().zip(a).zip(u) {
-                *m = a * sigmoid(a) * u;
-            }
-        });
+        .for_each(|(m, (a, u))| swiglu_chunk(m, a, u));
     m
 }
 
@@ -148,13 +164,7 @@ pub fn swiglu_backward(dm: &[f32], a: &[f32], u: &[f32]) -> (Vec<f32>, Vec<f32>)
             a.par_chunks(ELEMS_PER_TASK)
                 .zip(u.par_chunks(ELEMS_PER_TASK)),
         )
-        .for_each(|(((da, du), dm), (a, u))| {
-            for i in 0..a.len() {
-                let s = sigmoid(a[i]);
-                da[i] = dm[i] * u[i] * s * (1.0 + a[i] * (1.0 - s));
-                du[i] = dm[i] * a[i] * s;
-            }
-        });
+        .for_each(|(((da, du), dm), (a, u))| swiglu_backward_chunk(da, du, dm, a, u));
     (da, du)
 }
 
@@ -204,28 +214,33 @@ pub fn attention(
                 let h = g * rep + r;
                 let qh = Mat::strided(&q[row0 * qd + h * d..], t, d, qd);
                 gemm(p, t, qh, kg.t(), scale, false, false);
-                for (row, m) in p.chunks_mut(t).zip(mask.chunks(t)) {
-                    masked_softmax(row, m);
-                }
+                masked_softmax_rows(p, mask, t);
                 gemm(o, d, Mat::new(p, t, t), vg, 1.0, false, false);
             }
         });
     (p, heads_to_rows(&o_heads, s.heads, t, d))
 }
 
-/// Softmax of `row + mask` in place.
-fn masked_softmax(row: &mut [f32], mask: &[f32]) {
-    for (x, m) in row.iter_mut().zip(mask) {
-        *x += m;
+simd::vector_fn! {
+    /// Each row of `p` (rows `t` wide) → the softmax of `row + mask`, in place.
+    fn masked_softmax_rows(p: &mut [f32], mask: &[f32], t: usize) {
+        for (row, mask) in p.chunks_mut(t).zip(mask.chunks(t)) {
+            row.iter_mut().zip(mask).for_each(|(x, m)| *x += m);
+            let max = simd::max(row);
+            row.iter_mut().for_each(|x| *x = simd::exp(*x - max));
+            let inv = 1.0 / simd::sum(row);
+            row.iter_mut().for_each(|x| *x *= inv);
+        }
     }
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for x in row.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    for x in row.iter_mut() {
-        *x /= sum;
+}
+
+simd::vector_fn! {
+    /// The softmax's backward per row: `ds ← p ⊙ (ds − Σ ds ⊙ p)`, rows `t` wide.
+    fn softmax_backward_rows(ds: &mut [f32], p: &[f32], t: usize) {
+        for (ds, p) in ds.chunks_mut(t).zip(p.chunks(t)) {
+            let dot = simd::dot(ds, p);
+            ds.iter_mut().zip(p).for_each(|(x, &p)| *x = p * (*x - dot));
+        }
     }
 }
 
@@ -263,12 +278,7 @@ pub fn attention_backward(
                 let ph = Mat::new(p, t, t);
                 gemm(&mut ds, t, doh, vg.t(), 1.0, false, false);
                 gemm(dv, d, ph.t(), doh, 1.0, r > 0, false);
-                for (ds, p) in ds.chunks_mut(t).zip(p.chunks(t)) {
-                    let dot: f32 = ds.iter().zip(p).map(|(a, b)| a * b).sum();
-                    for (x, &p) in ds.iter_mut().zip(p) {
-                        *x = p * (*x - dot);
-                    }
-                }
+                softmax_backward_rows(&mut ds, p, t);
                 let dsm = Mat::new(&ds, t, t);
                 gemm(dq, d, dsm, kg, scale, false, false);
                 gemm(dk, d, dsm.t(), qh, scale, r > 0, false);
