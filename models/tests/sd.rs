@@ -272,3 +272,27 @@ fn the_host_unet_computes_what_candles_does() {
         }
     }
 }
+
+#[test]
+fn a_unet_weight_of_the_wrong_shape_is_named_with_its_file() {
+    use candle_core::Tensor;
+    use descent_models::diffusion::sd::{configs, unet_host::HostUnet};
+    let tmp = tempfile::tempdir().unwrap();
+    tiny::write(tmp.path(), "epsilon").unwrap();
+    let u = tmp.path().join("unet");
+    let file = u.join("diffusion_pytorch_model.safetensors");
+    let mut w = candle_core::safetensors::load(&file, &Device::Cpu).unwrap();
+    let bad = Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap();
+    w.insert("mid_block.resnets.0.conv1.bias".into(), bad);
+    candle_core::safetensors::save(&w, &file).unwrap();
+    let cfg = configs::unet(&configs::Json::read(&u.join("config.json")).unwrap()).unwrap();
+    let e = HostUnet::load(&cfg, &[file])
+        .err()
+        .expect("a wrong shape is refused");
+    assert!(
+        e.contains("diffusion_pytorch_model.safetensors")
+            && e.contains("mid_block.resnets.0.conv1.bias")
+            && e.contains("[3, 3]"),
+        "{e}"
+    );
+}

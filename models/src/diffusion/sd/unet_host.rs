@@ -18,7 +18,8 @@ use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// The weights of one component, taken out by name with their sizes checked.
+/// The weights of one component, taken out by name with their sizes checked; errors name
+/// `file` and the tensor.
 struct Weights {
     map: HashMap<String, Tensor>,
     file: PathBuf,
@@ -441,7 +442,15 @@ impl HostUnet {
     pub fn load(cfg: &Config, files: &[PathBuf]) -> Result<HostUnet, String> {
         let mut w = Weights {
             map: crate::weights::load_all(files)?,
-            file: files.first().cloned().unwrap_or_default(),
+            // The file, or the folder of a sharded set (a tensor may be in any shard).
+            file: match files {
+                [one] => one.clone(),
+                _ => files
+                    .first()
+                    .and_then(|f| f.parent())
+                    .map(PathBuf::from)
+                    .unwrap_or_default(),
+            },
         };
         let c = &cfg.config;
         let blocks = &c.blocks;
