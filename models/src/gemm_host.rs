@@ -100,6 +100,9 @@ pub(crate) fn host(t: &Tensor) -> Result<Host<'_>> {
     Ok(Host { guard, range: a..b })
 }
 
+/// Multiply-adds below which a product runs on one thread whatever `parallel` says.
+const PARALLEL_MIN: usize = 1 << 24;
+
 /// `dst ← scale · a·b` (`+ dst` when `accumulate`), `dst` row-major with rows `dst_rs`
 /// apart. `parallel`: gemm's threads (candle's count); else one thread, for products run
 /// inside a parallel loop.
@@ -130,7 +133,11 @@ pub(crate) fn gemm(
         return;
     }
     let threads = candle_core::utils::get_num_threads();
-    let parallelism = if parallel && threads > 1 {
+    // Below about sixteen million multiply-adds the gemm crate's split over threads costs
+    // more than it saves (measured on 2 cores: a tiny UNet's row, with products of 0.5–9M,
+    // took 19 ms with them parallel and 12 ms without; the demo language model's training
+    // step 0.026–0.028 s against 0.028–0.030 s).
+    let parallelism = if parallel && threads > 1 && m * n * k >= PARALLEL_MIN {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None

@@ -9,6 +9,7 @@
 
 use crate::gemm_host::{Mat, gemm};
 use crate::simd;
+use rayon::prelude::*;
 
 /// A convolution's weights, `[c_out, c_in, k, k]` as PyTorch stores them, and its geometry;
 /// owned (`Vec<f32>`) or read in place from a tensor's storage (`&[f32]`).
@@ -167,6 +168,19 @@ simd::vector_fn! {
     pub fn silu_in_place(x: &mut [f32]) {
         x.iter_mut().for_each(|v| *v = simd::silu(*v));
     }
+}
+
+/// `f(i, par)` for each of `b` rows, concatenated: rows in parallel, each on one thread
+/// (`par` false), in rounds of one row per thread; the rows left over after the last full
+/// round, or a batch smaller than the thread count, one at a time with their matrix products
+/// on every thread (`par` true). A whole network per row on one thread has no dispatch per
+/// op; the split keeps an odd batch (AG's, once some rows stop) from idling threads.
+pub fn per_row(b: usize, f: impl Fn(usize, bool) -> Vec<f32> + Sync) -> Vec<f32> {
+    let threads = candle_core::utils::get_num_threads().max(1);
+    let full = if threads > 1 { b - b % threads } else { 0 };
+    let mut rows: Vec<Vec<f32>> = (0..full).into_par_iter().map(|i| f(i, false)).collect();
+    rows.extend((full..b).map(|i| f(i, true)));
+    rows.concat()
 }
 
 /// 2×2 average pooling, stride 2, of `[c, h, w]` (odd edges dropped, as PyTorch's).

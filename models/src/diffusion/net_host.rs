@@ -11,9 +11,8 @@ use super::net::{
     Body, Conv as NetConv, Denoiser, GroupNorm as NetNorm, ResBlock, timestep_embedding,
 };
 use crate::gemm_host::{Host, host};
-use crate::nchw_host::{Conv, GroupNorm, avg_pool2, silu_in_place, upsample_nearest};
+use crate::nchw_host::{Conv, GroupNorm, avg_pool2, per_row, silu_in_place, upsample_nearest};
 use candle_core::{DType, Result, Tensor, TensorId};
-use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Every parameter's values in place, by tensor id.
@@ -89,7 +88,7 @@ impl Denoiser {
         let table = v.of(&self.class_table);
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
         let row = xs.len() / b.max(1);
-        let one = |i: usize| {
+        let one = |i: usize, par: bool| {
             let c = class[i] as usize;
             let mut emb: Vec<f32> = temb
                 .iter()
@@ -97,18 +96,22 @@ impl Denoiser {
                 .map(|(a, b)| a + b)
                 .collect();
             silu_in_place(&mut emb);
-            self.row_host(&v, &xs[i * row..(i + 1) * row], h, w, &emb)
+            self.row_host(&v, &xs[i * row..(i + 1) * row], (h, w), &emb, par)
         };
-        let rows: Vec<Vec<f32>> = if b > 1 && candle_core::utils::get_num_threads() > 1 {
-            (0..b).into_par_iter().map(one).collect()
-        } else {
-            (0..b).map(one).collect()
-        };
-        Tensor::from_vec(rows.concat(), dims, x.device()).map(Some)
+        let out = per_row(b, one);
+        Tensor::from_vec(out, dims, x.device()).map(Some)
     }
 
-    /// One image `[c, h, w]` through the UNet; `emb` is SiLU of its time + class embedding.
-    fn row_host(&self, v: &Values, x: &[f32], mut h: usize, mut w: usize, emb: &[f32]) -> Vec<f32> {
+    /// One image `[c, h, w]` through the UNet; `emb` is SiLU of its time + class embedding;
+    /// `par`: the products on all threads.
+    fn row_host(
+        &self,
+        v: &Values,
+        x: &[f32],
+        (mut h, mut w): (usize, usize),
+        emb: &[f32],
+        par: bool,
+    ) -> Vec<f32> {
         let Body::Unet {
             conv_in,
             down,
@@ -123,19 +126,19 @@ impl Denoiser {
         let res = |blk: &ResBlock, x: &[f32], h: usize, w: usize| -> Vec<f32> {
             let a = v.norm(&blk.norm1).forward(x, h * w, true);
             let e = linear_row(emb, v.of(&blk.emb.w), v.of(&blk.emb.b));
-            let a = v.conv(&blk.conv1).forward(&a, h, w, Some(&e), false);
+            let a = v.conv(&blk.conv1).forward(&a, h, w, Some(&e), par);
             let a = v.norm(&blk.norm2).forward(&a, h * w, true);
-            let mut out = v.conv(&blk.conv2).forward(&a, h, w, None, false);
+            let mut out = v.conv(&blk.conv2).forward(&a, h, w, None, par);
             match &blk.skip {
                 Some(s) => {
-                    let sc = v.conv(s).forward(x, h, w, None, false);
+                    let sc = v.conv(s).forward(x, h, w, None, par);
                     out.iter_mut().zip(&sc).for_each(|(o, s)| *o += s);
                 }
                 None => out.iter_mut().zip(x).for_each(|(o, s)| *o += s),
             }
             out
         };
-        let mut cur = v.conv(conv_in).forward(x, h, w, None, false);
+        let mut cur = v.conv(conv_in).forward(x, h, w, None, par);
         let mut skips = Vec::new();
         for (i, blk) in down.iter().enumerate() {
             if i > 0 {
@@ -155,7 +158,7 @@ impl Denoiser {
             }
         }
         let a = v.norm(norm_out).forward(&cur, h * w, true);
-        v.conv(conv_out).forward(&a, h, w, None, false)
+        v.conv(conv_out).forward(&a, h, w, None, par)
     }
 }
 

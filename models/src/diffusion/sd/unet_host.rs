@@ -14,7 +14,7 @@ use crate::gemm_host::{Mat, gemm};
 use crate::nchw_host::{Conv, GroupNorm, lane_sum, pad_after, silu_in_place, upsample_nearest};
 use crate::simd;
 use candle_core::{DType, Tensor};
-use rayon::prelude::*;
+use candle_transformers::models::stable_diffusion::unet_2d::BlockConfig;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -374,6 +374,32 @@ struct Level {
     resample: Option<Conv>,
 }
 
+impl Level {
+    /// Layer `j` of block `name`: its resnet from `c_in` channels, and its transformer on
+    /// cross-attention levels.
+    fn push_layer(
+        &mut self,
+        w: &mut Weights,
+        name: &str,
+        j: usize,
+        c_in: usize,
+        block: &BlockConfig,
+        cfg: &Config,
+    ) -> Result<(), String> {
+        let (c, temb) = (block.out_channels, 4 * cfg.config.blocks[0].out_channels);
+        let res = format!("{name}.resnets.{j}");
+        self.resnets
+            .push(Resnet::load(w, &res, c_in, c, cfg, temb, 1.0)?);
+        if let Some(layers) = block.use_cross_attn {
+            let attn = format!("{name}.attentions.{j}");
+            let heads = block.attention_head_dim;
+            self.attns
+                .push(transformer(w, &attn, c, heads, layers, cfg)?);
+        }
+        Ok(())
+    }
+}
+
 pub struct HostUnet {
     conv_in: Conv,
     time: [Linear; 2],
@@ -469,25 +495,7 @@ impl HostUnet {
             };
             for j in 0..lpb {
                 let c_in = if j == 0 { prev } else { b.out_channels };
-                level.resnets.push(Resnet::load(
-                    &mut w,
-                    &format!("{name}.resnets.{j}"),
-                    c_in,
-                    b.out_channels,
-                    cfg,
-                    temb,
-                    1.0,
-                )?);
-                if let Some(layers) = b.use_cross_attn {
-                    level.attns.push(transformer(
-                        &mut w,
-                        &format!("{name}.attentions.{j}"),
-                        b.out_channels,
-                        b.attention_head_dim,
-                        layers,
-                        cfg,
-                    )?);
-                }
+                level.push_layer(&mut w, &name, j, c_in, b, cfg)?;
             }
             if i + 1 < n {
                 let mut conv = w.conv(
@@ -534,25 +542,7 @@ impl HostUnet {
             for j in 0..=lpb {
                 let res_in = if j == 0 { prev } else { b.out_channels };
                 let skip = if j == lpb { skip_in } else { b.out_channels };
-                level.resnets.push(Resnet::load(
-                    &mut w,
-                    &format!("{name}.resnets.{j}"),
-                    res_in + skip,
-                    b.out_channels,
-                    cfg,
-                    temb,
-                    1.0,
-                )?);
-                if let Some(layers) = b.use_cross_attn {
-                    level.attns.push(transformer(
-                        &mut w,
-                        &format!("{name}.attentions.{j}"),
-                        b.out_channels,
-                        b.attention_head_dim,
-                        layers,
-                        cfg,
-                    )?);
-                }
+                level.push_layer(&mut w, &name, j, res_in + skip, b, cfg)?;
             }
             if i + 1 < n {
                 level.resample = Some(w.conv(
@@ -636,14 +626,7 @@ impl HostUnet {
                 par,
             )
         };
-        // Rows in parallel, each product on one thread, when there are rows for every
-        // thread; one row's products on all threads otherwise.
-        let rows: Vec<Vec<f32>> = if b > 1 && candle_core::utils::get_num_threads() > 1 {
-            (0..b).into_par_iter().map(|i| one(i, false)).collect()
-        } else {
-            (0..b).map(|i| one(i, true)).collect()
-        };
-        rows.concat()
+        crate::nchw_host::per_row(b, one)
     }
 
     fn forward_row(
