@@ -1,6 +1,7 @@
-//! Times the demo digits UNet: a sampling step's forward pass (CFG: a batch of 2×64, one
-//! timestep) as the sampler calls it (the host pass) and through candle's ops, and a training
-//! step's forward and backward (a batch of 32), on the CPU.
+//! Times the demo digits UNet on the CPU: a sampling step's forward pass (CFG: a batch of
+//! 2×64, one timestep) as the sampler calls it (the host pass) and through candle's ops, and
+//! a training step's loss and gradients (a batch of 32) as the trainer takes them (the
+//! hand-written pass) and through candle's autograd.
 //!
 //! cargo run --release -p descent-models --example denoiser_step [-- REPS]
 
@@ -31,6 +32,7 @@ fn main() -> candle_core::Result<()> {
         Sampler,
         CandleOps,
         Training,
+        Autograd,
     }
     let time = |label: &str, b: usize, pass: Pass| -> candle_core::Result<()> {
         let x = Tensor::randn(0f32, 1.0, (b, 1, 8, 8), &dev)?;
@@ -39,14 +41,22 @@ fn main() -> candle_core::Result<()> {
         let mut times = Vec::new();
         for _ in 0..reps + 3 {
             let t0 = Instant::now();
-            let y = match pass {
-                Pass::Sampler => net.predict(&x, 500.0, &c)?,
-                _ => net.forward(&x, &t, &c)?,
-            };
-            if pass == Pass::Training {
-                let _ = y.sqr()?.mean_all()?.backward()?;
-            } else {
-                let _ = y.flatten_all()?.to_vec1::<f32>()?;
+            match pass {
+                Pass::Sampler => {
+                    let _ = net
+                        .predict(&x, 500.0, &c)?
+                        .flatten_all()?
+                        .to_vec1::<f32>()?;
+                }
+                Pass::CandleOps => {
+                    let _ = net.forward(&x, &t, &c)?.flatten_all()?.to_vec1::<f32>()?;
+                }
+                Pass::Training => {
+                    let _ = net.loss_grads_host(&x, &x.zeros_like()?, &t, &c)?;
+                }
+                Pass::Autograd => {
+                    let _ = net.forward(&x, &t, &c)?.sqr()?.mean_all()?.backward()?;
+                }
             }
             times.push(t0.elapsed().as_secs_f64() * 1e3);
         }
@@ -62,5 +72,10 @@ fn main() -> candle_core::Result<()> {
         Pass::CandleOps,
     )?;
     time("training forward+backward, batch 32", 32, Pass::Training)?;
+    time(
+        "training forward+backward through autograd, batch 32",
+        32,
+        Pass::Autograd,
+    )?;
     Ok(())
 }

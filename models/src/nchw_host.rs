@@ -57,37 +57,93 @@ impl<W: AsRef<[f32]>> Conv<W> {
         out
     }
 
+    /// The adjoint of [`Conv::forward`] for upstream `dy` `[c_out, oh·ow]` at input `x`:
+    /// `dw += dy·colsᵀ`, `db += Σ dy` per channel (the extra bias's gradient too), and the
+    /// input's gradient `[c_in, h, w]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        x: &[f32],
+        h: usize,
+        w: usize,
+        dy: &[f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+        parallel: bool,
+    ) -> Vec<f32> {
+        let (oh, ow) = self.out_size(h, w);
+        let n = oh * ow;
+        for (d, row) in db.iter_mut().zip(dy.chunks(n)) {
+            *d += simd::sum(row);
+        }
+        let kk = self.c_in * self.k * self.k;
+        let (dym, wm) = (
+            Mat::new(dy, self.c_out, n),
+            Mat::new(self.weight.as_ref(), self.c_out, kk),
+        );
+        let mut dcols = vec![0f32; kk * n];
+        gemm(&mut dcols, n, wm.t(), dym, 1.0, false, parallel);
+        if self.k == 1 && self.stride == 1 && self.pad == 0 {
+            gemm(dw, kk, dym, Mat::new(x, kk, n).t(), 1.0, true, parallel);
+            return dcols;
+        }
+        let cols = self.columns(x, h, w, oh, ow);
+        gemm(dw, kk, dym, Mat::new(&cols, kk, n).t(), 1.0, true, parallel);
+        let mut dx = vec![0f32; x.len()];
+        self.taps(h, w, oh, ow, |at, from, len| {
+            dx[from..from + len]
+                .iter_mut()
+                .zip(&dcols[at..at + len])
+                .for_each(|(d, c)| *d += c);
+        });
+        dx
+    }
+
     /// Rows `(c, ky, kx)`, columns the output pixels: what each tap of the kernel reads,
     /// zero outside the image.
     fn columns(&self, x: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
+        let mut cols = vec![0f32; self.c_in * self.k * self.k * oh * ow];
+        self.taps(h, w, oh, ow, |at, from, len| {
+            cols[at..at + len].copy_from_slice(&x[from..from + len]);
+        });
+        cols
+    }
+
+    /// Calls `f(at, from, len)` for each run of `len` column entries from `at` that read the
+    /// input from `from` on (in-image taps only; whole lines at stride 1, single entries
+    /// otherwise): the one index walk [`Conv::columns`] and its adjoint share.
+    fn taps(
+        &self,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+        mut f: impl FnMut(usize, usize, usize),
+    ) {
         let (k, s, pad) = (self.k, self.stride, self.pad);
-        let mut cols = vec![0f32; self.c_in * k * k * oh * ow];
-        for (r, dst) in cols.chunks_mut(oh * ow).enumerate() {
+        for r in 0..self.c_in * k * k {
             let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
-            let plane = &x[c * h * w..(c + 1) * h * w];
             for oy in 0..oh {
                 let Some(y) = (oy * s + ky).checked_sub(pad).filter(|&y| y < h) else {
                     continue;
                 };
-                let src = &plane[y * w..(y + 1) * w];
-                let line = &mut dst[oy * ow..(oy + 1) * ow];
+                let (line, src) = ((r * oh + oy) * ow, (c * h + y) * w);
                 if s == 1 {
                     // Output columns whose input column ox + kx − pad lies in the image.
                     let lo = pad.saturating_sub(kx);
                     let hi = ow.min((w + pad).saturating_sub(kx));
                     if lo < hi {
-                        line[lo..hi].copy_from_slice(&src[lo + kx - pad..hi + kx - pad]);
+                        f(line + lo, src + lo + kx - pad, hi - lo);
                     }
                 } else {
-                    for (ox, v) in line.iter_mut().enumerate() {
+                    for ox in 0..ow {
                         if let Some(xx) = (ox * s + kx).checked_sub(pad).filter(|&xx| xx < w) {
-                            *v = src[xx];
+                            f(line + ox, src + xx, 1);
                         }
                     }
                 }
             }
         }
-        cols
     }
 }
 
@@ -109,6 +165,68 @@ impl<W: AsRef<[f32]>> GroupNorm<W> {
         group_norm_into(w, b, self.groups, self.eps, x, hw, silu, &mut out);
         out
     }
+}
+
+impl<W: AsRef<[f32]>> GroupNorm<W> {
+    /// The adjoint of [`GroupNorm::forward`] `(x, hw, silu)` for upstream `dy`: `dgamma` and
+    /// `dbeta` accumulated, the input's gradient returned. Per group of `m` elements with
+    /// `n = (x − μ)·inv` and `g` the upstream through SiLU: `dx = inv·(g·γ − mean(g·γ) −
+    /// n·mean(g·γ·n))`.
+    pub fn backward(
+        &self,
+        x: &[f32],
+        hw: usize,
+        silu: bool,
+        dy: &[f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+    ) -> Vec<f32> {
+        let (gamma, beta) = (self.weight.as_ref(), self.bias.as_ref());
+        let per_group = gamma.len() / self.groups;
+        let per = per_group * hw;
+        let mut dx = vec![0f32; x.len()];
+        for (g, ((src, up), dst)) in x
+            .chunks(per)
+            .zip(dy.chunks(per))
+            .zip(dx.chunks_mut(per))
+            .enumerate()
+        {
+            let mean = lane_sum(src, |v| v) / per as f64;
+            let var = lane_sum(src, |v| (v - mean) * (v - mean)) / per as f64;
+            let inv = 1.0 / (var + self.eps as f64).sqrt();
+            let (mut sum_dn, mut sum_dn_n) = (0f64, 0f64);
+            for j in 0..per_group {
+                let ch = g * per_group + j;
+                let (gm, bt) = (gamma[ch] as f64, beta[ch] as f64);
+                let (mut dg, mut dbt) = (0f64, 0f64);
+                for i in j * hw..(j + 1) * hw {
+                    let n = (src[i] as f64 - mean) * inv;
+                    let z = n * gm + bt;
+                    let up = up[i] as f64 * if silu { silu_grad(z) } else { 1.0 };
+                    dg += up * n;
+                    dbt += up;
+                    let dn = up * gm;
+                    sum_dn += dn;
+                    sum_dn_n += dn * n;
+                    dst[i] = dn as f32;
+                }
+                dgamma[ch] += dg as f32;
+                dbeta[ch] += dbt as f32;
+            }
+            let (m_dn, m_dn_n) = (sum_dn / per as f64, sum_dn_n / per as f64);
+            for (d, &v) in dst.iter_mut().zip(src) {
+                let n = (v as f64 - mean) * inv;
+                *d = (inv * (*d as f64 - m_dn - n * m_dn_n)) as f32;
+            }
+        }
+        dx
+    }
+}
+
+/// d silu(z)/dz = σ(z)·(1 + z·(1 − σ(z))).
+pub fn silu_grad(z: f64) -> f64 {
+    let s = 1.0 / (1.0 + (-z).exp());
+    s * (1.0 + z * (1.0 - s))
 }
 
 simd::vector_fn! {
@@ -198,6 +316,37 @@ pub fn avg_pool2(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
     out
 }
 
+/// The adjoint of [`avg_pool2`]: `dy` `[c, h/2, w/2]` spread back over `[c, h, w]`.
+pub fn avg_pool2_backward(dy: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let (oh, ow) = (h / 2, w / 2);
+    let mut dx = vec![0f32; c * h * w];
+    for (ch, up) in dy.chunks(oh * ow).enumerate().take(c) {
+        for y in 0..oh {
+            for x in 0..ow {
+                let g = 0.25 * up[y * ow + x];
+                for (dy, dx_) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    dx[(ch * h + 2 * y + dy) * w + 2 * x + dx_] += g;
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// The adjoint of [`upsample_nearest`] to twice the size: each 2×2 block of `dy`
+/// `[c, 2h, 2w]` summed onto the pixel it copied.
+pub fn upsample2_backward(dy: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut dx = vec![0f32; c * h * w];
+    for (ch, up) in dy.chunks(4 * h * w).enumerate().take(c) {
+        for (yy, row) in up.chunks(2 * w).enumerate() {
+            for (xx, &g) in row.iter().enumerate() {
+                dx[(ch * h + yy / 2) * w + xx / 2] += g;
+            }
+        }
+    }
+    dx
+}
+
 /// `[c, h, w]` → `[c, h + 1, w + 1]` with a zero row and column after the image.
 pub fn pad_after(x: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
     let mut out = vec![0f32; c * (h + 1) * (w + 1)];
@@ -282,6 +431,111 @@ mod tests {
                 1e-5,
             );
         }
+    }
+
+    fn grad_of(t: &Tensor, store: &candle_core::backprop::GradStore) -> Vec<f32> {
+        store
+            .get(t)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn convolution_gradients_match_candles_autograd() {
+        let dev = Device::Cpu;
+        for (k, stride, pad, h, w) in [(3, 1, 1, 6, 5), (3, 2, 1, 8, 6), (1, 1, 0, 4, 3)] {
+            let (ci, co) = (3, 4);
+            let conv = Conv {
+                weight: wave(co * ci * k * k, 0.61),
+                bias: wave(co, 1.1),
+                c_in: ci,
+                c_out: co,
+                k,
+                stride,
+                pad,
+            };
+            let x = wave(ci * h * w, 0.29);
+            let (oh, ow) = conv.out_size(h, w);
+            let dy = wave(co * oh * ow, 0.83);
+            let (mut dw, mut db) = (vec![0f32; conv.weight.len()], vec![0f32; co]);
+            let dx = conv.backward(&x, h, w, &dy, &mut dw, &mut db, false);
+            let xv = candle_core::Var::from_vec(x, (1, ci, h, w), &dev).unwrap();
+            let wv = candle_core::Var::from_vec(conv.weight.clone(), (co, ci, k, k), &dev).unwrap();
+            let bv = candle_core::Var::from_vec(conv.bias.clone(), (1, co, 1, 1), &dev).unwrap();
+            let y = xv
+                .conv2d(&wv, pad, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&bv)
+                .unwrap();
+            let up = Tensor::from_vec(dy, (1, co, oh, ow), &dev).unwrap();
+            let store = (y * up).unwrap().sum_all().unwrap().backward().unwrap();
+            close(&dx, &grad_of(&xv, &store), 1e-4);
+            close(&dw, &grad_of(&wv, &store), 1e-4);
+            close(&db, &grad_of(&bv, &store), 1e-4);
+        }
+    }
+
+    #[test]
+    fn group_norm_gradients_match_candles_autograd() {
+        let dev = Device::Cpu;
+        let (c, h, w, groups) = (6, 3, 4, 3);
+        let x: Vec<f32> = wave(c * h * w, 0.47)
+            .iter()
+            .map(|v| 2.0 * v + 0.5)
+            .collect();
+        let norm = GroupNorm {
+            weight: wave(c, 0.7),
+            bias: wave(c, 1.9),
+            groups,
+            eps: 1e-5,
+        };
+        let dy = wave(c * h * w, 0.91);
+        for silu in [false, true] {
+            let (mut dg, mut dbt) = (vec![0f32; c], vec![0f32; c]);
+            let dx = norm.backward(&x, h * w, silu, &dy, &mut dg, &mut dbt);
+            let xv = candle_core::Var::from_vec(x.clone(), (1, groups, c / groups * h * w), &dev)
+                .unwrap();
+            let gv = candle_core::Var::from_vec(norm.weight.clone(), (1, c, 1), &dev).unwrap();
+            let bv = candle_core::Var::from_vec(norm.bias.clone(), (1, c, 1), &dev).unwrap();
+            // Group norm in primitive ops, as `diffusion::net` writes it.
+            let mean = xv.mean_keepdim(2).unwrap();
+            let xc = xv.broadcast_sub(&mean).unwrap();
+            let var = xc.sqr().unwrap().mean_keepdim(2).unwrap();
+            let n = xc
+                .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+                .unwrap();
+            let n = n.reshape((1, c, h * w)).unwrap();
+            let mut z = n.broadcast_mul(&gv).unwrap().broadcast_add(&bv).unwrap();
+            if silu {
+                let sig = ((z.neg().unwrap().exp().unwrap() + 1.0).unwrap())
+                    .recip()
+                    .unwrap();
+                z = (z * sig).unwrap();
+            }
+            let up = Tensor::from_vec(dy.clone(), (1, c, h * w), &dev).unwrap();
+            let store = (z * up).unwrap().sum_all().unwrap().backward().unwrap();
+            close(&dx, &grad_of(&xv, &store), 1e-4);
+            close(&dg, &grad_of(&gv, &store), 1e-4);
+            close(&dbt, &grad_of(&bv, &store), 1e-4);
+        }
+    }
+
+    #[test]
+    fn pooling_and_upsampling_backwards_are_the_adjoints() {
+        // ⟨f(x), y⟩ = ⟨x, f*(y)⟩ for each linear map and its adjoint.
+        let (c, h, w) = (2, 4, 6);
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
+        let x = wave(c * h * w, 0.37);
+        let y = wave(c * h * w / 4, 0.71);
+        let lhs = dot(&avg_pool2(&x, c, h, w), &y);
+        assert!((lhs - dot(&x, &avg_pool2_backward(&y, c, h, w))).abs() < 1e-5);
+        let small = wave(c * h * w / 4, 0.53);
+        let big = wave(c * h * w, 0.19);
+        let lhs = dot(&upsample_nearest(&small, c, h / 2, w / 2, h, w), &big);
+        assert!((lhs - dot(&small, &upsample2_backward(&big, c, h / 2, w / 2))).abs() < 1e-5);
     }
 
     #[test]

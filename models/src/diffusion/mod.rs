@@ -5,6 +5,7 @@
 pub mod export;
 pub mod net;
 mod net_host;
+mod net_tape;
 pub mod sample;
 pub mod schedule;
 pub mod scheduler_config;

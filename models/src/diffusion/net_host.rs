@@ -16,14 +16,14 @@ use candle_core::{DType, Result, Tensor, TensorId};
 use std::collections::HashMap;
 
 /// Every parameter's values in place, by tensor id.
-struct Values<'a>(HashMap<TensorId, Host<'a>>);
+pub(super) struct Values<'a>(HashMap<TensorId, Host<'a>>);
 
 impl Values<'_> {
-    fn of(&self, t: &Tensor) -> &[f32] {
+    pub(super) fn of(&self, t: &Tensor) -> &[f32] {
         self.0[&t.id()].get()
     }
 
-    fn conv(&self, c: &NetConv) -> Conv<&[f32]> {
+    pub(super) fn conv(&self, c: &NetConv) -> Conv<&[f32]> {
         let d = c.w.dims();
         Conv {
             weight: self.of(&c.w),
@@ -36,7 +36,7 @@ impl Values<'_> {
         }
     }
 
-    fn norm(&self, n: &NetNorm) -> GroupNorm<&[f32]> {
+    pub(super) fn norm(&self, n: &NetNorm) -> GroupNorm<&[f32]> {
         GroupNorm {
             weight: self.of(&n.gamma),
             bias: self.of(&n.beta),
@@ -47,7 +47,7 @@ impl Values<'_> {
 }
 
 /// `x·W + b` for one row, `W` `[in, out]` as `net`'s layers store it.
-fn linear_row(x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+pub(super) fn linear_row(x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     let mut y = b.to_vec();
     for (&xi, row) in x.iter().zip(w.chunks(b.len())) {
         y.iter_mut().zip(row).for_each(|(y, &w)| *y += xi * w);
@@ -59,21 +59,9 @@ impl Denoiser {
     /// [`Denoiser::forward`] at one timestep for every row, by hand, when the net is a UNet
     /// with f32 parameters on the CPU; `None` otherwise (the caller takes the candle ops).
     pub(crate) fn forward_host(&self, x: &Tensor, t: f64, class: &[u32]) -> Result<Option<Tensor>> {
-        let Body::Unet { .. } = &self.body else {
+        let Some(v) = self.host_values(x) else {
             return Ok(None);
         };
-        if !x.device().is_cpu() || x.dtype() != DType::F32 {
-            return Ok(None);
-        }
-        let mut values = HashMap::new();
-        for p in self.params() {
-            let t = p.var.as_tensor();
-            match host(t) {
-                Ok(h) => values.insert(t.id(), h),
-                Err(_) => return Ok(None),
-            };
-        }
-        let v = Values(values);
         let dims = x.dims().to_vec();
         let (b, h, w) = (dims[0], dims[2], dims[3]);
         let e = self.spec().embed_dim;
@@ -100,6 +88,23 @@ impl Denoiser {
         };
         let out = per_row(b, one);
         Tensor::from_vec(out, dims, x.device()).map(Some)
+    }
+
+    /// The parameters in place, when the net is a UNet with f32 parameters on the CPU and
+    /// `x` is f32 on the CPU too.
+    pub(super) fn host_values(&self, x: &Tensor) -> Option<Values<'_>> {
+        let Body::Unet { .. } = &self.body else {
+            return None;
+        };
+        if !x.device().is_cpu() || x.dtype() != DType::F32 {
+            return None;
+        }
+        let mut values = HashMap::new();
+        for p in self.params() {
+            let t = p.var.as_tensor();
+            values.insert(t.id(), host(t).ok()?);
+        }
+        Some(Values(values))
     }
 
     /// One image `[c, h, w]` through the UNet; `emb` is SiLU of its time + class embedding;

@@ -203,8 +203,15 @@ impl Engine for DiffusionTrainer {
             &|_, r| r.random_range(0..t_max),
             self.spec.label_dropout,
         )?;
-        let loss = self.net.forward(&x, &t, &c)?.sub(&y)?.sqr()?.mean_all()?;
-        let grads = autograd(&loss, self.net.params())?;
+        // The hand-written pass for a UNet in f32 on the CPU, autograd otherwise.
+        let (loss, grads) = match self.net.loss_grads_host(&x, &y, &t, &c)? {
+            Some((l, g)) => (Tensor::new(l as f32, x.device())?, g),
+            None => {
+                let loss = self.net.forward(&x, &t, &c)?.sub(&y)?.sqr()?.mean_all()?;
+                let grads = autograd(&loss, self.net.params())?;
+                (loss, grads)
+            }
+        };
         let m = apply_gradients(
             &mut self.opt,
             self.net.params(),
