@@ -167,6 +167,29 @@ impl Denoiser {
     }
 }
 
+/// A UNet denoiser on the CPU (10 classes, embedding 16) with every weight moved off its
+/// initial value: zero output convolutions and unit norms would hide most of the network
+/// from a comparison.
+#[cfg(test)]
+pub(super) fn perturbed_unet(shape: &[usize], channels: &[usize], seed: u64) -> Denoiser {
+    use super::net::{DenoiserArch, DenoiserSpec};
+    let dev = candle_core::Device::Cpu;
+    let spec = DenoiserSpec {
+        arch: DenoiserArch::Unet,
+        sample_shape: shape.to_vec(),
+        classes: 10,
+        hidden: vec![],
+        channels: channels.to_vec(),
+        embed_dim: 16,
+    };
+    let net = Denoiser::new(spec, seed, &dev).unwrap();
+    for (k, p) in net.params().iter().enumerate() {
+        let noise = crate::test_util::seeded_randn(p.var.dims(), 0.3, seed * 1000 + k as u64);
+        p.var.set(&(p.var.as_tensor() + noise).unwrap()).unwrap();
+    }
+    net
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::net::{DenoiserArch, DenoiserSpec};
@@ -175,28 +198,13 @@ mod tests {
 
     #[test]
     fn the_host_pass_computes_what_the_candle_ops_do() {
-        let dev = Device::Cpu;
         for (shape, channels) in [
             (vec![1, 8, 8], vec![8, 16]),
             (vec![3, 16, 16], vec![8, 16, 32]),
         ] {
-            let spec = DenoiserSpec {
-                arch: DenoiserArch::Unet,
-                sample_shape: shape.clone(),
-                classes: 10,
-                hidden: vec![],
-                channels,
-                embed_dim: 16,
-            };
-            let net = Denoiser::new(spec, 3, &dev).unwrap();
-            // Away from the initial values: zero output convolutions and unit norms would
-            // hide most of the network.
-            for p in net.params() {
-                let noise = Tensor::randn(0f32, 0.3, p.var.shape(), &dev).unwrap();
-                p.var.set(&(p.var.as_tensor() + noise).unwrap()).unwrap();
-            }
+            let net = perturbed_unet(&shape, &channels, 3);
             let dims: Vec<usize> = [5].into_iter().chain(shape).collect();
-            let x = Tensor::randn(0f32, 1.0, dims, &dev).unwrap();
+            let x = crate::test_util::seeded_randn(&dims, 1.0, 1);
             let classes = [0, 3, 10, 7, 10];
             for t in [999.0, 12.5] {
                 let want = net.forward(&x, &[t; 5], &classes).unwrap();

@@ -364,35 +364,18 @@ fn res_backward(
 
 #[cfg(test)]
 mod tests {
-    use super::super::net::{DenoiserArch, DenoiserSpec};
     use super::*;
-    use candle_core::Device;
 
     #[test]
     fn the_hand_written_step_gives_autograds_loss_and_gradients() {
-        let dev = Device::Cpu;
         for (shape, channels) in [
             (vec![1, 8, 8], vec![8, 16]),
             (vec![2, 8, 8], vec![4, 8, 16]),
         ] {
-            let spec = DenoiserSpec {
-                arch: DenoiserArch::Unet,
-                sample_shape: shape.clone(),
-                classes: 10,
-                hidden: vec![],
-                channels,
-                embed_dim: 16,
-            };
-            let net = Denoiser::new(spec, 7, &dev).unwrap();
-            // Away from the initial values: zero output convolutions and unit norms would
-            // hide most of the network's gradients.
-            for p in net.params() {
-                let noise = Tensor::randn(0f32, 0.3, p.var.shape(), &dev).unwrap();
-                p.var.set(&(p.var.as_tensor() + noise).unwrap()).unwrap();
-            }
+            let net = super::super::net_host::perturbed_unet(&shape, &channels, 7);
             let dims: Vec<usize> = [5].into_iter().chain(shape).collect();
-            let x = Tensor::randn(0f32, 1.0, dims.clone(), &dev).unwrap();
-            let y = Tensor::randn(0f32, 1.0, dims, &dev).unwrap();
+            let x = crate::test_util::seeded_randn(&dims, 1.0, 1);
+            let y = crate::test_util::seeded_randn(&dims, 1.0, 2);
             let (t, c) = ([999.0, 3.0, 500.0, 41.0, 250.0], [0, 10, 3, 3, 9]);
             let loss = net
                 .forward(&x, &t, &c)
@@ -409,6 +392,17 @@ mod tests {
                 .expect("a CPU f32 UNet");
             let l = loss.to_scalar::<f32>().unwrap() as f64;
             assert!((ours - l).abs() <= 1e-5 * l, "loss {ours} against {l}");
+            let max = |t: &Tensor| {
+                t.abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            };
+            // Per tensor, relative to its own scale, and to the largest gradient for tensors
+            // whose gradient is a near-cancelling sum (the f32 rounding of its terms).
+            let largest = want.iter().map(max).fold(0f32, f32::max);
             for (p, (g, w)) in net.params().iter().zip(grads.iter().zip(&want)) {
                 let scale = w
                     .abs()
@@ -426,7 +420,7 @@ mod tests {
                     .to_scalar::<f32>()
                     .unwrap();
                 assert!(
-                    d <= 1e-4 * scale + 1e-7,
+                    d <= 1e-4 * scale + 1e-5 * largest,
                     "{}: max |Δ| {d} of {scale}",
                     p.name
                 );
