@@ -32,10 +32,10 @@ pub fn widest<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Defines a function whose body is compiled three times, for AVX-512, for AVX2 and as
-/// built, and run in the widest the CPU has. Unlike [`widest`], whose closure LLVM may
-/// decline to inline into the wide function (a large closure then runs as baseline SSE2
-/// code: the softmax of the UNet's attention did), the body here is an `inline(always)`
-/// function, which is always compiled into each variant.
+/// built, and run in the widest the CPU has. [`widest`]'s closure LLVM may decline to
+/// inline into the wide function unless it is marked `#[inline(always)]` (unmarked, the
+/// UNet's softmax ran as baseline SSE2 code); the body here is an `inline(always)` function,
+/// always compiled into each variant.
 macro_rules! vector_fn {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*

@@ -79,23 +79,27 @@ fn cpu_sums(g: &Tensor) -> Result<(f64, f64)> {
     let parts: Vec<(f64, f64)> = data[a..b]
         .par_chunks(1 << 14)
         .map(|c| {
-            widest(|| {
-                let (mut sq, mut l1) = ([0.0f64; LANES], [0.0f64; LANES]);
-                let (chunks, rest) = c.as_chunks::<LANES>();
-                for c in chunks {
-                    for k in 0..LANES {
-                        let v = c[k] as f64;
+            // `inline(always)`: else LLVM may keep the closure out of the wide function.
+            widest(
+                #[inline(always)]
+                || {
+                    let (mut sq, mut l1) = ([0.0f64; LANES], [0.0f64; LANES]);
+                    let (chunks, rest) = c.as_chunks::<LANES>();
+                    for c in chunks {
+                        for k in 0..LANES {
+                            let v = c[k] as f64;
+                            sq[k] += v * v;
+                            l1[k] += v.abs();
+                        }
+                    }
+                    for (k, &v) in rest.iter().enumerate() {
+                        let v = v as f64;
                         sq[k] += v * v;
                         l1[k] += v.abs();
                     }
-                }
-                for (k, &v) in rest.iter().enumerate() {
-                    let v = v as f64;
-                    sq[k] += v * v;
-                    l1[k] += v.abs();
-                }
-                (total(&sq), total(&l1))
-            })
+                    (total(&sq), total(&l1))
+                },
+            )
         })
         .collect();
     Ok(parts.iter().fold((0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1)))
