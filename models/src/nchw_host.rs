@@ -229,40 +229,43 @@ pub fn silu_grad(z: f64) -> f64 {
     s * (1.0 + z * (1.0 - s))
 }
 
-simd::vector_fn! {
-    #[allow(clippy::too_many_arguments)]
-    fn group_norm_into(
-        weight: &[f32],
-        bias: &[f32],
-        groups: usize,
-        eps: f32,
-        x: &[f32],
-        hw: usize,
-        silu: bool,
-        out: &mut [f32],
-    ) {
-        let per_group = weight.len() / groups;
-        let per = per_group * hw;
-        for (g, (src, dst)) in x.chunks(per).zip(out.chunks_mut(per)).enumerate() {
-            let mean = lane_sum(src, |v| v) / per as f64;
-            let var = lane_sum(src, |v| (v - mean) * (v - mean)) / per as f64;
-            let inv = (1.0 / (var + eps as f64).sqrt()) as f32;
-            let mean = mean as f32;
-            for (j, (s, d)) in src.chunks(hw).zip(dst.chunks_mut(hw)).enumerate() {
-                let ch = g * per_group + j;
-                let (a, b) = (weight[ch] * inv, bias[ch]);
-                if silu {
-                    for (d, &s) in d.iter_mut().zip(s) {
-                        *d = simd::silu((s - mean) * a + b);
-                    }
-                } else {
-                    for (d, &s) in d.iter_mut().zip(s) {
-                        *d = (s - mean) * a + b;
+#[allow(clippy::too_many_arguments)]
+fn group_norm_into(
+    weight: &[f32],
+    bias: &[f32],
+    groups: usize,
+    eps: f32,
+    x: &[f32],
+    hw: usize,
+    silu: bool,
+    out: &mut [f32],
+) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            let per_group = weight.len() / groups;
+            let per = per_group * hw;
+            for (g, (src, dst)) in x.chunks(per).zip(out.chunks_mut(per)).enumerate() {
+                let mean = lane_sum(src, |v| v) / per as f64;
+                let var = lane_sum(src, |v| (v - mean) * (v - mean)) / per as f64;
+                let inv = (1.0 / (var + eps as f64).sqrt()) as f32;
+                let mean = mean as f32;
+                for (j, (s, d)) in src.chunks(hw).zip(dst.chunks_mut(hw)).enumerate() {
+                    let ch = g * per_group + j;
+                    let (a, b) = (weight[ch] * inv, bias[ch]);
+                    if silu {
+                        for (d, &s) in d.iter_mut().zip(s) {
+                            *d = simd::silu((s - mean) * a + b);
+                        }
+                    } else {
+                        for (d, &s) in d.iter_mut().zip(s) {
+                            *d = (s - mean) * a + b;
+                        }
                     }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// Σ f(x) over a slice in f64, through [`simd::LANES`] accumulators.
@@ -281,11 +284,14 @@ pub(crate) fn lane_sum(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     simd::total(&acc)
 }
 
-simd::vector_fn! {
-    /// SiLU of every element, in place.
-    pub fn silu_in_place(x: &mut [f32]) {
-        x.iter_mut().for_each(|v| *v = simd::silu(*v));
-    }
+/// SiLU of every element, in place.
+pub fn silu_in_place(x: &mut [f32]) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            x.iter_mut().for_each(|v| *v = simd::silu(*v));
+        },
+    )
 }
 
 /// `f(i, par)` for each of `b` rows, concatenated: rows in parallel, each on one thread

@@ -14,7 +14,9 @@
 /// Accumulators per sum.
 pub const LANES: usize = 8;
 
-/// Runs `f` compiled for AVX-512 or AVX2 where the CPU has them, else as built.
+/// Runs `f` compiled for AVX-512 or AVX2 where the CPU has them, else as built. Mark the
+/// closure `#[inline(always)]`: LLVM may otherwise keep a large closure out of the wide
+/// function, and it then runs as baseline SSE2 code (the UNet's softmax did).
 #[inline(always)]
 pub fn widest<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -30,42 +32,6 @@ pub fn widest<R>(f: impl FnOnce() -> R) -> R {
     }
     f()
 }
-
-/// Defines a function whose body is compiled three times, for AVX-512, for AVX2 and as
-/// built, and run in the widest the CPU has. [`widest`]'s closure LLVM may decline to
-/// inline into the wide function unless it is marked `#[inline(always)]` (unmarked, the
-/// UNet's softmax ran as baseline SSE2 code); the body here is an `inline(always)` function,
-/// always compiled into each variant.
-macro_rules! vector_fn {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,avx")]
-                unsafe fn wide512($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,avx")]
-                unsafe fn wide256($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
-                }
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F, checked just above.
-                    return unsafe { wide512($($arg),*) };
-                }
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
-                    return unsafe { wide256($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-pub(crate) use vector_fn;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,avx")]
@@ -154,6 +120,14 @@ pub fn max(xs: &[f32]) -> f32 {
         .chain(&acc)
         .copied()
         .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `row ← e^(row − max row)` in place; returns the new row's sum (a softmax's denominator).
+#[inline(always)]
+pub fn exp_minus_max(row: &mut [f32]) -> f32 {
+    let m = max(row);
+    row.iter_mut().for_each(|v| *v = exp(*v - m));
+    sum(row)
 }
 
 /// Σ xs in f32, in [`WIDE`] partial sums added in a fixed order.

@@ -2,6 +2,13 @@
 
 use candle_core::Tensor;
 
+/// The largest absolute value of an f32 tensor.
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .and_then(|a| a.max_all()?.to_scalar::<f32>())
+        .expect("an f32 tensor")
+}
+
 /// The largest absolute difference of two tensors of one shape.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)

@@ -79,7 +79,6 @@ fn cpu_sums(g: &Tensor) -> Result<(f64, f64)> {
     let parts: Vec<(f64, f64)> = data[a..b]
         .par_chunks(1 << 14)
         .map(|c| {
-            // `inline(always)`: else LLVM may keep the closure out of the wide function.
             widest(
                 #[inline(always)]
                 || {

@@ -46,6 +46,14 @@ impl Values<'_> {
     }
 }
 
+/// The time MLP's sinusoids, first layer's output and its SiLU, and the embedding.
+pub(super) struct TimeEmbedding {
+    pub sin: Vec<f32>,
+    pub u1: Vec<f32>,
+    pub su1: Vec<f32>,
+    pub temb: Vec<f32>,
+}
+
 /// `x·W + b` for one row, `W` `[in, out]` as `net`'s layers store it.
 pub(super) fn linear_row(x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     let mut y = b.to_vec();
@@ -64,30 +72,37 @@ impl Denoiser {
         };
         let dims = x.dims().to_vec();
         let (b, h, w) = (dims[0], dims[2], dims[3]);
-        let e = self.spec().embed_dim;
-        let temb = linear_row(
-            &timestep_embedding(&[t], e),
-            v.of(&self.time1.w),
-            v.of(&self.time1.b),
-        );
-        let mut temb = temb;
-        silu_in_place(&mut temb);
-        let temb = linear_row(&temb, v.of(&self.time2.w), v.of(&self.time2.b));
-        let table = v.of(&self.class_table);
+        let temb = self.time_host(&v, t).temb;
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
         let row = xs.len() / b.max(1);
         let one = |i: usize, par: bool| {
-            let c = class[i] as usize;
-            let mut emb: Vec<f32> = temb
-                .iter()
-                .zip(&table[c * e..(c + 1) * e])
-                .map(|(a, b)| a + b)
-                .collect();
-            silu_in_place(&mut emb);
-            self.row_host(&v, &xs[i * row..(i + 1) * row], (h, w), &emb, par)
+            let (_, s) = self.class_host(&v, &temb, class[i]);
+            self.row_host(&v, &xs[i * row..(i + 1) * row], (h, w), &s, par)
         };
         let out = per_row(b, one);
         Tensor::from_vec(out, dims, x.device()).map(Some)
+    }
+
+    /// The time MLP at `t`, with what its backward reads.
+    pub(super) fn time_host(&self, v: &Values, t: f64) -> TimeEmbedding {
+        let sin = timestep_embedding(&[t], self.spec().embed_dim);
+        let u1 = linear_row(&sin, v.of(&self.time1.w), v.of(&self.time1.b));
+        let mut su1 = u1.clone();
+        silu_in_place(&mut su1);
+        let temb = linear_row(&su1, v.of(&self.time2.w), v.of(&self.time2.b));
+        TimeEmbedding { sin, u1, su1, temb }
+    }
+
+    /// The embedding of a row, `temb` plus its class's row of the table, and its SiLU (what
+    /// every block reads).
+    pub(super) fn class_host(&self, v: &Values, temb: &[f32], class: u32) -> (Vec<f32>, Vec<f32>) {
+        let e = temb.len();
+        let c = class as usize;
+        let table = &v.of(&self.class_table)[c * e..(c + 1) * e];
+        let emb: Vec<f32> = temb.iter().zip(table).map(|(a, b)| a + b).collect();
+        let mut s = emb.clone();
+        silu_in_place(&mut s);
+        (emb, s)
     }
 
     /// The parameters in place, when the net is a UNet with f32 parameters on the CPU and
@@ -194,6 +209,7 @@ pub(super) fn perturbed_unet(shape: &[usize], channels: &[usize], seed: u64) -> 
 mod tests {
     use super::super::net::{DenoiserArch, DenoiserSpec};
     use super::*;
+    use crate::test_util::{max_abs, max_abs_diff};
     use candle_core::Device;
 
     #[test]
@@ -212,15 +228,8 @@ mod tests {
                     .forward_host(&x, t, &classes)
                     .unwrap()
                     .expect("a CPU f32 UNet");
-                let scale = want
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let d = (got - want).unwrap().abs().unwrap().max_all().unwrap();
-                let d = d.to_scalar::<f32>().unwrap();
+                let scale = max_abs(&want);
+                let d = max_abs_diff(&got, &want);
                 assert!(
                     d <= 1e-5 * scale.max(1.0),
                     "max |Δ| {d} of {scale} at t = {t}"

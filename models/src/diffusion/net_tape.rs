@@ -7,10 +7,10 @@
 //! Why: through candle's autograd a digits UNet step took 4–6× PyTorch's (BENCHMARKS.md);
 //! each of the forty-odd ops per residual block gets its own backward pass and buffers.
 
-use super::net::{Body, Denoiser, Linear, ResBlock, timestep_embedding};
+use super::net::{Body, Denoiser, Linear, ResBlock};
 use super::net_host::{Values, linear_row};
 use crate::nchw_host::{
-    avg_pool2, avg_pool2_backward, silu_grad, silu_in_place, upsample_nearest, upsample2_backward,
+    avg_pool2, avg_pool2_backward, silu_grad, upsample_nearest, upsample2_backward,
 };
 use candle_core::{Result, Tensor, TensorId};
 use rayon::prelude::*;
@@ -172,20 +172,9 @@ impl Denoiser {
         };
         // Time and class embedding, and its SiLU that every block reads.
         let e = self.spec().embed_dim;
-        let sin = timestep_embedding(&[t], e);
-        let u1 = linear_row(&sin, v.of(&self.time1.w), v.of(&self.time1.b));
-        let mut su1 = u1.clone();
-        silu_in_place(&mut su1);
-        let temb = linear_row(&su1, v.of(&self.time2.w), v.of(&self.time2.b));
+        let time = self.time_host(v, t);
+        let (emb, s) = self.class_host(v, &time.temb, class);
         let c = class as usize;
-        let table = v.of(&self.class_table);
-        let emb: Vec<f32> = temb
-            .iter()
-            .zip(&table[c * e..(c + 1) * e])
-            .map(|(a, b)| a + b)
-            .collect();
-        let mut s = emb.clone();
-        silu_in_place(&mut s);
 
         // Forward, keeping the tapes.
         let mut cur = v.conv(conv_in).forward(x, h, w, None, false);
@@ -275,13 +264,13 @@ impl Denoiser {
             .iter_mut()
             .zip(&demb)
             .for_each(|(t, d)| *t += d);
-        let dsu1 = g.linear(v, &self.time2, &su1, &demb);
+        let dsu1 = g.linear(v, &self.time2, &time.su1, &demb);
         let du1: Vec<f32> = dsu1
             .iter()
-            .zip(&u1)
+            .zip(&time.u1)
             .map(|(d, &z)| d * silu_grad(z as f64) as f32)
             .collect();
-        g.linear(v, &self.time1, &sin, &du1);
+        g.linear(v, &self.time1, &time.sin, &du1);
         sse
     }
 }
@@ -364,7 +353,7 @@ fn res_backward(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::test_util::{max_abs, max_abs_diff};
 
     #[test]
     fn the_hand_written_step_gives_autograds_loss_and_gradients() {
@@ -392,33 +381,11 @@ mod tests {
                 .expect("a CPU f32 UNet");
             let l = loss.to_scalar::<f32>().unwrap() as f64;
             assert!((ours - l).abs() <= 1e-5 * l, "loss {ours} against {l}");
-            let max = |t: &Tensor| {
-                t.abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-            };
             // Per tensor, relative to its own scale, and to the largest gradient for tensors
             // whose gradient is a near-cancelling sum (the f32 rounding of its terms).
-            let largest = want.iter().map(max).fold(0f32, f32::max);
+            let largest = want.iter().map(max_abs).fold(0f32, f32::max);
             for (p, (g, w)) in net.params().iter().zip(grads.iter().zip(&want)) {
-                let scale = w
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let d = (g - w)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let (scale, d) = (max_abs(w), max_abs_diff(g, w));
                 assert!(
                     d <= 1e-4 * scale + 1e-5 * largest,
                     "{}: max |Δ| {d} of {scale}",

@@ -124,22 +124,28 @@ fn sigmoid(a: f32) -> f32 {
     1.0 / (1.0 + simd::exp(-a))
 }
 
-simd::vector_fn! {
-    fn swiglu_chunk(m: &mut [f32], a: &[f32], u: &[f32]) {
-        for ((m, &a), &u) in m.iter_mut().zip(a).zip(u) {
-            *m = a * sigmoid(a) * u;
-        }
-    }
+fn swiglu_chunk(m: &mut [f32], a: &[f32], u: &[f32]) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            for ((m, &a), &u) in m.iter_mut().zip(a).zip(u) {
+                *m = a * sigmoid(a) * u;
+            }
+        },
+    )
 }
 
-simd::vector_fn! {
-    fn swiglu_backward_chunk(da: &mut [f32], du: &mut [f32], dm: &[f32], a: &[f32], u: &[f32]) {
-        for i in 0..a.len() {
-            let s = sigmoid(a[i]);
-            da[i] = dm[i] * u[i] * s * (1.0 + a[i] * (1.0 - s));
-            du[i] = dm[i] * a[i] * s;
-        }
-    }
+fn swiglu_backward_chunk(da: &mut [f32], du: &mut [f32], dm: &[f32], a: &[f32], u: &[f32]) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            for i in 0..a.len() {
+                let s = sigmoid(a[i]);
+                da[i] = dm[i] * u[i] * s * (1.0 + a[i] * (1.0 - s));
+                du[i] = dm[i] * a[i] * s;
+            }
+        },
+    )
 }
 
 /// SwiGLU: `silu(a) ⊙ u`.
@@ -221,27 +227,31 @@ pub fn attention(
     (p, heads_to_rows(&o_heads, s.heads, t, d))
 }
 
-simd::vector_fn! {
-    /// Each row of `p` (rows `t` wide) → the softmax of `row + mask`, in place.
-    fn masked_softmax_rows(p: &mut [f32], mask: &[f32], t: usize) {
-        for (row, mask) in p.chunks_mut(t).zip(mask.chunks(t)) {
-            row.iter_mut().zip(mask).for_each(|(x, m)| *x += m);
-            let max = simd::max(row);
-            row.iter_mut().for_each(|x| *x = simd::exp(*x - max));
-            let inv = 1.0 / simd::sum(row);
-            row.iter_mut().for_each(|x| *x *= inv);
-        }
-    }
+/// Each row of `p` (rows `t` wide) → the softmax of `row + mask`, in place.
+fn masked_softmax_rows(p: &mut [f32], mask: &[f32], t: usize) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            for (row, mask) in p.chunks_mut(t).zip(mask.chunks(t)) {
+                row.iter_mut().zip(mask).for_each(|(x, m)| *x += m);
+                let inv = 1.0 / simd::exp_minus_max(row);
+                row.iter_mut().for_each(|x| *x *= inv);
+            }
+        },
+    )
 }
 
-simd::vector_fn! {
-    /// The softmax's backward per row: `ds ← p ⊙ (ds − Σ ds ⊙ p)`, rows `t` wide.
-    fn softmax_backward_rows(ds: &mut [f32], p: &[f32], t: usize) {
-        for (ds, p) in ds.chunks_mut(t).zip(p.chunks(t)) {
-            let dot = simd::dot(ds, p);
-            ds.iter_mut().zip(p).for_each(|(x, &p)| *x = p * (*x - dot));
-        }
-    }
+/// The softmax's backward per row: `ds ← p ⊙ (ds − Σ ds ⊙ p)`, rows `t` wide.
+fn softmax_backward_rows(ds: &mut [f32], p: &[f32], t: usize) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            for (ds, p) in ds.chunks_mut(t).zip(p.chunks(t)) {
+                let dot = simd::dot(ds, p);
+                ds.iter_mut().zip(p).for_each(|(x, &p)| *x = p * (*x - dot));
+            }
+        },
+    )
 }
 
 /// The attention's backward for upstream `d_o` `[b·t, heads·d]`: `(dq, dk, dv)` in the

@@ -149,19 +149,22 @@ impl LayerNorm {
     }
 }
 
-simd::vector_fn! {
-    fn layer_norm_rows(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
-        let c = w.len();
-        for (src, dst) in x.chunks(c).zip(out.chunks_mut(c)) {
-            let mean = lane_sum(src, |v| v) / c as f64;
-            let var = lane_sum(src, |v| (v - mean) * (v - mean)) / c as f64;
-            let inv = (1.0 / (var + 1e-5).sqrt()) as f32;
-            let mean = mean as f32;
-            for (((d, &s), &w), &b) in dst.iter_mut().zip(src).zip(w).zip(b) {
-                *d = (s - mean) * inv * w + b;
+fn layer_norm_rows(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            let c = w.len();
+            for (src, dst) in x.chunks(c).zip(out.chunks_mut(c)) {
+                let mean = lane_sum(src, |v| v) / c as f64;
+                let var = lane_sum(src, |v| (v - mean) * (v - mean)) / c as f64;
+                let inv = (1.0 / (var + 1e-5).sqrt()) as f32;
+                let mean = mean as f32;
+                for (((d, &s), &w), &b) in dst.iter_mut().zip(src).zip(w).zip(b) {
+                    *d = (s - mean) * inv * w + b;
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// Multi-head attention of the tokens over themselves or over the text context.
@@ -207,17 +210,18 @@ impl Attention {
     }
 }
 
-simd::vector_fn! {
-    /// Each row of `p` (rows `s` wide) → e^(p − max of the row), and the reciprocal of the
-    /// row's sum into `inv`: the softmax, whose division is left to the (narrower) product
-    /// of the weights with the values.
-    fn exp_rows(p: &mut [f32], s: usize, inv: &mut [f32]) {
-        for (row, inv) in p.chunks_mut(s).zip(inv) {
-            let max = simd::max(row);
-            row.iter_mut().for_each(|v| *v = simd::exp(*v - max));
-            *inv = 1.0 / simd::sum(row);
-        }
-    }
+/// Each row of `p` (rows `s` wide) → e^(p − max of the row), and the reciprocal of the
+/// row's sum into `inv`: the softmax, whose division is left to the (narrower) product
+/// of the weights with the values.
+fn exp_rows(p: &mut [f32], s: usize, inv: &mut [f32]) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            for (row, inv) in p.chunks_mut(s).zip(inv) {
+                *inv = 1.0 / simd::exp_minus_max(row);
+            }
+        },
+    )
 }
 
 /// diffusers' `BasicTransformerBlock`: self-attention, cross-attention, GEGLU feed-forward,
@@ -245,16 +249,19 @@ impl Block {
     }
 }
 
-simd::vector_fn! {
-    /// Rows `[value, gate]` of width `2f` → `value · GELU(gate)`.
-    fn geglu(g: &[f32], out: &mut [f32], f: usize) {
-        for (dst, src) in out.chunks_mut(f).zip(g.chunks(2 * f)) {
-            let (val, gate) = src.split_at(f);
-            for ((d, &v), &g) in dst.iter_mut().zip(val).zip(gate) {
-                *d = v * simd::gelu(g);
+/// Rows `[value, gate]` of width `2f` → `value · GELU(gate)`.
+fn geglu(g: &[f32], out: &mut [f32], f: usize) {
+    simd::widest(
+        #[inline(always)]
+        || {
+            for (dst, src) in out.chunks_mut(f).zip(g.chunks(2 * f)) {
+                let (val, gate) = src.split_at(f);
+                for ((d, &v), &g) in dst.iter_mut().zip(val).zip(gate) {
+                    *d = v * simd::gelu(g);
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// diffusers' `Transformer2DModel`: group norm, projection to tokens, blocks, projection
