@@ -4,9 +4,11 @@
 //! entropy of every generated token (what GRPO needs).
 
 use super::model::{KvCache, Transformer, causal_mask};
+use crate::simd;
 use candle_core::{D, DType, Device, Result, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sampling {
@@ -52,6 +54,80 @@ pub struct Generated {
     pub stopped: bool,
 }
 
+/// The exponentials of one row of logits at a temperature, and their sums.
+struct Exps {
+    /// z_i = e^(a_i), a_i = (x_i − max)/t; 0 where a_i < −87 (below f32's normal range, so
+    /// that a −∞ logit has p = 0 exactly).
+    z: Vec<f32>,
+    /// Σ z_i, in f64.
+    sum: f64,
+    /// Σ z_i·a_i, in f64 (the entropy's cross term).
+    weighted: f64,
+    max: f32,
+}
+
+impl Exps {
+    /// One vectorised pass over the vocabulary: the scalar f64 `exp` per entry cost 3.6 ms of a
+    /// 26 ms batch-8 decoding step at a vocabulary of 49,152.
+    fn of(logits: &[f32], inv_t: f32) -> Exps {
+        const WIDE: usize = 16;
+        simd::widest(
+            #[inline(always)]
+            || {
+                let max = simd::max(logits);
+                let mut z = vec![0f32; logits.len()];
+                let (mut sum, mut weighted) = ([0f64; WIDE], [0f64; WIDE]);
+                #[inline(always)]
+                fn term(a: f32, z: &mut f32, sum: &mut f64, weighted: &mut f64) {
+                    let a = a.max(-88.0);
+                    let e = if a < -87.0 { 0.0 } else { simd::exp(a) };
+                    *z = e;
+                    *sum += e as f64;
+                    *weighted += (e * a) as f64;
+                }
+                let (xs, x_rest) = logits.as_chunks::<WIDE>();
+                let (zs, z_rest) = z.as_chunks_mut::<WIDE>();
+                for (xc, zc) in xs.iter().zip(zs) {
+                    for k in 0..WIDE {
+                        term(
+                            (xc[k] - max) * inv_t,
+                            &mut zc[k],
+                            &mut sum[k],
+                            &mut weighted[k],
+                        );
+                    }
+                }
+                for (x, z) in x_rest.iter().zip(z_rest) {
+                    term((*x - max) * inv_t, z, &mut sum[0], &mut weighted[0]);
+                }
+                Exps {
+                    z,
+                    sum: sum.iter().sum(),
+                    weighted: weighted.iter().sum(),
+                    max,
+                }
+            },
+        )
+    }
+
+    /// The index whose cumulative mass (in `order`) first reaches `u`; the last with p > 0
+    /// when rounding leaves `u` above the total.
+    fn draw(&self, order: impl Iterator<Item = usize>, mut u: f64) -> usize {
+        let mut last = 0;
+        for i in order {
+            let e = self.z[i] as f64;
+            if e > 0.0 {
+                last = i;
+                u -= e;
+                if u <= 0.0 {
+                    break;
+                }
+            }
+        }
+        last
+    }
+}
+
 /// Picks a token from one row of logits; returns (token, log p, entropy).
 fn choose(logits: &[f32], s: &Sampling, rng: &mut ChaCha8Rng) -> (u32, f32, f32) {
     let t = if s.temperature > 0.0 {
@@ -59,74 +135,54 @@ fn choose(logits: &[f32], s: &Sampling, rng: &mut ChaCha8Rng) -> (u32, f32, f32)
     } else {
         1.0
     };
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    // a_i = (x_i − max)/t, so log p_i = a_i − ln Σ e^a and the entropy is
-    // ln Σ e^a − Σ p_i a_i: one exp per token of the vocabulary and no log.
-    let a = |v: f32| (v as f64 - max) / t;
-    let z: Vec<f64> = logits.iter().map(|&v| a(v).exp()).collect();
-    let sum: f64 = z.iter().sum();
-    let p: Vec<f64> = z.iter().map(|v| v / sum).collect();
-    let ln_sum = sum.ln();
-    let entropy = ln_sum
-        - p.iter()
-            .zip(logits)
-            .filter(|&(&q, _)| q > 0.0)
-            .map(|(q, &v)| q * a(v))
-            .sum::<f64>();
-    let logp = |i: usize| (a(logits[i]) - ln_sum) as f32;
+    let ex = Exps::of(logits, (1.0 / t) as f32);
+    // log p_i = a_i − ln Σ e^a and the entropy is ln Σ e^a − Σ p_i a_i: one exp per token of
+    // the vocabulary and one log.
+    let ln_sum = ex.sum.ln();
+    let entropy = (ln_sum - ex.weighted / ex.sum) as f32;
+    let logp = |i: usize| ((logits[i] as f64 - ex.max as f64) / t - ln_sum) as f32;
     if s.temperature <= 0.0 {
-        let best = (0..p.len())
-            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a)))
-            .unwrap_or(0);
-        return (best as u32, logp(best), entropy as f32);
+        // The first of the largest (the lower id on a tie).
+        let best = logits.iter().position(|&v| v == ex.max).unwrap_or(0);
+        return (best as u32, logp(best), entropy);
     }
     if s.top_k == 0 && s.top_p >= 1.0 && s.min_p <= 0.0 {
         // No filter: draw from the whole distribution, in vocabulary order, without sorting
         // it (a sort of the vocabulary per token per row is the costly part of sampling).
-        let mut u = rng.random::<f64>();
-        let mut pick = p.len() - 1;
-        for (i, &q) in p.iter().enumerate() {
-            u -= q;
-            if u <= 0.0 {
-                pick = i;
-                break;
-            }
-        }
-        return (pick as u32, logp(pick), entropy as f32);
+        let pick = ex.draw(0..logits.len(), rng.random::<f64>() * ex.sum);
+        return (pick as u32, logp(pick), entropy);
     }
-    let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    let z = &ex.z;
+    let mut order: Vec<usize> = (0..z.len()).collect();
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]).then(a.cmp(&b)));
     let mut keep = order.len();
     if s.top_k > 0 {
         keep = keep.min(s.top_k);
     }
     if s.min_p > 0.0 {
-        let floor = s.min_p * p[order[0]];
-        keep = keep.min(order.iter().take_while(|&&i| p[i] >= floor).count().max(1));
+        let floor = s.min_p * z[order[0]] as f64;
+        keep = keep.min(
+            order
+                .iter()
+                .take_while(|&&i| z[i] as f64 >= floor)
+                .count()
+                .max(1),
+        );
     }
     if s.top_p < 1.0 {
-        let mut acc = 0.0;
-        let mut n = 0;
+        let (target, mut acc, mut n) = (s.top_p * ex.sum, 0.0, 0);
         for &i in &order[..keep] {
-            acc += p[i];
+            acc += z[i] as f64;
             n += 1;
-            if acc >= s.top_p {
+            if acc >= target {
                 break;
             }
         }
         keep = n.max(1);
     }
-    let mass: f64 = order[..keep].iter().map(|&i| p[i]).sum();
-    let mut u = rng.random::<f64>() * mass;
-    let mut pick = order[keep - 1];
-    for &i in &order[..keep] {
-        u -= p[i];
-        if u <= 0.0 {
-            pick = i;
-            break;
-        }
-    }
-    (pick as u32, logp(pick), entropy as f32)
+    let mass: f64 = order[..keep].iter().map(|&i| z[i] as f64).sum();
+    let pick = ex.draw(order[..keep].iter().copied(), rng.random::<f64>() * mass);
+    (pick as u32, logp(pick), entropy)
 }
 
 /// Runs `f`, one decoding step, on a worker of rayon's pool when on the CPU: the step's
@@ -195,14 +251,20 @@ pub fn generate(
             let hidden = model.forward(&step_ids, &step_pos, &mask, Some(&mut cache))?;
             model.next_logits(&hidden)?.to_dtype(DType::F32)?.to_vec2()
         })?;
+        // Rows in parallel: each has its own generator, so the draws do not depend on it.
+        let picks: Vec<Option<(u32, f32, f32)>> = rngs
+            .par_iter_mut()
+            .zip(&logits)
+            .zip(&out)
+            .map(|((rng, row), g)| (!g.stopped).then(|| choose(row, s, rng)))
+            .collect();
         let mut new_ids = Vec::with_capacity(n);
-        for r in 0..n {
-            if out[r].stopped {
+        for (r, pick) in picks.into_iter().enumerate() {
+            let Some((tok, lp, h)) = pick else {
                 new_ids.push(pad);
                 valid[r].push(false);
                 continue;
-            }
-            let (tok, lp, h) = choose(&logits[r], s, &mut rngs[r]);
+            };
             let g = &mut out[r];
             g.tokens.push(tok);
             g.logprobs.push(lp);
@@ -305,5 +367,32 @@ mod tests {
         // top-k 1 keeps the most likely (the lower id on a tie).
         let k1 = Sampling { top_k: 1, ..s };
         assert!((0..50).all(|_| choose(&logits, &k1, &mut rng).0 == 1));
+        // Greedy picks the lower id on a tie too.
+        assert_eq!(choose(&logits, &Sampling::default(), &mut rng).0, 1);
+    }
+
+    /// A −∞ logit (a masked token) has probability 0: never drawn, and no NaN in the entropy.
+    #[test]
+    fn masked_tokens_have_probability_zero() {
+        let logits = [0.0, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY];
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for s in [
+            Sampling {
+                temperature: 0.7,
+                ..Default::default()
+            },
+            Sampling {
+                temperature: 0.7,
+                top_p: 0.9,
+                ..Default::default()
+            },
+        ] {
+            for _ in 0..100 {
+                let (t, lp, h) = choose(&logits, &s, &mut rng);
+                assert!(t == 0 || t == 2, "drew masked token {t}");
+                assert!((lp - 0.5f32.ln()).abs() < 1e-6, "log p {lp}");
+                assert!((h - 2f32.ln()).abs() < 1e-6, "entropy {h}");
+            }
+        }
     }
 }
