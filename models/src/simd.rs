@@ -104,7 +104,7 @@ pub fn gelu(x: f32) -> f32 {
 
 /// Sixteen running values per reduction: one AVX-512 register, or two of AVX2, so the
 /// reductions below are vector operations rather than a chain of dependent scalar ones.
-const WIDE: usize = 16;
+pub const WIDE: usize = 16;
 
 /// The largest element (−∞ for none; NaNs are skipped as `f32::max` skips them).
 #[inline(always)]

@@ -70,13 +70,12 @@ impl Exps {
     /// One vectorised pass over the vocabulary: the scalar f64 `exp` per entry cost 3.6 ms of a
     /// 26 ms batch-8 decoding step at a vocabulary of 49,152.
     fn of(logits: &[f32], inv_t: f32) -> Exps {
-        const WIDE: usize = 16;
         simd::widest(
             #[inline(always)]
             || {
                 let max = simd::max(logits);
                 let mut z = vec![0f32; logits.len()];
-                let (mut sum, mut weighted) = ([0f64; WIDE], [0f64; WIDE]);
+                let (mut sum, mut weighted) = ([0f64; simd::WIDE], [0f64; simd::WIDE]);
                 #[inline(always)]
                 fn term(a: f32, z: &mut f32, sum: &mut f64, weighted: &mut f64) {
                     let a = a.max(-88.0);
@@ -85,10 +84,10 @@ impl Exps {
                     *sum += e as f64;
                     *weighted += (e * a) as f64;
                 }
-                let (xs, x_rest) = logits.as_chunks::<WIDE>();
-                let (zs, z_rest) = z.as_chunks_mut::<WIDE>();
+                let (xs, x_rest) = logits.as_chunks::<{ simd::WIDE }>();
+                let (zs, z_rest) = z.as_chunks_mut::<{ simd::WIDE }>();
                 for (xc, zc) in xs.iter().zip(zs) {
-                    for k in 0..WIDE {
+                    for k in 0..simd::WIDE {
                         term(
                             (xc[k] - max) * inv_t,
                             &mut zc[k],
@@ -247,17 +246,20 @@ pub fn generate(
     for _ in 0..s.max_new_tokens {
         let t = step_ids.dim(1)?;
         let mask = causal_mask(&valid, cache.len(), t, &dev)?;
-        let logits: Vec<Vec<f32>> = on_worker(&dev, || {
+        let picks: Vec<Option<(u32, f32, f32)>> = on_worker(&dev, || -> Result<_> {
             let hidden = model.forward(&step_ids, &step_pos, &mask, Some(&mut cache))?;
-            model.next_logits(&hidden)?.to_dtype(DType::F32)?.to_vec2()
+            let logits: Vec<Vec<f32>> = model
+                .next_logits(&hidden)?
+                .to_dtype(DType::F32)?
+                .to_vec2()?;
+            // Rows in parallel: each has its own generator, so the draws do not depend on it.
+            Ok(rngs
+                .par_iter_mut()
+                .zip(&logits)
+                .zip(&out)
+                .map(|((rng, row), g)| (!g.stopped).then(|| choose(row, s, rng)))
+                .collect())
         })?;
-        // Rows in parallel: each has its own generator, so the draws do not depend on it.
-        let picks: Vec<Option<(u32, f32, f32)>> = rngs
-            .par_iter_mut()
-            .zip(&logits)
-            .zip(&out)
-            .map(|((rng, row), g)| (!g.stopped).then(|| choose(row, s, rng)))
-            .collect();
         let mut new_ids = Vec::with_capacity(n);
         for (r, pick) in picks.into_iter().enumerate() {
             let Some((tok, lp, h)) = pick else {
