@@ -108,6 +108,20 @@ fn a_sweep_runs_every_member_as_an_ordinary_run_with_its_overrides() {
         assert_eq!(row[col("sweep")], id);
         assert_eq!(row[col("override.optim.lr")].parse::<f64>().unwrap(), lr);
         assert_eq!(row[col("override.seed")], seed.to_string());
+        // The TensorBoard export carries them as the HParams plugin's session start, right
+        // after the file version: the tag, the plugin, each key and its value as a double.
+        ws.ok(&["export", d.to_str().unwrap(), "--tensorboard"]);
+        let tb = d.join("tensorboard");
+        let file = tb.read_dir().unwrap().next().unwrap().unwrap().path();
+        let bytes = std::fs::read(file).unwrap();
+        let records = descent::runs::export::tfevent::read_records(&bytes).unwrap();
+        let has = |r: &[u8], part: &[u8]| r.windows(part.len()).any(|w| w == part);
+        let start = records[1];
+        assert!(has(start, b"_hparams_/session_start_info"));
+        assert!(has(start, b"hparams"));
+        assert!(has(start, b"optim.lr") && has(start, &lr.to_le_bytes()));
+        assert!(has(start, b"seed") && has(start, &(seed as f64).to_le_bytes()));
+        assert!(!records.iter().skip(2).any(|r| has(r, b"_hparams_")));
     }
     seen.sort_by_key(|s| s.0);
     assert_eq!(seen, [(1, 0.01, 3), (2, 0.01, 4), (3, 0.1, 3), (4, 0.1, 4)]);

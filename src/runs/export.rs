@@ -258,6 +258,18 @@ pub fn write_tensorboard(run_dir: &Path, out_dir: &Path) -> Result<PathBuf, Stri
         tfevent::Payload::FileVersion("brain.Event:2"),
     );
     tfevent::record(&mut buf, &first);
+    // A sweep member's keys, as TensorBoard's HParams dashboard reads a run's hyperparameters.
+    let launch = super::launch::Launch::read(run_dir)?.unwrap_or_default();
+    if !launch.overrides.is_empty() {
+        let hparams: Vec<(String, tfevent::HValue)> = launch
+            .overrides
+            .iter()
+            .map(|(key, value)| (key.clone(), tfevent::HValue::of(value)))
+            .collect();
+        let mut e = Vec::new();
+        tfevent::event(&mut e, start, 0, tfevent::Payload::HParams(&hparams, start));
+        tfevent::record(&mut buf, &e);
+    }
     for (tag, step, time, value) in scalars(&train, &eval) {
         let mut e = Vec::new();
         tfevent::event(
@@ -309,6 +321,66 @@ pub mod tfevent {
     pub enum Payload<'a> {
         FileVersion(&'a str),
         Scalar(&'a str, f32),
+        /// The HParams plugin's `SessionStartInfo`: hyperparameters and the start time.
+        HParams(&'a [(String, HValue)], f64),
+    }
+
+    /// A hyperparameter as `google.protobuf.Value` holds it.
+    #[derive(Clone, Debug, PartialEq)]
+    pub enum HValue {
+        Number(f64),
+        Text(String),
+        Bool(bool),
+    }
+
+    impl HValue {
+        /// Numbers and booleans as such; anything else (arrays, tables, dates) as its TOML text.
+        pub fn of(v: &toml::Value) -> HValue {
+            match v {
+                toml::Value::Integer(i) => HValue::Number(*i as f64),
+                toml::Value::Float(f) => HValue::Number(*f),
+                toml::Value::Boolean(b) => HValue::Bool(*b),
+                toml::Value::String(s) => HValue::Text(s.clone()),
+                other => HValue::Text(other.to_string()),
+            }
+        }
+
+        /// `Value { number_value = 2 (double) | string_value = 3 | bool_value = 4 }`.
+        fn encode(&self, out: &mut Vec<u8>) {
+            match self {
+                HValue::Number(v) => {
+                    out.push(0x11);
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                HValue::Text(t) => bytes_field(out, 3, t.as_bytes()),
+                HValue::Bool(b) => {
+                    out.push(0x20);
+                    out.push(*b as u8);
+                }
+            }
+        }
+    }
+
+    /// The tag under which TensorBoard's HParams plugin looks for a run's session start.
+    pub const SESSION_START_TAG: &str = "_hparams_/session_start_info";
+
+    /// `HParamsPluginData { version = 1 (0, omitted), session_start_info = 3 }`,
+    /// `SessionStartInfo { hparams = 1 (map<string, Value>), start_time_secs = 5 (double) }`.
+    fn session_start(hparams: &[(String, HValue)], start: f64) -> Vec<u8> {
+        let mut info = Vec::new();
+        for (key, value) in hparams {
+            let mut entry = Vec::new();
+            bytes_field(&mut entry, 1, key.as_bytes());
+            let mut v = Vec::new();
+            value.encode(&mut v);
+            bytes_field(&mut entry, 2, &v);
+            bytes_field(&mut info, 1, &entry);
+        }
+        info.push(0x29);
+        info.extend_from_slice(&start.to_le_bytes());
+        let mut data = Vec::new();
+        bytes_field(&mut data, 3, &info);
+        data
     }
 
     /// `Event { wall_time = 1 (double), step = 2 (int64), file_version = 3 | summary = 5 }`,
@@ -320,6 +392,21 @@ pub mod tfevent {
         varint(out, step as u64);
         match payload {
             Payload::FileVersion(v) => bytes_field(out, 3, v.as_bytes()),
+            Payload::HParams(hparams, start) => {
+                // Summary.Value { tag = 1, metadata = 9 }, SummaryMetadata { plugin_data = 1 },
+                // PluginData { plugin_name = 1, content = 2 }; no value, as PyTorch writes it.
+                let mut plugin = Vec::new();
+                bytes_field(&mut plugin, 1, b"hparams");
+                bytes_field(&mut plugin, 2, &session_start(hparams, start));
+                let mut metadata = Vec::new();
+                bytes_field(&mut metadata, 1, &plugin);
+                let mut val = Vec::new();
+                bytes_field(&mut val, 1, SESSION_START_TAG.as_bytes());
+                bytes_field(&mut val, 9, &metadata);
+                let mut summary = Vec::new();
+                bytes_field(&mut summary, 1, &val);
+                bytes_field(out, 5, &summary);
+            }
             Payload::Scalar(tag, value) => {
                 let mut val = Vec::new();
                 bytes_field(&mut val, 1, tag.as_bytes());
