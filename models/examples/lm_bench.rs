@@ -1,6 +1,7 @@
 //! descent's side of benches/parity/lm_speed.py: prefill and batched generation tokens/s on
 //! a model folder, greedy, 64 new tokens after a 32-token prompt, at batch 1 and 8 (or only
-//! at batch `BATCH` when that is set, for a profile of one).
+//! at batch `BATCH` when that is set, for a profile of one; `REPS` runs each generation that
+//! many times, the last one timed, so that a profile is mostly decoding).
 //!
 //!     cargo run --release -p descent-models --example lm_bench -- DIR
 
@@ -51,6 +52,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_new_tokens: 64,
             ..Default::default()
         };
+        let reps: usize = match std::env::var("REPS") {
+            Ok(r) => r.parse()?,
+            Err(_) => 1,
+        };
+        for _ in 1..reps {
+            generate::generate(&model, &prompts, &s, 0, &mut |_, _| false)?;
+        }
         let t0 = Instant::now();
         let out = generate::generate(&model, &prompts, &s, 0, &mut |_, _| false)?;
         let dt = t0.elapsed().as_secs_f64();

@@ -877,6 +877,32 @@ fn a_queued_sweep_member_shows_its_job_keys_and_why_it_waits() {
 }
 
 #[test]
+fn finished_sweep_members_show_their_keys_in_place_of_speed_and_eta() {
+    let mut v = populated();
+    v.workspace.runs.retain(|r| r.experiment == "digits-mlp");
+    for (i, r) in v.workspace.runs.iter_mut().enumerate() {
+        r.id = format!("20261128-101500-{}", i + 2);
+        r.state = "finished".into();
+        r.live = false;
+        r.eta = None;
+        r.message = None;
+        r.job = None;
+        // The demo sweep's 400 steps.
+        (r.step, r.total) = (400, 400);
+        r.member = Some(i + 2);
+        r.overrides = format!("optim.lr=0.{} seed=1", i + 3);
+    }
+    let s = screen(&v, 120, 40);
+    assert!(!s.contains("speed") && !s.contains("eta"), "{s}");
+    assert!(s.contains("[2] optim.lr=0.3 seed=1"), "{s}");
+    // A live run brings the columns back.
+    v.workspace.runs[0].live = true;
+    v.workspace.runs[0].examples_per_s = Some(5000.0);
+    let s = screen(&v, 120, 40);
+    assert!(s.contains("speed") && s.contains("5000/s"), "{s}");
+}
+
+#[test]
 fn the_sweep_view_ranks_the_members_above_the_charts() {
     let mut v = populated();
     let row = |rank: Option<usize>, member, state: &str, value, overrides: &str| SweepMemberRow {

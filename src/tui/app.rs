@@ -19,6 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 
+/// How long a notice holds the status bar.
+const NOTICE_FOR: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Everything that can wake the UI.
 pub enum AppEvent {
     Key(KeyEvent),
@@ -76,6 +79,9 @@ pub struct App {
     confirm_sweep: Option<String>,
     /// The sweep view's record, read once per sweep (it is written once, when made).
     sweep_record: Option<queue::sweep::Record>,
+    /// When the status bar's notice was set: it gives the bar back to the workspace path
+    /// after [`NOTICE_FOR`] (every notice is also in the Log pane).
+    notice_since: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +131,7 @@ impl App {
             sweep_on: false,
             confirm_sweep: None,
             sweep_record: None,
+            notice_since: None,
         }
     }
 
@@ -170,6 +177,15 @@ impl App {
     /// Called when nothing happened for a tick: keep live panes live. Returns whether the
     /// screen needs redrawing.
     pub fn tick(&mut self) -> bool {
+        let expired = self.notice_since.is_some_and(|t| t.elapsed() >= NOTICE_FOR);
+        if expired {
+            self.view.notice = None;
+            self.notice_since = None;
+        }
+        expired | self.tick_pane()
+    }
+
+    fn tick_pane(&mut self) -> bool {
         match self.view.pane {
             Pane::System => {
                 self.request_sample();
@@ -431,6 +447,7 @@ impl App {
     fn notice(&mut self, text: String) {
         tracing::info!("{text}");
         self.view.notice = Some(text);
+        self.notice_since = Some(std::time::Instant::now());
     }
 
     /// The selected experiment's file, if it is valid enough to run.
@@ -1421,6 +1438,21 @@ mod tests {
         press_code(&mut a, KeyCode::Enter);
         press(&mut a, "2");
         assert!(a.view.filter.is_none());
+    }
+
+    #[test]
+    fn a_notice_gives_the_status_bar_back_after_a_while() {
+        let mut a = app();
+        press(&mut a, "W");
+        assert_eq!(
+            a.view.notice.as_deref(),
+            Some("the workspace is still loading")
+        );
+        a.tick();
+        assert!(a.view.notice.is_some(), "a fresh notice stays");
+        a.notice_since = Some(std::time::Instant::now() - NOTICE_FOR);
+        assert!(a.tick(), "the bar is redrawn");
+        assert!(a.view.notice.is_none());
     }
 
     #[test]

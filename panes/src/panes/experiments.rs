@@ -57,6 +57,9 @@ pub(super) fn draw_runs_table(
     let f = |v: Option<f64>| v.map_or("-".to_string(), fmt_tick);
     // Narrow terminals keep the columns that matter most.
     let full = area.width >= 78;
+    // Speed and time left only while a listed run is live: for finished runs they are
+    // dashes, and their 17 columns go to the last column (a sweep member's keys).
+    let live = full && runs.iter().any(|r| r.live);
     // A narrow column (the RL pane's) keeps the run, its state and its step, and shortens
     // the id `20261201-203320` to `1201-203320`.
     let narrow = area.width < 50;
@@ -78,11 +81,13 @@ pub(super) fn draw_runs_table(
                 cells.extend([Cell::from(f(r.loss)), Cell::from(f(r.eval_loss))]);
             }
             if full {
+                cells.push(Cell::from(
+                    r.accuracy
+                        .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
+                ));
+            }
+            if live {
                 cells.extend([
-                    Cell::from(
-                        r.accuracy
-                            .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
-                    ),
                     Cell::from(match (r.live, r.tokens_per_s, r.examples_per_s) {
                         (false, ..) => "-".into(),
                         (true, Some(t), _) => format!("{} tok/s", compact(t)),
@@ -101,13 +106,14 @@ pub(super) fn draw_runs_table(
     } else {
         vec!["run", "state", "step", "loss", "eval"]
     };
-    // "123456/1000000" must not be cut: the column is as wide as its widest entry.
+    // "123456/1000000" must not be cut: the column is as wide as its widest entry will be
+    // (the total over the total), so that it does not widen as runs count up.
     let step_w = runs
         .iter()
-        .map(|r| format!("{}/{}", r.step, r.total).len() as u16)
+        .map(|r| format!("{}/{}", r.step.max(r.total), r.total).len() as u16)
         .max()
         .unwrap_or(0)
-        .max(11);
+        .max(4);
     // Runs made in one second (a sweep's) have ids like `20261202-024442-12`.
     let id_w = runs
         .iter()
@@ -131,13 +137,13 @@ pub(super) fn draw_runs_table(
         ]
     };
     if full {
-        header.extend(["acc", "speed", "eta"]);
-        widths.extend([
-            Constraint::Length(6),
-            // "2.5k tok/s"
-            Constraint::Length(10),
-            Constraint::Length(5),
-        ]);
+        header.push("acc");
+        widths.push(Constraint::Length(6));
+    }
+    if live {
+        header.extend(["speed", "eta"]);
+        // "2.5k tok/s"
+        widths.extend([Constraint::Length(10), Constraint::Length(5)]);
     }
     header.push("");
     widths.push(Constraint::Min(0));
