@@ -933,6 +933,10 @@ fn the_sweep_view_ranks_the_members_above_the_charts() {
         let second = s.lines().position(|l| l.contains("#2")).unwrap();
         assert!(first < second, "best first:\n{s}");
         assert!(s.contains("0.97") && s.contains("optim.lr=0.01"), "{s}");
+        assert!(
+            s.contains("eval_accuracy overrides"),
+            "the metric's name whole:\n{s}"
+        );
     }
     let s = screen(&v, 120, 40);
     assert!(

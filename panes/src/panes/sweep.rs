@@ -48,13 +48,22 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, s: &SweepView) {
     let mut header = vec!["rank", "#"];
     let mut widths = vec![Constraint::Length(5), Constraint::Length(4)];
     if wide {
+        // A sweep's runs start in one second: ids like `20261202-024442-12`.
+        let run_w = s
+            .rows
+            .iter()
+            .map(|r| r.run.len())
+            .max()
+            .unwrap_or(0)
+            .max(15);
         header.push("run");
-        widths.push(Constraint::Length(15));
+        widths.push(Constraint::Length(run_w as u16));
     }
     header.extend(["state", s.metric.as_str(), "overrides"]);
     widths.extend([
         Constraint::Length(9),
-        Constraint::Length(10),
+        // The metric's whole name ("eval_accuracy") over its values.
+        Constraint::Length(s.metric.chars().count().max(10) as u16),
         Constraint::Min(10),
     ]);
     let title = if wide {
