@@ -673,6 +673,9 @@ fn a_read_checkpoint_shows_its_tree_and_tensor_statistics() {
     ] {
         assert!(s.contains(text), "missing {text:?}\n{s}");
     }
+    // Too long for the title, the path keeps its end.
+    let s = screen(&v, 90, 30);
+    assert!(s.contains("…") && s.contains("checkpoints/step-400 "), "{s}");
 }
 
 /// Long runs keep their whole step counter on screen.

@@ -3,7 +3,7 @@
 
 use super::filter;
 use crate::view::{CheckpointDetail, CheckpointEntry};
-use crate::widgets::{block, empty_state, key_values, matches};
+use crate::widgets::{block, empty_state, key_values, matches, truncate_left};
 use crate::{AppView, theme::Theme};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -92,7 +92,9 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &AppView, selected: usize) {
 }
 
 fn draw_detail(frame: &mut Frame, area: Rect, t: &Theme, d: &CheckpointDetail) {
-    let outer = block(t, format!(" {} ", d.key));
+    // A long path keeps its end (the checkpoint or file) in the title.
+    let key = truncate_left(&d.key, area.width.saturating_sub(4) as usize);
+    let outer = block(t, format!(" {key} "));
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let mut info = d.summary.clone();

@@ -2,7 +2,7 @@
 
 use crate::theme::Theme;
 use crate::view::{DatasetDetail, PullView};
-use crate::widgets::{block, key_values};
+use crate::widgets::{block, key_values, truncate_left};
 use crate::{ImageCache, human_bytes};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -54,7 +54,9 @@ pub fn pull_text(p: &PullView) -> String {
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail, images: &mut ImageCache) {
-    let outer = block(t, format!(" {} ", d.key));
+    // A long path keeps its end (the checkpoint or file) in the title.
+    let key = truncate_left(&d.key, area.width.saturating_sub(4) as usize);
+    let outer = block(t, format!(" {key} "));
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     let mut info = d.info.clone();
