@@ -53,21 +53,27 @@ pub fn truncate_left(s: &str, width: usize) -> String {
     format!("…{tail}")
 }
 
+/// Columns `s` takes on screen: a combining mark (the bar of `γ̄`) takes none.
+pub fn cols(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` padded with spaces to `width` columns on screen (`format!`'s `{:<w$}` counts chars).
+pub fn pad(s: &str, width: usize) -> String {
+    format!("{s}{}", " ".repeat(width.saturating_sub(cols(s))))
+}
+
 /// `key value` pairs as aligned lines, values word-wrapped to `width` columns with their
 /// continuation lines indented under the value column.
 pub fn key_values(theme: &Theme, rows: &[(String, String)], width: u16) -> Vec<Line<'static>> {
-    let kw = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
+    let kw = rows.iter().map(|(k, _)| cols(k)).max().unwrap_or(0);
     let vw = (width as usize).saturating_sub(kw + 2).max(10);
     let mut out = Vec::new();
     for (k, v) in rows {
         for (i, chunk) in wrap(v, vw).into_iter().enumerate() {
             let key = if i == 0 { k.as_str() } else { "" };
             out.push(Line::from(vec![
-                Span::styled(format!("{key:<kw$}  "), theme.dim()),
+                Span::styled(format!("{}  ", pad(key, kw)), theme.dim()),
                 Span::raw(chunk),
             ]));
         }

@@ -210,6 +210,7 @@ fn populated() -> AppView {
             settings: vec![
                 ("guidance".into(), "cfg,ag".into()),
                 ("scale w".into(), "3".into()),
+                ("AG γ̄".into(), "0.99".into()),
             ],
             setting_selected: 1,
             jobs: vec![SampleJobRow {
@@ -675,7 +676,10 @@ fn a_read_checkpoint_shows_its_tree_and_tensor_statistics() {
     }
     // Too long for the title, the path keeps its end.
     let s = screen(&v, 90, 30);
-    assert!(s.contains("…") && s.contains("checkpoints/step-400 "), "{s}");
+    assert!(
+        s.contains("…") && s.contains("checkpoints/step-400 "),
+        "{s}"
+    );
 }
 
 /// Long runs keep their whole step counter on screen.
@@ -903,6 +907,30 @@ fn finished_sweep_members_show_their_keys_in_place_of_speed_and_eta() {
     v.workspace.runs[0].examples_per_s = Some(5000.0);
     let s = screen(&v, 120, 40);
     assert!(s.contains("speed") && s.contains("5000/s"), "{s}");
+}
+
+#[test]
+fn a_setting_with_a_combining_mark_lines_up_with_the_others() {
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut ui = UiState::default();
+    let v = with_pane(populated(), Pane::Sampler);
+    term.draw(|f| draw(f, &v, &mut ui)).unwrap();
+    let buf = term.backend().buffer();
+    // The cell where each setting's value starts.
+    let value_at = |label: &str, value: &str| {
+        (0..40u16)
+            .find_map(|y| {
+                let line: Vec<&str> = (0..120u16).map(|x| buf[(x, y)].symbol()).collect();
+                line.concat().contains(label).then(|| {
+                    let want: Vec<String> = value.chars().map(String::from).collect();
+                    (0..line.len() - want.len())
+                        .find(|&x| line[x..x + want.len()] == want[..])
+                        .unwrap()
+                })
+            })
+            .unwrap_or_else(|| panic!("no {label} row"))
+    };
+    assert_eq!(value_at("scale w", "3"), value_at("AG γ̄", "0.99"));
 }
 
 #[test]

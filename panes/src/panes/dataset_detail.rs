@@ -2,7 +2,7 @@
 
 use crate::theme::Theme;
 use crate::view::{DatasetDetail, PullView};
-use crate::widgets::{block, key_values, truncate_left};
+use crate::widgets::{block, cols, key_values, truncate_left};
 use crate::{ImageCache, human_bytes};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -142,7 +142,7 @@ fn draw_histogram(frame: &mut Frame, area: Rect, t: &Theme, d: &DatasetDetail) {
     let name_w = d
         .classes
         .iter()
-        .map(|c| c.0.chars().count())
+        .map(|c| cols(&c.0))
         .max()
         .unwrap_or(1)
         .min(12);
@@ -237,7 +237,7 @@ fn stats_columns(d: &DatasetDetail, width: u16) -> (Vec<usize>, u16) {
         .columns
         .iter()
         .skip(d.col_offset)
-        .map(|c| c[0].chars().count())
+        .map(|c| cols(&c[0]))
         .max()
         .unwrap_or(6)
         .clamp(9, MAX_COL) as u16;
@@ -270,8 +270,8 @@ fn row_columns(d: &DatasetDetail, width: u16) -> (usize, Vec<u16>) {
             .rows
             .iter()
             .filter_map(|r| r.get(i))
-            .map(|c| c.chars().count())
-            .chain([name.chars().count()])
+            .map(|c| cols(c))
+            .chain([cols(name)])
             .max()
             .unwrap_or(1)
             .clamp(1, MAX_COL);

@@ -108,7 +108,7 @@ fn draw_settings(frame: &mut Frame, area: Rect, t: &Theme, s: &SamplerView) {
     let w = s
         .settings
         .iter()
-        .map(|(k, _)| k.chars().count())
+        .map(|(k, _)| crate::widgets::cols(k))
         .max()
         .unwrap_or(0);
     let lines: Vec<Line> = s
@@ -124,12 +124,13 @@ fn draw_settings(frame: &mut Frame, area: Rect, t: &Theme, s: &SamplerView) {
             Line::from(vec![
                 Span::styled(
                     format!(
-                        "{}{k:<w$}  ",
+                        "{}{}  ",
                         if i == s.setting_selected {
                             "› "
                         } else {
                             "  "
-                        }
+                        },
+                        crate::widgets::pad(k, w)
                     ),
                     style,
                 ),
