@@ -920,6 +920,16 @@ impl App {
         s.watch_mode = u.mode.to_string();
         self.device_spec = ws.settings.device.to_string();
         self.refresh_device_label();
+        // What happened to runs since the last read, for the Log pane (not on the first read).
+        if let Some(old) = &self.update {
+            for (bad, line) in views::run_changes(&old.inventory.runs, &u.inventory.runs) {
+                if bad {
+                    tracing::warn!("{line}");
+                } else {
+                    tracing::info!("{line}");
+                }
+            }
+        }
         self.update = Some(u);
         self.decorate_runs();
         self.rebuild_browse_views();

@@ -372,3 +372,88 @@ fn display_in(p: &Path, root: &Path) -> String {
         Err(_) => p.display().to_string(),
     }
 }
+
+/// Runs whose state changed between two reads of the workspace, as lines for the log:
+/// `(is_bad, line)`, a failure or a pause (a NaN, say) being bad. A run new in `new` counts
+/// when it is already past starting (one started elsewhere, or finished in between).
+pub fn run_changes(old: &[RunInfo], new: &[RunInfo]) -> Vec<(bool, String)> {
+    let before: std::collections::HashMap<&Path, State> =
+        old.iter().map(|r| (r.dir.as_path(), r.state)).collect();
+    new.iter()
+        .filter_map(|r| {
+            let was = before.get(r.dir.as_path()).copied();
+            if was == Some(r.state) || (was.is_none() && r.state != State::Finished) {
+                return None;
+            }
+            let name = format!("{}/{}", r.experiment, r.id);
+            let progress = r
+                .status
+                .as_ref()
+                .map(|s| format!(" at step {}/{}", s.step, s.total_steps))
+                .unwrap_or_default();
+            let why = r.reason().map(|m| format!(": {m}")).unwrap_or_default();
+            Some(match r.state {
+                State::Failed => (true, format!("{name} failed{progress}{why}")),
+                State::Paused => (true, format!("{name} paused{progress}{why}")),
+                State::Finished => {
+                    let acc = r
+                        .status
+                        .as_ref()
+                        .ok()
+                        .and_then(|s| s.eval_accuracy)
+                        .map(|a| format!(", eval accuracy {:.1}%", a * 100.0))
+                        .unwrap_or_default();
+                    (false, format!("{name} finished{progress}{acc}"))
+                }
+                s => (false, format!("{name} {s}{progress}")),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, state: State, died: Option<&str>) -> RunInfo {
+        RunInfo {
+            dir: PathBuf::from(format!("/ws/runs/mlp/{id}")),
+            experiment: "mlp".into(),
+            id: id.into(),
+            status: Err("no status.json".into()),
+            state,
+            died: died.map(String::from),
+            launch: None,
+            job: None,
+        }
+    }
+
+    #[test]
+    fn changed_states_become_log_lines_and_unchanged_ones_do_not() {
+        let old = [
+            run("a", State::Running, None),
+            run("b", State::Running, None),
+            run("c", State::Queued, None),
+            run("d", State::Finished, None),
+        ];
+        let new = [
+            run("a", State::Finished, None),
+            run("b", State::Failed, Some("killed (SIGKILL)")),
+            run("c", State::Running, None),
+            run("d", State::Finished, None),
+            run("e", State::Queued, None),
+        ];
+        let lines = run_changes(&old, &new);
+        assert_eq!(
+            lines,
+            [
+                (false, "mlp/a finished".to_string()),
+                (
+                    true,
+                    "mlp/b failed: the process died: killed (SIGKILL)".to_string()
+                ),
+                (false, "mlp/c running".to_string()),
+            ]
+        );
+    }
+}
