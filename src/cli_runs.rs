@@ -57,12 +57,16 @@ pub struct CtlArgs {
 #[derive(Args, Debug)]
 #[command(group = clap::ArgGroup::new("format").required(true).args(["csv", "tensorboard"]))]
 pub struct ExportArgs {
-    /// A run folder, a run id, or EXPERIMENT/RUN-ID
-    pub run: String,
+    /// Runs: a run folder, a run id, EXPERIMENT/RUN-ID, an experiment's name (every run of
+    /// it) or a sweep's id (its members); several go into one CSV, led by experiment and run
+    /// columns
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<String>,
     /// CSV, one row per training step and evaluation (to --out, else standard output)
     #[arg(long)]
     pub csv: bool,
-    /// A TensorBoard event file (into --out, else RUN/tensorboard/)
+    /// A TensorBoard event file per run (into --out, else RUN/tensorboard/; with several
+    /// runs, into --out/EXPERIMENT/RUN-ID/, so that TensorBoard names them)
     #[arg(long)]
     pub tensorboard: bool,
     #[arg(long, short)]
@@ -357,29 +361,93 @@ pub fn schedule(c: ScheduleCommand) -> anyhow::Result<ExitCode> {
 pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     use crate::runs::export;
     let ws = open_workspace(args.workspace.as_deref())?;
-    let dir =
-        runs::find_run(&ws.settings.runs_path(&ws.root), &args.run).map_err(anyhow::Error::msg)?;
+    let dirs = runs_named(&ws, &args.runs).map_err(anyhow::Error::msg)?;
     if args.csv {
         match &args.out {
             Some(path) => {
                 let mut buf = Vec::new();
-                let n = export::write_csv(&dir, &mut buf).map_err(anyhow::Error::msg)?;
+                let n = export::write_csv(&dirs, &mut buf).map_err(anyhow::Error::msg)?;
                 crate::atomic::write_atomically(path, &buf)?;
-                eprintln!("wrote {n} rows to {}", path.display());
+                eprintln!(
+                    "wrote {n} rows of {} runs to {}",
+                    dirs.len(),
+                    path.display()
+                );
             }
             None => {
-                export::write_csv(&dir, &mut std::io::stdout().lock())
+                export::write_csv(&dirs, &mut std::io::stdout().lock())
                     .map_err(anyhow::Error::msg)?;
             }
         }
-    } else {
-        let out = args.out.clone().unwrap_or_else(|| dir.join("tensorboard"));
-        let path = export::write_tensorboard(&dir, &out).map_err(anyhow::Error::msg)?;
-        println!(
-            "wrote {}; view it with `tensorboard --logdir {}`",
-            path.display(),
-            out.display()
-        );
+        return Ok(ExitCode::SUCCESS);
     }
+    let several = dirs.len() > 1;
+    for dir in &dirs {
+        let out = match &args.out {
+            Some(out) if several => out.join(parent_name(dir)).join(file_name(dir)),
+            Some(out) => out.clone(),
+            None => dir.join("tensorboard"),
+        };
+        let path = export::write_tensorboard(dir, &out).map_err(anyhow::Error::msg)?;
+        println!("wrote {}", path.display());
+    }
+    // The folder whose tree holds every file written, for TensorBoard's --logdir.
+    let logdir = match &args.out {
+        Some(out) => out.clone(),
+        None if several => common_parent(&dirs),
+        None => dirs[0].join("tensorboard"),
+    };
+    println!("view with `tensorboard --logdir {}`", logdir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run folders `names` stand for, in order and each once: a run (see
+/// [`runs::find_run`]), a sweep's id (its members) or an experiment's name (its runs).
+fn runs_named(ws: &Workspace, names: &[String]) -> Result<Vec<PathBuf>, String> {
+    let runs_dir = ws.settings.runs_path(&ws.root);
+    let mut out: Vec<PathBuf> = Vec::new();
+    for name in names {
+        let found = match runs::find_run(&runs_dir, name) {
+            Ok(dir) => vec![dir],
+            Err(not_a_run) => {
+                let of_experiment: Vec<PathBuf> = runs::list_runs(&runs_dir)
+                    .into_iter()
+                    .filter(|r| r.experiment == *name)
+                    .map(|r| r.dir)
+                    .collect();
+                match crate::queue::sweep::read(&ws.root, name) {
+                    Some(sweep) => sweep.members.into_iter().map(|m| m.run).collect(),
+                    None if !of_experiment.is_empty() => of_experiment,
+                    None => {
+                        return Err(format!(
+                            "{not_a_run}; nor is it a sweep id or an experiment with runs"
+                        ));
+                    }
+                }
+            }
+        };
+        for dir in found {
+            // A run named twice (by its folder and in its sweep, say) is exported once.
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            if !out.contains(&dir) {
+                out.push(dir);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn file_name(p: &Path) -> PathBuf {
+    p.file_name().map(PathBuf::from).unwrap_or_default()
+}
+
+fn parent_name(p: &Path) -> PathBuf {
+    p.parent().map(file_name).unwrap_or_default()
+}
+
+/// The deepest folder that holds all of `dirs`.
+fn common_parent(dirs: &[PathBuf]) -> PathBuf {
+    let mut common = dirs[0].clone();
+    while !dirs.iter().all(|d| d.starts_with(&common)) && common.pop() {}
+    common
 }

@@ -125,6 +125,52 @@ fn a_sweep_runs_every_member_as_an_ordinary_run_with_its_overrides() {
     }
     seen.sort_by_key(|s| s.0);
     assert_eq!(seen, [(1, 0.01, 3), (2, 0.01, 4), (3, 0.1, 3), (4, 0.1, 4)]);
+    // The whole sweep in one CSV: every member's rows, led by the experiment and the run,
+    // each with its own keys; one member named again by its folder is not repeated.
+    let first = dirs[0].to_str().unwrap();
+    let all = ws.ok(&["export", &id, first, "--csv"]);
+    let mut lines = all.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..3], ["experiment", "run", "kind"]);
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let one = ws.ok(&["export", first, "--csv"]).lines().count() - 1;
+    assert_eq!(rows.len(), 4 * one, "every member's rows, each once");
+    for d in &dirs {
+        let run = d.file_name().unwrap().to_str().unwrap();
+        let lr = Launch::read(d).unwrap().unwrap().overrides["optim.lr"]
+            .as_float()
+            .unwrap();
+        let mine: Vec<&Vec<&str>> = rows.iter().filter(|r| r[col("run")] == run).collect();
+        assert_eq!(mine.len(), one, "{run}");
+        assert!(mine.iter().all(|r| r[col("experiment")] == "lr"));
+        assert!(
+            mine.iter()
+                .all(|r| r[col("override.optim.lr")].parse::<f64>().unwrap() == lr)
+        );
+    }
+    // And in TensorBoard, one folder per run under --out, named as TensorBoard lists them.
+    let logdir = ws.root.join("tb");
+    let out = ws.ok(&[
+        "export",
+        &id,
+        "--tensorboard",
+        "--out",
+        logdir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains(&format!("tensorboard --logdir {}", logdir.display())),
+        "{out}"
+    );
+    for d in &dirs {
+        let run = logdir.join("lr").join(d.file_name().unwrap());
+        assert_eq!(run.read_dir().unwrap().count(), 1, "{}", run.display());
+    }
+    let err = ws.fails(&["export", "no-such-thing", "--csv"]);
+    assert!(
+        err.contains("nor is it a sweep id or an experiment"),
+        "{err}"
+    );
     // The ranking: best held-out accuracy first, every member with a value.
     let ranking = ws.ok(&["sweeps", &id]);
     let accs: Vec<f64> = ranking

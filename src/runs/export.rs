@@ -37,11 +37,96 @@ fn num(v: f64) -> String {
     }
 }
 
+/// The columns every run's CSV starts with, in order.
+const BASE: [&str; 10] = [
+    "kind",
+    "step",
+    "time",
+    "loss",
+    "grad_l2",
+    "grad_l1",
+    "lr",
+    "clip_scale",
+    "examples_per_s",
+    "accuracy",
+];
+
+/// One run's metrics as named columns and rows of cells.
+struct RunTable {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
 /// One row per record: `kind,step,time,loss,grad_l2,grad_l1,lr,clip_scale,examples_per_s,
 /// accuracy` (and `tokens_per_s` for a language model), then the kind's further scalars
 /// under their names (GRPO's `reward`, `kl`, …), then `grad_l2/NAME` and `update_ratio/NAME`
-/// for every parameter tensor.
-pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
+/// for every parameter tensor, then a sweep member's `sweep`, `member` and `override.KEY`s.
+/// Several runs go into one table led by `experiment,run` columns, over the union of their
+/// columns (a cell a run has no value for is empty). Returns the rows written.
+pub fn write_csv(run_dirs: &[PathBuf], out: &mut dyn Write) -> Result<usize, String> {
+    let tables = run_dirs
+        .iter()
+        .map(|d| run_table(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut header: Vec<String> = tables.iter().flat_map(|t| t.header.clone()).collect();
+    header.sort_by(|a, b| column_order(a).cmp(&column_order(b)));
+    header.dedup();
+    let several = run_dirs.len() > 1;
+    let mut w = csv::Writer::from_writer(out);
+    let err = |e: csv::Error| e.to_string();
+    let lead: &[&str] = if several { &["experiment", "run"] } else { &[] };
+    w.write_record(
+        lead.iter()
+            .copied()
+            .chain(header.iter().map(String::as_str)),
+    )
+    .map_err(err)?;
+    let mut n = 0;
+    for (dir, t) in run_dirs.iter().zip(&tables) {
+        let name = |p: Option<&std::ffi::OsStr>| {
+            p.map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let lead = [
+            name(dir.parent().and_then(Path::file_name)),
+            name(dir.file_name()),
+        ];
+        // Where each of the merged columns is in this run's rows.
+        let at: Vec<Option<usize>> = header
+            .iter()
+            .map(|h| t.header.iter().position(|c| c == h))
+            .collect();
+        for row in &t.rows {
+            let cells = at.iter().map(|i| i.map_or("", |i| row[i].as_str()));
+            let lead = lead.iter().map(String::as_str).filter(|_| several);
+            w.write_record(lead.chain(cells)).map_err(err)?;
+        }
+        n += t.rows.len();
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Where a column goes in a merged header: the base columns in their order, then
+/// `tokens_per_s`, the kind's scalars, per-tensor norms, update ratios and the sweep's keys,
+/// each group by name.
+fn column_order(c: &str) -> (usize, usize, &str) {
+    if let Some(i) = BASE.iter().position(|b| *b == c) {
+        return (0, i, "");
+    }
+    let group = match c {
+        "tokens_per_s" => 1,
+        "sweep" => 5,
+        "member" => 6,
+        _ if c.starts_with("grad_l2/") => 3,
+        _ if c.starts_with("update_ratio/") => 4,
+        _ if c.starts_with("override.") => 7,
+        _ => 2,
+    };
+    (group, 0, c)
+}
+
+fn run_table(run_dir: &Path) -> Result<RunTable, String> {
     let (train, eval) = load(run_dir)?;
     let params: BTreeSet<String> = train
         .iter()
@@ -57,21 +142,7 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
             _ => Vec::new(),
         })
         .collect();
-    let mut w = csv::Writer::from_writer(out);
-    let mut header: Vec<String> = [
-        "kind",
-        "step",
-        "time",
-        "loss",
-        "grad_l2",
-        "grad_l1",
-        "lr",
-        "clip_scale",
-        "examples_per_s",
-        "accuracy",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut header: Vec<String> = BASE.map(String::from).to_vec();
     let tokens = train.iter().any(|m| {
         matches!(
             m,
@@ -102,11 +173,10 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
             v => v.to_string(),
         });
     }
-    let err = |e: csv::Error| e.to_string();
-    w.write_record(&header).map_err(err)?;
-    let mut rows: Vec<&Metric> = train.iter().chain(&eval).collect();
-    rows.sort_by_key(|m| (m.step(), matches!(m, Metric::Eval { .. })));
-    for m in &rows {
+    let mut records: Vec<&Metric> = train.iter().chain(&eval).collect();
+    records.sort_by_key(|m| (m.step(), matches!(m, Metric::Eval { .. })));
+    let mut rows = Vec::with_capacity(records.len());
+    for m in &records {
         let mut rec: Vec<String> = match m {
             Metric::Train {
                 step,
@@ -174,10 +244,9 @@ pub fn write_csv(run_dir: &Path, out: &mut dyn Write) -> Result<usize, String> {
             }
         }
         rec.extend(constant.iter().cloned());
-        w.write_record(&rec).map_err(err)?;
+        rows.push(rec);
     }
-    w.flush().map_err(|e| e.to_string())?;
-    Ok(rows.len())
+    Ok(RunTable { header, rows })
 }
 
 /// The scalars TensorBoard shows, as (tag, step, wall time, value).
