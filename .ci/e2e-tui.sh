@@ -260,6 +260,18 @@ grep -l '"state": "finished"' "$WS"/runs/moons-sweep/*/status.json | wc -l | has
   fail "not every member finished"
 key a
 wait_gone "Sweep · eval_accuracy" 10
+
+step "X twice moves the selected member to the trash; the Log pane logged the members finishing"
+key X
+wait_for "X again moves moons-sweep/" 5
+key X
+wait_for "moved moons-sweep/" 5
+wait_for "Runs (5)" 10
+[ "$(ls -d "$WS"/runs/moons-sweep/*/ | wc -l)" = 5 ] || fail "the trashed run is still listed"
+[ "$(ls -d "$WS"/runs/.trash/moons-sweep/*/ | wc -l)" = 1 ] || fail "nothing in the trash"
+key 7
+wait_for "finished at step 400/400, eval accuracy" 5
+key 1
 key Escape
 
 step "Sampler pane: sample the toy with CFG, AG and LinearAG from the same seeds and compare"

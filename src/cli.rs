@@ -37,15 +37,11 @@ pub enum Command {
     },
     /// Train an experiment (a name in the workspace, or a path to its .toml file)
     Run(crate::cli_runs::RunArgs),
-    /// List runs and their state
-    Runs {
-        /// Workspace folder (default: as for the TUI)
-        #[arg(long, short)]
-        workspace: Option<PathBuf>,
-    },
+    /// List runs and their state; `runs rm RUN…` moves runs to the trash
+    Runs(crate::cli_runs::RunsArgs),
     /// Control a running run: pause, resume, stop, checkpoint, lr VALUE
     Ctl(crate::cli_runs::CtlArgs),
-    /// Export a run's metrics as CSV or TensorBoard event files
+    /// Export runs' metrics as CSV or TensorBoard event files
     Export(crate::cli_runs::ExportArgs),
     /// Learning-rate schedules
     #[command(subcommand)]
@@ -84,7 +80,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check { workspace }) => check(workspace.as_deref()),
         Some(Command::Run(args)) => crate::cli_runs::run(args),
-        Some(Command::Runs { workspace }) => crate::cli_runs::runs(workspace.as_deref()),
+        Some(Command::Runs(args)) => crate::cli_runs::runs(args),
         Some(Command::Ctl(args)) => crate::cli_runs::ctl(args),
         Some(Command::Schedule(c)) => crate::cli_runs::schedule(c),
         Some(Command::Export(args)) => crate::cli_runs::export(args),

@@ -254,8 +254,31 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let ws = open_workspace(workspace)?;
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+    /// Workspace folder (default: as for the TUI)
+    #[arg(long, short, global = true)]
+    pub workspace: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsAction {
+    /// Move runs (not live or queued ones) to RUNS/.trash/EXPERIMENT/RUN-ID, out of every
+    /// list; move one back to restore it, `rm -rf RUNS/.trash` to free the space
+    Rm {
+        /// A run folder, a run id, or EXPERIMENT/RUN-ID
+        #[arg(required = true, value_name = "RUN")]
+        runs: Vec<String>,
+    },
+}
+
+pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let ws = open_workspace(args.workspace.as_deref())?;
+    if let Some(RunsAction::Rm { runs: names }) = &args.action {
+        return remove_runs(&ws, names);
+    }
     let all = runs::list_runs(&ws.settings.runs_path(&ws.root));
     if all.is_empty() {
         println!("no runs in {}", ws.settings.runs_path(&ws.root).display());
@@ -293,6 +316,47 @@ pub fn runs(workspace: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `descent runs rm`: each run to the trash, or why not; non-zero when any stayed.
+fn remove_runs(ws: &Workspace, names: &[String]) -> anyhow::Result<ExitCode> {
+    let runs_dir = ws.settings.runs_path(&ws.root);
+    let all = runs::list_runs(&runs_dir);
+    let mut failed = false;
+    for name in names {
+        let moved = runs::find_run(&runs_dir, name).and_then(|dir| {
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            let info = all
+                .iter()
+                .find(|r| std::fs::canonicalize(&r.dir).is_ok_and(|d| d == dir))
+                .ok_or_else(|| {
+                    format!(
+                        "{} is not a run under {}",
+                        dir.display(),
+                        runs_dir.display()
+                    )
+                })?;
+            let bytes = runs::trash::size_of(&info.dir);
+            let to = runs::trash::trash(&runs_dir, info)?;
+            Ok((format!("{}/{}", info.experiment, info.id), bytes, to))
+        });
+        match moved {
+            Ok((run, bytes, to)) => println!(
+                "moved {run} ({}) to {}",
+                descent_panes::human_bytes(bytes),
+                to.display()
+            ),
+            Err(e) => {
+                eprintln!("descent: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {

@@ -753,3 +753,43 @@ fn trains_on_a_parquet_file() {
         .unwrap_or_else(|| panic!("no accuracy in\n{runs}"));
     assert!(acc > 80.0, "moons from Parquet trained to {acc}%\n{runs}");
 }
+
+#[test]
+fn runs_rm_moves_a_finished_run_to_the_trash_and_refuses_a_live_one() {
+    let ws = Ws::new(&[
+        ("ex", experiment("ex", 0.05, 60, "")),
+        ("long", experiment("long", 0.05, 1_000_000, "")),
+    ]);
+    ws.ok(&["run", "ex"]);
+    let done = ws.only_run("ex");
+    let id = done.file_name().unwrap().to_str().unwrap().to_string();
+    let live = ws.detach("long");
+    wait_status(&live, "the long run to train", |s| {
+        s.state == State::Running && s.step > 0
+    });
+    let live_name = format!("long/{}", live.file_name().unwrap().to_str().unwrap());
+    let out = ws.descent(&["runs", "rm", &format!("ex/{id}"), &live_name]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "one run stayed: a failure");
+    assert!(stdout.contains(&format!("moved ex/{id}")), "{stdout}");
+    assert!(stderr.contains("is running: stop it first"), "{stderr}");
+    // The finished run went whole; the live one is where it was, still training.
+    let trashed = ws.root.join("runs/.trash/ex").join(&id);
+    assert!(!done.exists());
+    assert!(trashed.join("metrics.jsonl").is_file());
+    assert!(trashed.join("checkpoints").is_dir());
+    assert_eq!(Status::read(&live).unwrap().state, State::Running);
+    let listed = ws.ok(&["runs"]);
+    assert!(!listed.contains(&format!("ex/{id}")), "{listed}");
+    assert!(listed.contains(&live_name), "{listed}");
+    // Naming it again says it is gone.
+    let err = ws.fails(&["runs", "rm", &format!("ex/{id}")]);
+    assert!(err.contains("no run"), "{err}");
+    ws.ok(&["ctl", &live_name, "stop"]);
+    wait_status(&live, "the long run to stop", |s| s.state == State::Stopped);
+    ws.ok(&["runs", "rm", &live_name]);
+    assert!(ws.root.join("runs/.trash").join(&live_name).is_dir());
+}

@@ -1,7 +1,7 @@
 //! The frame around the panes: tab bar, body, filter line, status bar, help overlay, and the
 //! "terminal too small" screen.
 
-use crate::widgets::{block, truncate_left};
+use crate::widgets::{block, truncate_left, truncate_right};
 use crate::{AppView, HelpRow, Pane, UiState, panes};
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -111,7 +111,7 @@ fn status_bar(frame: &mut Frame, area: Rect, view: &AppView) {
     let used: usize = right.iter().map(|s| s.width()).sum();
     let room = (area.width as usize).saturating_sub(used + 1);
     let left = match &view.notice {
-        Some(n) => Span::styled(truncate_left(n, room), t.warn()),
+        Some(n) => Span::styled(truncate_right(n, room), t.warn()),
         None => Span::raw(truncate_left(&s.workspace, room)),
     };
     let mut spans = vec![Span::raw(" "), left];

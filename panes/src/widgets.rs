@@ -63,6 +63,18 @@ pub fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(cols(s))))
 }
 
+/// Keeps the start of `s` (a message says what it is about first) within `width` columns.
+pub fn truncate_right(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let head: String = s.chars().take(width - 1).collect();
+    format!("{head}…")
+}
+
 /// `key value` pairs as aligned lines, values word-wrapped to `width` columns with their
 /// continuation lines indented under the value column.
 pub fn key_values(theme: &Theme, rows: &[(String, String)], width: u16) -> Vec<Line<'static>> {

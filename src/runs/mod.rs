@@ -28,6 +28,7 @@ pub mod process;
 pub mod records;
 pub mod spawn;
 pub mod supervise;
+pub mod trash;
 
 use crate::atomic::write_atomically;
 use serde::{Deserialize, Serialize};
@@ -250,7 +251,9 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunInfo> {
         .map(|e| e.path())
         .collect();
     experiments.sort();
-    for exp_dir in experiments.into_iter().filter(|p| p.is_dir()) {
+    // Dot folders (the trash among them) hold no experiment's runs.
+    let listed = |p: &PathBuf| p.is_dir() && !name_of(p).starts_with('.');
+    for exp_dir in experiments.into_iter().filter(listed) {
         let Ok(runs) = std::fs::read_dir(&exp_dir) else {
             continue;
         };

@@ -75,6 +75,8 @@ pub struct App {
     jobs_wake: Option<Arc<dyn Fn() + Send + Sync>>,
     /// The sweep view (`a`): the selected run's sweep ranked, its members overlaid.
     sweep_on: bool,
+    /// The run that a second `X` moves to the trash.
+    confirm_trash: Option<PathBuf>,
     /// The experiment whose large sweep waits for a second `W`.
     confirm_sweep: Option<String>,
     /// The sweep view's record, read once per sweep (it is written once, when made).
@@ -130,6 +132,7 @@ impl App {
             jobs_wake: None,
             sweep_on: false,
             confirm_sweep: None,
+            confirm_trash: None,
             sweep_record: None,
             notice_since: None,
         }
@@ -614,6 +617,38 @@ impl App {
         }
     }
 
+    /// `X`: the first press says what would go, the second moves the run to the trash.
+    fn trash_selected(&mut self) {
+        let Some(r) = self.selected_run_info().cloned() else {
+            return self.notice("no run selected".into());
+        };
+        let Some(u) = self.update.as_ref() else {
+            return;
+        };
+        let runs_dir = u.workspace.settings.runs_path(&u.workspace.root);
+        let name = format!("{}/{}", r.experiment, r.id);
+        if self.confirm_trash.take().as_ref() != Some(&r.dir) {
+            let bytes = runs::trash::size_of(&r.dir);
+            self.confirm_trash = Some(r.dir.clone());
+            return self.notice(format!(
+                "X again moves {name} ({}) to the trash",
+                descent_panes::human_bytes(bytes)
+            ));
+        }
+        match runs::trash::trash(&runs_dir, &r) {
+            Ok(to) => {
+                self.notice(format!(
+                    "moved {name} to {} (move it back to restore it)",
+                    to.display()
+                ));
+                // The run's tail and marks go with it.
+                self.tails.remove(&r.dir);
+                self.marked.retain(|d| *d != r.dir);
+            }
+            Err(e) => self.notice(e),
+        }
+    }
+
     /// `<` and `>`: the selected waiting run one place earlier or later.
     fn move_in_queue(&mut self, by: isize) {
         let Some(r) = self.selected_run_info().cloned() else {
@@ -997,6 +1032,10 @@ impl App {
         if action != Action::StartSweep {
             self.confirm_sweep = None;
         }
+        // Likewise a run goes to the trash on two `X` in a row.
+        if action != Action::TrashRun {
+            self.confirm_trash = None;
+        }
         // While help is open it is the only thing on screen: it takes only close and quit.
         if self.view.help.is_some() {
             let scroll = &mut self.ui.help_scroll;
@@ -1076,6 +1115,7 @@ impl App {
                 });
             }
             Action::StopRun if runs_pane => self.stop_selected(),
+            Action::TrashRun if runs_pane => self.trash_selected(),
             Action::StartSweep if pane == Pane::Runs => self.start_sweep(),
             Action::ToggleSweep if pane == Pane::Runs => {
                 self.sweep_on = !self.sweep_on;
@@ -1182,6 +1222,7 @@ impl App {
             | Action::ToggleProbes
             | Action::ComputeSpectrum
             | Action::StartSweep
+            | Action::TrashRun
             | Action::ToggleSweep
             | Action::QueueEarlier
             | Action::QueueLater => {}

@@ -24,6 +24,8 @@ pub enum Action {
     ResumeRun,
     TogglePause,
     StopRun,
+    /// Runs pane: move the selected run to the trash (two presses).
+    TrashRun,
     CheckpointRun,
     /// Ask for a new peak learning rate for the selected run.
     SetLr,
@@ -156,6 +158,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "runs pane", &[k('R')], ResumeRun, "resume the selected run from its checkpoint (queued when no slot is free)"),
     bind(Normal, "runs pane", &[k('p')], TogglePause, "pause or resume the selected run"),
     bind(Normal, "runs pane", &[k('s')], StopRun, "stop the selected run (checkpoints first; Slurm: then scancel), or cancel it while queued"),
+    bind(Normal, "runs pane", &[k('X')], TrashRun, "move the selected run to the trash, runs/.trash (press twice; not while it runs or waits)"),
     bind(Normal, "runs pane", &[k('c')], CheckpointRun, "checkpoint the selected run now"),
     bind(Normal, "runs pane", &[k('l')], SetLr, "set the selected run's learning rate"),
     bind(Normal, "runs pane", &[k('[')], PrevRun, "previous (newer) run (Sampler: job)"),
