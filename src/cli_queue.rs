@@ -133,7 +133,7 @@ pub fn sweeps_cmd(args: SweepsArgs) -> anyhow::Result<ExitCode> {
         }
         for r in &all {
             let ranked = sweep::rank(r, &runs);
-            let count = |s: State| ranked.iter().filter(|m| m.state == s).count();
+            let count = |s: State| ranked.iter().filter(|m| m.state == Some(s)).count();
             let best = ranked
                 .first()
                 .and_then(|b| {
@@ -169,7 +169,7 @@ pub fn sweeps_cmd(args: SweepsArgs) -> anyhow::Result<ExitCode> {
             "{:>4}  {:<34} {:<9} {:>10}  {}",
             m.rank.map_or("-".into(), |k| k.to_string()),
             m.run,
-            m.state.to_string(),
+            m.state_name(),
             m.value.map_or("-".into(), |v| format!("{v:.4}")),
             m.overrides
         );

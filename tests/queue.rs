@@ -191,6 +191,18 @@ fn a_sweep_runs_every_member_as_an_ordinary_run_with_its_overrides() {
     );
     let list = ws.ok(&["sweeps"]);
     assert!(list.contains("4 finished"), "{list}");
+    // A member moved to the trash is listed as removed, without a rank.
+    ws.ok(&["runs", "rm", dirs[0].to_str().unwrap()]);
+    let ranking = ws.ok(&["sweeps", &id]);
+    let gone = dirs[0].file_name().unwrap().to_str().unwrap();
+    let line = ranking
+        .lines()
+        .find(|l| l.contains(&format!("lr/{gone} ")))
+        .unwrap();
+    assert!(
+        line.trim_start().starts_with("- ") && line.contains("removed"),
+        "{ranking}"
+    );
 }
 
 #[test]

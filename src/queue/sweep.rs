@@ -189,9 +189,17 @@ pub struct Ranked {
     pub member: usize,
     pub run: String,
     pub dir: PathBuf,
-    pub state: State,
+    /// `None` when the member's run is gone (moved to the trash, or deleted).
+    pub state: Option<State>,
     pub value: Option<f64>,
     pub overrides: String,
+}
+
+impl Ranked {
+    /// The state in words: `removed` for a member whose run is gone.
+    pub fn state_name(&self) -> String {
+        self.state.map_or("removed".into(), |s| s.to_string())
+    }
 }
 
 /// The members ranked by the sweep's metric (best first; members without a value last, in
@@ -208,7 +216,7 @@ pub fn rank(record: &Record, runs: &[RunInfo]) -> Vec<Ranked> {
                 member: m.index,
                 run: super::run_name(&m.run),
                 dir: m.run.clone(),
-                state: info.map_or(State::Failed, |r| r.state),
+                state: info.map(|r| r.state),
                 value: status.and_then(|s| metric_of(s, &record.metric)),
                 overrides: sweep::describe(&m.overrides),
             }

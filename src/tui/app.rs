@@ -754,8 +754,10 @@ impl App {
             return;
         };
         let ranked = queue::sweep::rank(record, &u.inventory.runs);
-        let count = |f: &dyn Fn(runs::State) -> bool| ranked.iter().filter(|m| f(m.state)).count();
-        let summary = format!(
+        let count = |f: &dyn Fn(runs::State) -> bool| {
+            ranked.iter().filter(|m| m.state.is_some_and(f)).count()
+        };
+        let mut summary = format!(
             "{} members: {} finished, {} running, {} queued, {} failed",
             ranked.len(),
             count(&|s| s == runs::State::Finished),
@@ -763,6 +765,10 @@ impl App {
             count(&|s| s == runs::State::Queued),
             count(&|s| s == runs::State::Failed),
         );
+        let removed = ranked.iter().filter(|m| m.state.is_none()).count();
+        if removed > 0 {
+            summary.push_str(&format!(", {removed} removed"));
+        }
         self.view.sweep = Some(descent_panes::SweepView {
             id,
             metric: record.metric.clone(),
@@ -780,7 +786,7 @@ impl App {
                         .dir
                         .file_name()
                         .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
-                    state: m.state.to_string(),
+                    state: m.state_name(),
                     value: m.value,
                     overrides: m.overrides,
                     selected: m.dir == selected,
