@@ -1212,6 +1212,10 @@ impl App {
                 self.charts.wall_time = !self.charts.wall_time;
                 self.redraw_charts();
             }
+            Action::CycleMetric if pane == Pane::Runs => {
+                self.charts.metric += 1;
+                self.redraw_charts();
+            }
             Action::StartRun
             | Action::ResumeRun
             | Action::TogglePause
@@ -1223,6 +1227,7 @@ impl App {
             | Action::ToggleLogY
             | Action::CycleSmoothing
             | Action::ToggleWallTime
+            | Action::CycleMetric
             | Action::ToggleMark
             | Action::ToggleHeatmap
             | Action::ToggleProbes

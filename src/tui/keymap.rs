@@ -34,6 +34,8 @@ pub enum Action {
     ToggleLogY,
     CycleSmoothing,
     ToggleWallTime,
+    /// Runs pane: the fourth chart's metric, cycling through the run's scalars.
+    CycleMetric,
     /// Mark or unmark the selected run for comparison.
     ToggleMark,
     /// Heatmap of gradient norms or of update/weight ratios.
@@ -166,6 +168,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(Normal, "runs pane", &[k('y')], ToggleLogY, "log or linear y axis"),
     bind(Normal, "runs pane", &[k('e')], CycleSmoothing, "smoothing: 0.6, 0.9, 0.99, off"),
     bind(Normal, "runs pane", &[k('w')], ToggleWallTime, "x axis: step or seconds"),
+    bind(Normal, "runs pane", &[k('M')], CycleMetric, "fourth chart: eval accuracy, then each further scalar the run logs (rewards, probes, …)"),
     bind(Normal, "runs pane", &[k('m')], ToggleMark, "mark the run to overlay it on others"),
     bind(Normal, "runs pane", &[k('u')], ToggleHeatmap, "heatmap: gradient norms or update ratios"),
     bind(Normal, "runs pane", &[k('v')], ToggleProbes, "view: gradient probes (coherence, sharpness, EL2N, opposing signals, Hessian) or training charts"),

@@ -113,6 +113,9 @@ pub struct ChartSettings {
     pub wall_time: bool,
     /// The heatmap shows update/weight ratios instead of gradient norms.
     pub update_ratios: bool,
+    /// What the fourth chart shows: 0 eval accuracy, then the run's further scalars (its
+    /// kind's and its probes') in name order, cycling (`M`).
+    pub metric: usize,
 }
 
 impl Default for ChartSettings {
@@ -122,6 +125,7 @@ impl Default for ChartSettings {
             smoothing: SMOOTHINGS[0],
             wall_time: false,
             update_ratios: false,
+            metric: 0,
         }
     }
 }
@@ -407,12 +411,7 @@ pub fn charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
                 false,
                 0.0,
             ),
-            chart(
-                "eval accuracy",
-                vec![first.eval_series(s, "accuracy", false)],
-                false,
-                0.0,
-            ),
+            fourth_chart(tails, s),
         ];
     }
     let each = |f: &dyn Fn(&RunTail) -> ChartSeries| tails.iter().map(|t| f(t)).collect::<Vec<_>>();
@@ -435,13 +434,63 @@ pub fn charts(tails: &[&RunTail], s: ChartSettings) -> Vec<ChartView> {
             false,
             0.0,
         ),
-        chart(
-            "eval accuracy",
-            each(&|t| t.eval_series(s, &t.label, false)),
+        fourth_chart(tails, s),
+    ]
+}
+
+/// The fourth chart: eval accuracy, or the further scalar [`ChartSettings::metric`] picks
+/// among the selected run's, overlaid for every shown run; the title says how to go on.
+fn fourth_chart(tails: &[&RunTail], s: ChartSettings) -> ChartView {
+    let first = tails[0];
+    let keys: Vec<&String> = first.extras.keys().collect();
+    let pick = s.metric % (keys.len() + 1);
+    // Which of how many, when `M` has somewhere to go.
+    let more = match keys.len() {
+        0 => String::new(),
+        n => format!(" · M {}/{}", pick + 1, n + 1),
+    };
+    let one = tails.len() == 1;
+    if pick == 0 {
+        let name = |t: &RunTail| {
+            if one {
+                "accuracy".into()
+            } else {
+                t.label.clone()
+            }
+        };
+        let series = tails
+            .iter()
+            .map(|t| t.eval_series(s, &name(t), false))
+            .collect();
+        return chart_view(
+            first,
+            s,
+            &format!("eval accuracy{more}"),
+            series,
             false,
             0.0,
-        ),
-    ]
+        );
+    }
+    let key = keys[pick - 1];
+    let name = |t: &RunTail| if one { key.clone() } else { t.label.clone() };
+    let series = tails
+        .iter()
+        .map(|t| t.extra_series(s, &name(t), key))
+        .collect();
+    // Drawn as the RL pane draws it: smoothed unless D³S's fractions.
+    let smoothing = if key.starts_with("d3s/") {
+        0.0
+    } else {
+        s.smoothing
+    };
+    chart_view(
+        first,
+        s,
+        &format!("{key}{more}"),
+        series,
+        s.log_y,
+        smoothing,
+    )
 }
 
 /// The RL pane's charts: reward, held-out accuracy, KL, entropy, completion length, D³S's
@@ -666,6 +715,39 @@ mod tests {
         assert!(kl.series[0].is_empty(), "no kl recorded (β = 0)");
         let kept = charts.iter().find(|c| c.title.contains("kept")).unwrap();
         assert_eq!(kept.series[0].points().len(), 3);
+    }
+
+    #[test]
+    fn the_fourth_chart_cycles_from_accuracy_through_the_runs_scalars() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(METRICS);
+        for step in 1..=3 {
+            let mut m = train(step, 0.1);
+            if let Metric::Train { extra, .. } = &mut m {
+                extra.insert("reward".into(), Num(step as f64 / 4.0));
+                extra.insert("el2n/batch_mean".into(), Num(1.0));
+            }
+            append(&path, &m).unwrap();
+        }
+        let mut t = RunTail::new(dir.path());
+        assert!(t.poll());
+        let fourth = |metric: usize| {
+            let s = ChartSettings {
+                smoothing: 0.0,
+                metric,
+                ..ChartSettings::default()
+            };
+            charts(&[&t], s).remove(3)
+        };
+        assert_eq!(fourth(0).title, "eval accuracy · M 1/3");
+        assert_eq!(fourth(1).title, "el2n/batch_mean · M 2/3");
+        let reward = fourth(2);
+        assert_eq!(reward.title, "reward · M 3/3");
+        assert_eq!(
+            reward.series[0].points(),
+            vec![(1.0, 0.25), (2.0, 0.5), (3.0, 0.75)]
+        );
+        assert_eq!(fourth(3).title, fourth(0).title, "round again");
     }
 
     #[test]
