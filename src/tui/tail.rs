@@ -686,20 +686,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_rl_charts_draw_the_extra_scalars_and_leave_missing_ones_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(METRICS);
+    /// A run's tail over three steps that logged `reward` = step / 4 and `other` = 0.5.
+    fn rewarded(dir: &Path, other: &str) -> RunTail {
+        let path = dir.join(METRICS);
         for step in 1..=3 {
             let mut m = train(step, 0.1);
             if let Metric::Train { extra, .. } = &mut m {
                 extra.insert("reward".into(), Num(step as f64 / 4.0));
-                extra.insert("d3s/sample_kept_frac".into(), Num(0.5));
+                extra.insert(other.into(), Num(0.5));
             }
             append(&path, &m).unwrap();
         }
-        let mut t = RunTail::new(dir.path());
+        let mut t = RunTail::new(dir);
         assert!(t.poll());
+        t
+    }
+
+    #[test]
+    fn the_rl_charts_draw_the_extra_scalars_and_leave_missing_ones_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = rewarded(dir.path(), "d3s/sample_kept_frac");
         let s = ChartSettings {
             smoothing: 0.0,
             ..ChartSettings::default()
@@ -720,17 +726,7 @@ mod tests {
     #[test]
     fn the_fourth_chart_cycles_from_accuracy_through_the_runs_scalars() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(METRICS);
-        for step in 1..=3 {
-            let mut m = train(step, 0.1);
-            if let Metric::Train { extra, .. } = &mut m {
-                extra.insert("reward".into(), Num(step as f64 / 4.0));
-                extra.insert("el2n/batch_mean".into(), Num(1.0));
-            }
-            append(&path, &m).unwrap();
-        }
-        let mut t = RunTail::new(dir.path());
-        assert!(t.poll());
+        let t = rewarded(dir.path(), "el2n/batch_mean");
         let fourth = |metric: usize| {
             let s = ChartSettings {
                 smoothing: 0.0,
