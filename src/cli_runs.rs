@@ -480,7 +480,18 @@ fn runs_named(ws: &Workspace, names: &[String]) -> Result<Vec<PathBuf>, String> 
                     .map(|r| r.dir)
                     .collect();
                 match crate::queue::sweep::read(&ws.root, name) {
-                    Some(sweep) => sweep.members.into_iter().map(|m| m.run).collect(),
+                    Some(sweep) => {
+                        // Members moved to the trash (or deleted) are passed over, and said.
+                        let (here, gone): (Vec<PathBuf>, Vec<PathBuf>) = sweep
+                            .members
+                            .into_iter()
+                            .map(|m| m.run)
+                            .partition(|d| d.is_dir());
+                        if !gone.is_empty() {
+                            eprintln!("{name}: {} removed member(s) left out", gone.len());
+                        }
+                        here
+                    }
                     None if !of_experiment.is_empty() => of_experiment,
                     None => {
                         return Err(format!(

@@ -203,6 +203,9 @@ fn a_sweep_runs_every_member_as_an_ordinary_run_with_its_overrides() {
         line.trim_start().starts_with("- ") && line.contains("removed"),
         "{ranking}"
     );
+    // The sweep's export goes on without it.
+    let rest = ws.ok(&["export", &id, "--csv"]);
+    assert_eq!(rest.lines().count() - 1, 3 * one, "{rest}");
 }
 
 #[test]

@@ -51,10 +51,16 @@ const BASE: [&str; 10] = [
     "accuracy",
 ];
 
-/// One run's metrics as named columns and rows of cells.
+/// One run's metrics, read: its columns, and its records in step order, each made a row of
+/// cells as it is written (a long run's cells are never all in memory).
 struct RunTable {
     header: Vec<String>,
-    rows: Vec<Vec<String>>,
+    records: Vec<Metric>,
+    tokens: bool,
+    extra: BTreeSet<String>,
+    params: BTreeSet<String>,
+    /// A sweep member's cells, the same on every row.
+    constant: Vec<String>,
 }
 
 /// One row per record: `kind,step,time,loss,grad_l2,grad_l1,lr,clip_scale,examples_per_s,
@@ -64,11 +70,13 @@ struct RunTable {
 /// Several runs go into one table led by `experiment,run` columns, over the union of their
 /// columns (a cell a run has no value for is empty). Returns the rows written.
 pub fn write_csv(run_dirs: &[PathBuf], out: &mut dyn Write) -> Result<usize, String> {
-    let tables = run_dirs
+    // Every run's columns first (for the header), then each run again for its rows: one
+    // run's records in memory at a time.
+    let headers = run_dirs
         .iter()
-        .map(|d| run_table(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut header: Vec<String> = tables.iter().flat_map(|t| t.header.clone()).collect();
+        .map(|d| Ok(RunTable::read(d)?.header))
+        .collect::<Result<Vec<_>, String>>()?;
+    let mut header: Vec<String> = headers.concat();
     header.sort_by(|a, b| column_order(a).cmp(&column_order(b)));
     header.dedup();
     let several = run_dirs.len() > 1;
@@ -82,7 +90,8 @@ pub fn write_csv(run_dirs: &[PathBuf], out: &mut dyn Write) -> Result<usize, Str
     )
     .map_err(err)?;
     let mut n = 0;
-    for (dir, t) in run_dirs.iter().zip(&tables) {
+    for dir in run_dirs {
+        let t = RunTable::read(dir)?;
         let name = |p: Option<&std::ffi::OsStr>| {
             p.map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
@@ -96,12 +105,13 @@ pub fn write_csv(run_dirs: &[PathBuf], out: &mut dyn Write) -> Result<usize, Str
             .iter()
             .map(|h| t.header.iter().position(|c| c == h))
             .collect();
-        for row in &t.rows {
+        for m in &t.records {
+            let row = t.row(m);
             let cells = at.iter().map(|i| i.map_or("", |i| row[i].as_str()));
             let lead = lead.iter().map(String::as_str).filter(|_| several);
             w.write_record(lead.chain(cells)).map_err(err)?;
         }
-        n += t.rows.len();
+        n += t.records.len();
     }
     w.flush().map_err(|e| e.to_string())?;
     Ok(n)
@@ -126,57 +136,68 @@ fn column_order(c: &str) -> (usize, usize, &str) {
     (group, 0, c)
 }
 
-fn run_table(run_dir: &Path) -> Result<RunTable, String> {
-    let (train, eval) = load(run_dir)?;
-    let params: BTreeSet<String> = train
-        .iter()
-        .flat_map(|m| match m {
-            Metric::Train { params, .. } => params.keys().cloned().collect::<Vec<_>>(),
-            _ => Vec::new(),
-        })
-        .collect();
-    let extra: BTreeSet<String> = train
-        .iter()
-        .flat_map(|m| match m {
-            Metric::Train { extra, .. } => extra.keys().cloned().collect::<Vec<_>>(),
-            _ => Vec::new(),
-        })
-        .collect();
-    let mut header: Vec<String> = BASE.map(String::from).to_vec();
-    let tokens = train.iter().any(|m| {
-        matches!(
-            m,
-            Metric::Train {
-                tokens_per_s: Some(_),
-                ..
-            }
-        )
-    });
-    if tokens {
-        header.push("tokens_per_s".into());
-    }
-    header.extend(extra.iter().cloned());
-    header.extend(params.iter().map(|p| format!("grad_l2/{p}")));
-    header.extend(params.iter().map(|p| format!("update_ratio/{p}")));
-    // A sweep member's keys, the same on every row, so members' exports concatenate.
-    let launch = super::launch::Launch::read(run_dir)?.unwrap_or_default();
-    let mut constant: Vec<String> = Vec::new();
-    if let Some(sweep) = &launch.sweep {
-        header.extend(["sweep".to_string(), "member".to_string()]);
-        constant.push(sweep.clone());
-        constant.push(launch.member.map_or(String::new(), |m| m.to_string()));
-    }
-    for (key, value) in &launch.overrides {
-        header.push(format!("override.{key}"));
-        constant.push(match value {
-            toml::Value::String(s) => s.clone(),
-            v => v.to_string(),
+impl RunTable {
+    fn read(run_dir: &Path) -> Result<RunTable, String> {
+        let (train, eval) = load(run_dir)?;
+        let params: BTreeSet<String> = train
+            .iter()
+            .flat_map(|m| match m {
+                Metric::Train { params, .. } => params.keys().cloned().collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let extra: BTreeSet<String> = train
+            .iter()
+            .flat_map(|m| match m {
+                Metric::Train { extra, .. } => extra.keys().cloned().collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut header: Vec<String> = BASE.map(String::from).to_vec();
+        let tokens = train.iter().any(|m| {
+            matches!(
+                m,
+                Metric::Train {
+                    tokens_per_s: Some(_),
+                    ..
+                }
+            )
         });
+        if tokens {
+            header.push("tokens_per_s".into());
+        }
+        header.extend(extra.iter().cloned());
+        header.extend(params.iter().map(|p| format!("grad_l2/{p}")));
+        header.extend(params.iter().map(|p| format!("update_ratio/{p}")));
+        // A sweep member's keys, the same on every row, so members' exports concatenate.
+        let launch = super::launch::Launch::read(run_dir)?.unwrap_or_default();
+        let mut constant: Vec<String> = Vec::new();
+        if let Some(sweep) = &launch.sweep {
+            header.extend(["sweep".to_string(), "member".to_string()]);
+            constant.push(sweep.clone());
+            constant.push(launch.member.map_or(String::new(), |m| m.to_string()));
+        }
+        for (key, value) in &launch.overrides {
+            header.push(format!("override.{key}"));
+            constant.push(match value {
+                toml::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            });
+        }
+        let mut records: Vec<Metric> = train.into_iter().chain(eval).collect();
+        records.sort_by_key(|m| (m.step(), matches!(m, Metric::Eval { .. })));
+        Ok(RunTable {
+            header,
+            records,
+            tokens,
+            extra,
+            params,
+            constant,
+        })
     }
-    let mut records: Vec<&Metric> = train.iter().chain(&eval).collect();
-    records.sort_by_key(|m| (m.step(), matches!(m, Metric::Eval { .. })));
-    let mut rows = Vec::with_capacity(records.len());
-    for m in &records {
+
+    /// Record `m`'s cells, in the order of the run's own header.
+    fn row(&self, m: &Metric) -> Vec<String> {
         let mut rec: Vec<String> = match m {
             Metric::Train {
                 step,
@@ -217,7 +238,7 @@ fn run_table(run_dir: &Path) -> Result<RunTable, String> {
                 r
             }
         };
-        if tokens {
+        if self.tokens {
             rec.push(match m {
                 Metric::Train {
                     tokens_per_s: Some(t),
@@ -226,7 +247,7 @@ fn run_table(run_dir: &Path) -> Result<RunTable, String> {
                 _ => String::new(),
             });
         }
-        for k in &extra {
+        for k in &self.extra {
             rec.push(match m {
                 Metric::Train { extra: e, .. } => e.get(k).map_or(String::new(), |v| num(v.0)),
                 Metric::Eval { .. } => String::new(),
@@ -234,7 +255,7 @@ fn run_table(run_dir: &Path) -> Result<RunTable, String> {
         }
         let fields: [fn(&ParamRecord) -> f64; 2] = [|r| r.grad_l2.0, |r| r.update_ratio.0];
         for field in fields {
-            for p in &params {
+            for p in &self.params {
                 rec.push(match m {
                     Metric::Train { params: ps, .. } => {
                         ps.get(p).map_or(String::new(), |r| num(field(r)))
@@ -243,10 +264,9 @@ fn run_table(run_dir: &Path) -> Result<RunTable, String> {
                 });
             }
         }
-        rec.extend(constant.iter().cloned());
-        rows.push(rec);
+        rec.extend(self.constant.iter().cloned());
+        rec
     }
-    Ok(RunTable { header, rows })
 }
 
 /// The scalars TensorBoard shows, as (tag, step, wall time, value).
