@@ -77,7 +77,7 @@ pub fn sweep_cmd(args: SweepArgs) -> anyhow::Result<ExitCode> {
             "{}: {} member(s), ranked by {} ({}); executor {}",
             exp.name(),
             members.len(),
-            s.metric,
+            sweep::ranked_by(&s.metric, s.summary),
             s.goal(),
             ws.settings.executor
         );
@@ -158,7 +158,10 @@ pub fn sweeps_cmd(args: SweepsArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("no sweep {id:?} in {}", ws.root.join(sweep::DIR).display()))?;
     println!(
         "sweep {} of {} — ranked by {} ({})",
-        r.id, r.experiment, r.metric, r.goal
+        r.id,
+        r.experiment,
+        sweep::ranked_by(&r.metric, r.summary),
+        r.goal
     );
     println!(
         "{:>4}  {:<34} {:<9} {:>10}  OVERRIDES",

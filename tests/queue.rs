@@ -320,3 +320,37 @@ fn sweep_errors_are_placed_and_a_missing_sbatch_is_named() {
     assert_eq!(s.state, State::Failed);
     assert!(s.message.unwrap().contains("not submitted: sbatch"));
 }
+
+#[test]
+fn a_sweep_ranked_by_the_best_evaluation_reads_each_members_best() {
+    let best = "[sweep]\nmetric = \"eval_loss\"\nsummary = \"best\"\n[sweep.grid]\n\"optim.lr\" = [0.02, 0.3]\n";
+    let ws = one_slot(&[("best", experiment("best", 60, best))]);
+    let out = ws.ok(&["sweep", "best"]);
+    let id = out.split_whitespace().nth(1).unwrap().trim_end_matches(':');
+    let dirs = run_dirs(&ws, "best");
+    for d in &dirs {
+        wait_for("every member to finish", || {
+            (state(d) == Some(State::Finished)).then_some(())
+        });
+    }
+    let ranking = ws.ok(&["sweeps", id]);
+    assert!(ranking.contains("ranked by best eval_loss"), "{ranking}");
+    for d in &dirs {
+        // The lowest eval loss the member's metrics record, as the ranking prints it.
+        let metrics = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+        let lowest = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "eval")
+            .map(|r| r["loss"].as_f64().unwrap())
+            .fold(f64::INFINITY, f64::min);
+        let status = Status::read(d).unwrap();
+        assert_eq!(status.best_eval_loss, Some(lowest));
+        let run = d.file_name().unwrap().to_str().unwrap();
+        let line = ranking
+            .lines()
+            .find(|l| l.contains(&format!("best/{run} ")))
+            .unwrap();
+        assert!(line.contains(&format!("{lowest:.4}")), "{ranking}");
+    }
+}

@@ -3,6 +3,7 @@
 //! ```toml
 //! [sweep]
 //! metric = "eval_loss"      # what ranks the members: eval_loss, eval_accuracy or loss
+//! summary = "last"          # its last value, or "best": the best evaluation of the run
 //! count = 4                 # draws of [sweep.random]
 //! [sweep.grid]              # every combination of these lists
 //! "optim.lr" = [1e-3, 3e-3]
@@ -35,6 +36,9 @@ pub struct SweepConfig {
     /// `min` or `max`; by default `max` for accuracy, `min` for losses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<Goal>,
+    /// Which of the metric's values ranks a member: its last, or its best evaluation.
+    #[serde(default)]
+    pub summary: Summary,
     /// Draws of the random keys (each crossed with the grid).
     #[serde(default)]
     pub count: usize,
@@ -55,6 +59,18 @@ fn default_metric() -> String {
 }
 fn default_max_members() -> usize {
     64
+}
+
+/// Which value of a member's metric ranks it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Summary {
+    /// The value at the end (or now, for a member still running), as `status.json` has it.
+    #[default]
+    Last,
+    /// The best evaluation so far (lowest eval loss, highest eval accuracy): a member that
+    /// overfits late is ranked by its best point, as early stopping would keep it.
+    Best,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +334,17 @@ pub(super) fn check(exp: &Experiment, file: &Path, text: &str) -> Vec<ConfigErro
             ),
         );
     }
+    if sweep.summary == Summary::Best && !sweep.metric.starts_with("eval_") {
+        at(
+            &mut errors,
+            &["sweep", "summary"],
+            format!(
+                "\"best\" ranks by the best evaluation: it takes eval_loss or eval_accuracy, \
+                 not {:?}",
+                sweep.metric
+            ),
+        );
+    }
     if sweep.grid.is_empty() && sweep.random.is_empty() {
         at(
             &mut errors,
@@ -519,6 +546,21 @@ steps = 10
         // A value the schema's rules refuse, not only its types.
         let e = only_error("[sweep.grid]\n\"data.val_fraction\" = [0.2, 1.5]\n");
         assert!(e.message.contains("must be in [0, 1)"), "{}", e.message);
+    }
+
+    #[test]
+    fn best_is_for_evaluations_only() {
+        let e = only_error(
+            "[sweep]\nmetric = \"loss\"\nsummary = \"best\"\n[sweep.grid]\nseed = [1]\n",
+        );
+        assert!(e.message.contains("`sweep.summary`"), "{}", e.message);
+        assert!(
+            e.message.contains("eval_loss or eval_accuracy"),
+            "{}",
+            e.message
+        );
+        let e = only_error("[sweep]\nsummary = \"max\"\n[sweep.grid]\nseed = [1]\n");
+        assert!(e.message.contains("unknown variant `max`"), "{}", e.message);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! job array on Slurm).
 
 use crate::config::Experiment;
-use crate::config::sweep::{self, Goal, Overrides};
+use crate::config::sweep::{self, Goal, Overrides, Summary};
 use crate::runs::{self, RunInfo, State, Status};
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,9 @@ pub struct Record {
     pub created: f64,
     pub metric: String,
     pub goal: Goal,
+    /// Which of a member's values ranks it (records from before this key: the last).
+    #[serde(default)]
+    pub summary: Summary,
     /// `local` or `slurm`, and what submitting said.
     pub executor: String,
     pub submitted: String,
@@ -98,6 +101,7 @@ pub fn start(
         created: runs::now(),
         metric: s.metric.clone(),
         goal: s.goal(),
+        summary: s.summary,
         executor: ws.settings.executor.to_string(),
         submitted: String::new(),
         members: Vec::new(),
@@ -170,12 +174,23 @@ pub fn list(root: &Path) -> Vec<Record> {
     out
 }
 
-/// A member's final value of the metric, from its status.
-pub fn metric_of(status: &Status, metric: &str) -> Option<f64> {
-    match metric {
-        "eval_loss" => status.eval_loss,
-        "eval_accuracy" => status.eval_accuracy,
-        "loss" => status.loss,
+/// What ranks a sweep's members, in words: `eval_loss`, or `best eval_loss`.
+pub fn ranked_by(metric: &str, summary: Summary) -> String {
+    match summary {
+        Summary::Last => metric.to_string(),
+        Summary::Best => format!("best {metric}"),
+    }
+}
+
+/// A member's value of the metric that ranks it, from its status: the last one, or the best
+/// evaluation.
+pub fn metric_of(status: &Status, metric: &str, summary: Summary) -> Option<f64> {
+    match (metric, summary) {
+        ("eval_loss", Summary::Last) => status.eval_loss,
+        ("eval_accuracy", Summary::Last) => status.eval_accuracy,
+        ("eval_loss", Summary::Best) => status.best_eval_loss,
+        ("eval_accuracy", Summary::Best) => status.best_eval_accuracy,
+        ("loss", _) => status.loss,
         _ => None,
     }
     .filter(|v| v.is_finite())
@@ -217,7 +232,7 @@ pub fn rank(record: &Record, runs: &[RunInfo]) -> Vec<Ranked> {
                 run: super::run_name(&m.run),
                 dir: m.run.clone(),
                 state: info.map(|r| r.state),
-                value: status.and_then(|s| metric_of(s, &record.metric)),
+                value: status.and_then(|s| metric_of(s, &record.metric, record.summary)),
                 overrides: sweep::describe(&m.overrides),
             }
         })

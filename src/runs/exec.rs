@@ -630,6 +630,7 @@ pub fn execute(
             Err(e) => return Err(fail_early(dir, &mut status, e)),
         };
         status.step = step;
+        status.recall_evals(dir, step);
         status.total_steps = ckpt.as_ref().map_or(status.total_steps, |c| c.total_steps);
         trainer.schedule_mut().total_steps = status.total_steps;
         if let Some(c) = &ckpt {
@@ -966,8 +967,7 @@ impl Run<'_> {
             accuracy: e.accuracy.map(Num),
         };
         append(&self.dir.join(METRICS), &rec)?;
-        self.status.eval_loss = e.loss;
-        self.status.eval_accuracy = e.accuracy;
+        self.status.record_eval(e.loss, e.accuracy);
         let mut line = format!("step {} eval", self.trainer.step());
         if let Some(l) = e.loss {
             line += &format!(" loss {l:.4}");

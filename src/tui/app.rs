@@ -771,7 +771,7 @@ impl App {
         }
         self.view.sweep = Some(descent_panes::SweepView {
             id,
-            metric: record.metric.clone(),
+            metric: queue::sweep::ranked_by(&record.metric, record.summary),
             goal: match record.goal {
                 crate::config::sweep::Goal::Min => "min".into(),
                 crate::config::sweep::Goal::Max => "max".into(),
