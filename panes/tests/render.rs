@@ -931,6 +931,9 @@ fn a_setting_with_a_combining_mark_lines_up_with_the_others() {
             .unwrap_or_else(|| panic!("no {label} row"))
     };
     assert_eq!(value_at("scale w", "3"), value_at("AG γ̄", "0.99"));
+    // The model's detail wraps under its label rather than being cut.
+    let s = screen(&v, 120, 40);
+    assert!(s.contains("2 classes"), "{s}");
 }
 
 #[test]

@@ -84,13 +84,20 @@ pub fn draw(
 }
 
 fn draw_models(frame: &mut Frame, area: Rect, t: &Theme, rows: &[&SamplerModel], selected: usize) {
+    // The detail (what the model is) wrapped under its label, two lines at most: borders,
+    // the highlight symbol and the indent take six columns.
+    let width = (area.width as usize).saturating_sub(6).max(8);
     let items: Vec<ListItem> = rows
         .iter()
         .map(|m| {
-            ListItem::new(vec![
-                Line::from(m.label.clone()),
-                Line::styled(format!("  {}", m.detail), t.dim()),
-            ])
+            let mut lines = vec![Line::from(m.label.clone())];
+            lines.extend(
+                crate::widgets::wrap(&m.detail, width)
+                    .into_iter()
+                    .take(2)
+                    .map(|l| Line::styled(format!("  {l}"), t.dim())),
+            );
+            ListItem::new(lines)
         })
         .collect();
     let mut state = ListState::default().with_selected((!rows.is_empty()).then_some(selected));
