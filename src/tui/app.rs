@@ -184,6 +184,9 @@ impl App {
         if expired {
             self.view.notice = None;
             self.notice_since = None;
+            // A second `X` or `W` confirms only while the question is on screen.
+            self.confirm_trash = None;
+            self.confirm_sweep = None;
         }
         expired | self.tick_pane()
     }
@@ -1512,9 +1515,14 @@ mod tests {
         );
         a.tick();
         assert!(a.view.notice.is_some(), "a fresh notice stays");
+        a.confirm_trash = Some("/ws/runs/e/r".into());
         a.notice_since = Some(std::time::Instant::now() - NOTICE_FOR);
         assert!(a.tick(), "the bar is redrawn");
         assert!(a.view.notice.is_none());
+        assert!(
+            a.confirm_trash.is_none(),
+            "no confirming a question no longer shown"
+        );
     }
 
     #[test]
