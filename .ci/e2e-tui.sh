@@ -263,7 +263,7 @@ wait_gone "Sweep · eval_accuracy" 10
 
 step "X twice moves the selected member to the trash; the Log pane logged the members finishing"
 key X
-wait_for "X again moves moons-sweep/" 5
+wait_for "X again trashes moons-sweep/" 5
 key X
 wait_for "moved moons-sweep/" 5
 wait_for "Runs (5)" 10

@@ -634,7 +634,7 @@ impl App {
             let bytes = runs::trash::size_of(&r.dir);
             self.confirm_trash = Some(r.dir.clone());
             return self.notice(format!(
-                "X again moves {name} ({}) to the trash",
+                "X again trashes {name} ({})",
                 descent_panes::human_bytes(bytes)
             ));
         }
