@@ -298,8 +298,9 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                     r.state.to_string(),
                     format!("{}/{}", s.step, s.total_steps),
                     f(s.loss),
-                    f(s.eval_loss),
-                    s.eval_accuracy
+                    f(s.evals.eval_loss),
+                    s.evals
+                        .eval_accuracy
                         .map_or("-".into(), |a| format!("{:.1}%", a * 100.0)),
                     s.device
                 );

@@ -345,7 +345,7 @@ fn a_sweep_ranked_by_the_best_evaluation_reads_each_members_best() {
             .map(|r| r["loss"].as_f64().unwrap())
             .fold(f64::INFINITY, f64::min);
         let status = Status::read(d).unwrap();
-        assert_eq!(status.best_eval_loss, Some(lowest));
+        assert_eq!(status.evals.best_eval_loss, Some(lowest));
         let run = d.file_name().unwrap().to_str().unwrap();
         let line = ranking
             .lines()

@@ -276,6 +276,7 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
     // b stops at 170 (its final checkpoint); asked for 400 steps, it resumes from there.
     ws.ok(&["run", "b"]);
     let dir = ws.only_run("b");
+    let before = Status::read(&dir).unwrap().evals;
     let o = ws.descent(&["run", "--resume", dir.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("raise train.steps"));
     std::fs::write(
@@ -290,6 +291,20 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
         resumed, straight,
         "same seed, same losses, interrupted or not"
     );
+    // The evaluations before the checkpoint came back with it: the same best as uninterrupted.
+    let best = |d: &Path| Status::read(d).unwrap().evals;
+    let after = best(&dir);
+    assert_eq!(after, best(&ws.only_run("a")));
+    assert!(
+        after.best_eval_loss <= before.best_eval_loss,
+        "{after:?} {before:?}"
+    );
+    assert!(
+        after.best_eval_accuracy >= before.best_eval_accuracy,
+        "{after:?} {before:?}"
+    );
+    let state = std::fs::read_to_string(dir.join("checkpoints/step-400/state.json")).unwrap();
+    assert!(state.contains("\"best_eval_loss\""), "{state}");
 }
 
 #[test]
@@ -549,7 +564,7 @@ fn a_pretrain_run_on_json_lines_exports_a_model_that_generates_and_resumes_exact
     let dir = ws.only_run("a");
     let s = Status::read(&dir).unwrap();
     assert_eq!(s.state, State::Finished);
-    assert!(s.eval_accuracy.is_some(), "pairs are scored: {s:?}");
+    assert!(s.evals.eval_accuracy.is_some(), "pairs are scored: {s:?}");
     let data = events(&dir)
         .into_iter()
         .find(|e| e.event == "data")
@@ -650,7 +665,7 @@ fn the_demo_digits_mlp_reaches_95_percent_validation_accuracy() {
     ws.ok(&["run", "digits-mlp"]);
     let s = Status::read(&ws.only_run("digits-mlp")).unwrap();
     assert_eq!(s.state, State::Finished);
-    let acc = s.eval_accuracy.unwrap();
+    let acc = s.evals.eval_accuracy.unwrap();
     assert!(acc >= 0.95, "validation accuracy {acc}");
 }
 

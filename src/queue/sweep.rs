@@ -186,10 +186,10 @@ pub fn ranked_by(metric: &str, summary: Summary) -> String {
 /// evaluation.
 pub fn metric_of(status: &Status, metric: &str, summary: Summary) -> Option<f64> {
     match (metric, summary) {
-        ("eval_loss", Summary::Last) => status.eval_loss,
-        ("eval_accuracy", Summary::Last) => status.eval_accuracy,
-        ("eval_loss", Summary::Best) => status.best_eval_loss,
-        ("eval_accuracy", Summary::Best) => status.best_eval_accuracy,
+        ("eval_loss", Summary::Last) => status.evals.eval_loss,
+        ("eval_accuracy", Summary::Last) => status.evals.eval_accuracy,
+        ("eval_loss", Summary::Best) => status.evals.best_eval_loss,
+        ("eval_accuracy", Summary::Best) => status.evals.best_eval_accuracy,
         ("loss", _) => status.loss,
         _ => None,
     }

@@ -20,6 +20,11 @@ pub struct CheckpointState {
     /// Last control command applied, so a resumed run does not apply it again.
     pub control_acked: u64,
     pub time: f64,
+    /// The run's evaluations so far (the latest and the best), so that a resumed run's
+    /// status and a sweep ranked by the best evaluation carry on from them; absent in
+    /// checkpoints written before these were kept.
+    #[serde(default, flatten)]
+    pub evals: super::Evals,
 }
 
 fn step_dir(root: &Path, step: u64) -> PathBuf {
@@ -101,5 +106,26 @@ fn prune(root: &Path, keep: usize) {
         if let Err(e) = std::fs::remove_dir_all(dir) {
             tracing::warn!("cannot remove old checkpoint {}: {e}", dir.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint keeps the run's evaluations; one written before they were kept still
+    /// reads, with none.
+    #[test]
+    fn state_json_carries_the_evaluations_and_older_ones_still_read() {
+        let old = r#"{"step":170,"seed":1,"peak_lr":0.05,"total_steps":170,"control_acked":0,"time":1.0}"#;
+        let state: CheckpointState = serde_json::from_str(old).unwrap();
+        assert_eq!(state.evals, super::super::Evals::default());
+        let mut with = state.clone();
+        with.evals.record(Some(0.3), Some(0.9));
+        with.evals.record(Some(0.4), Some(0.8));
+        let text = serde_json::to_string(&with).unwrap();
+        let back: CheckpointState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, with);
+        assert_eq!(back.evals.best_eval_accuracy, Some(0.9));
     }
 }

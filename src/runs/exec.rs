@@ -630,12 +630,12 @@ pub fn execute(
             Err(e) => return Err(fail_early(dir, &mut status, e)),
         };
         status.step = step;
-        status.recall_evals(dir, step);
         status.total_steps = ckpt.as_ref().map_or(status.total_steps, |c| c.total_steps);
         trainer.schedule_mut().total_steps = status.total_steps;
         if let Some(c) = &ckpt {
             trainer.schedule_mut().peak_lr = c.peak_lr;
             status.control_acked = c.control_acked;
+            status.evals = c.evals.clone();
         }
         // Commands applied before the run went down are not applied again.
         status.control_acked = old.map_or(status.control_acked, |s| {
@@ -792,6 +792,7 @@ impl Run<'_> {
             total_steps: self.status.total_steps,
             control_acked: self.status.control_acked,
             time: now(),
+            evals: self.status.evals.clone(),
         };
         match checkpoint::write(
             self.trainer.as_ref(),
@@ -967,7 +968,7 @@ impl Run<'_> {
             accuracy: e.accuracy.map(Num),
         };
         append(&self.dir.join(METRICS), &rec)?;
-        self.status.record_eval(e.loss, e.accuracy);
+        self.status.evals.record(e.loss, e.accuracy);
         let mut line = format!("step {} eval", self.trainer.step());
         if let Some(l) = e.loss {
             line += &format!(" loss {l:.4}");

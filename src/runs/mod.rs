@@ -74,6 +74,38 @@ impl std::fmt::Display for State {
     }
 }
 
+/// A run's evaluations: the latest values and the best so far, the best for sweeps that
+/// rank by them. In `status.json` and each checkpoint's `state.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evals {
+    #[serde(default)]
+    pub eval_loss: Option<f64>,
+    #[serde(default)]
+    pub eval_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_eval_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_eval_accuracy: Option<f64>,
+}
+
+impl Evals {
+    /// An evaluation's results: the latest values, and the best so far (NaNs are never best).
+    pub fn record(&mut self, loss: Option<f64>, accuracy: Option<f64>) {
+        self.eval_loss = loss;
+        self.eval_accuracy = accuracy;
+        let keep = |best: Option<f64>, v: Option<f64>, better: fn(f64, f64) -> bool| match (
+            best,
+            v.filter(|v| v.is_finite()),
+        ) {
+            (Some(b), Some(v)) if better(v, b) => Some(v),
+            (None, v) => v,
+            (b, _) => b,
+        };
+        self.best_eval_loss = keep(self.best_eval_loss, loss, |v, b| v < b);
+        self.best_eval_accuracy = keep(self.best_eval_accuracy, accuracy, |v, b| v > b);
+    }
+}
+
 /// `status.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -93,16 +125,9 @@ pub struct Status {
     pub heartbeat: f64,
     #[serde(default)]
     pub loss: Option<f64>,
-    #[serde(default)]
-    pub eval_loss: Option<f64>,
-    #[serde(default)]
-    pub eval_accuracy: Option<f64>,
-    /// The best evaluations so far (lowest loss, highest accuracy), for sweeps that rank by
-    /// them; kept across a resume.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_eval_loss: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_eval_accuracy: Option<f64>,
+    /// The latest and the best evaluations (lowest loss, highest accuracy).
+    #[serde(flatten)]
+    pub evals: Evals,
     #[serde(default)]
     pub lr: Option<f64>,
     #[serde(default)]
@@ -126,43 +151,6 @@ pub fn now() -> f64 {
 }
 
 impl Status {
-    /// An evaluation's results: the latest values, and the best so far (NaNs are never best).
-    pub fn record_eval(&mut self, loss: Option<f64>, accuracy: Option<f64>) {
-        self.eval_loss = loss;
-        self.eval_accuracy = accuracy;
-        let keep = |best: Option<f64>, v: Option<f64>, better: fn(f64, f64) -> bool| match (
-            best,
-            v.filter(|v| v.is_finite()),
-        ) {
-            (Some(b), Some(v)) if better(v, b) => Some(v),
-            (None, v) => v,
-            (b, _) => b,
-        };
-        self.best_eval_loss = keep(self.best_eval_loss, loss, |v, b| v < b);
-        self.best_eval_accuracy = keep(self.best_eval_accuracy, accuracy, |v, b| v > b);
-    }
-
-    /// The evaluations `dir`'s metrics record up to `step`, recorded again: what a resumed
-    /// run had before it went down.
-    pub fn recall_evals(&mut self, dir: &Path, step: u64) {
-        let Ok((records, _, _)) = records::read_from::<records::Metric>(&dir.join(METRICS), 0)
-        else {
-            return;
-        };
-        for r in records {
-            if let records::Metric::Eval {
-                step: s,
-                loss,
-                accuracy,
-                ..
-            } = r
-                && s <= step
-            {
-                self.record_eval(loss.map(|l| l.0), accuracy.map(|a| a.0));
-            }
-        }
-    }
-
     /// The status of a run that waits to be started by the queue or by Slurm; no process
     /// is its own yet.
     pub fn queued(experiment: &str, run_id: &str, total_steps: u64, message: String) -> Status {
@@ -190,10 +178,7 @@ impl Status {
             started_at: now(),
             heartbeat: now(),
             loss: None,
-            eval_loss: None,
-            eval_accuracy: None,
-            best_eval_loss: None,
-            best_eval_accuracy: None,
+            evals: Evals::default(),
             lr: None,
             examples_per_s: None,
             tokens_per_s: None,
@@ -427,34 +412,15 @@ mod tests {
     }
 
     #[test]
-    fn the_best_evaluation_is_kept_past_worse_and_nan_ones_and_recalled_on_resume() {
-        let mut s = Status::starting("e", "r", 10);
+    fn the_best_evaluation_is_kept_past_worse_and_nan_ones() {
+        let mut e = Evals::default();
         for (loss, acc) in [(0.5, 0.8), (0.3, 0.7), (f64::NAN, 0.9), (0.4, 0.6)] {
-            s.record_eval(Some(loss), Some(acc));
+            e.record(Some(loss), Some(acc));
         }
-        assert_eq!((s.eval_loss, s.eval_accuracy), (Some(0.4), Some(0.6)));
+        assert_eq!((e.eval_loss, e.eval_accuracy), (Some(0.4), Some(0.6)));
         assert_eq!(
-            (s.best_eval_loss, s.best_eval_accuracy),
+            (e.best_eval_loss, e.best_eval_accuracy),
             (Some(0.3), Some(0.9))
-        );
-        // A resumed run reads back the evaluations up to its checkpoint's step.
-        let dir = tempfile::tempdir().unwrap();
-        for (step, loss) in [(10, 0.5), (20, 0.2), (30, 0.1)] {
-            let eval = records::Metric::Eval {
-                step,
-                time: 0.0,
-                loss: Some(records::Num(loss)),
-                accuracy: None,
-            };
-            records::append(&dir.path().join(METRICS), &eval).unwrap();
-        }
-        let mut resumed = Status::starting("e", "r", 10);
-        resumed.recall_evals(dir.path(), 20);
-        assert_eq!(resumed.eval_loss, Some(0.2));
-        assert_eq!(
-            resumed.best_eval_loss,
-            Some(0.2),
-            "step 30 came after the checkpoint"
         );
     }
 

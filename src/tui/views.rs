@@ -68,8 +68,8 @@ fn run_row(r: &RunInfo) -> RunRow {
             row.step = s.step;
             row.total = s.total_steps;
             row.loss = s.loss;
-            row.eval_loss = s.eval_loss;
-            row.accuracy = s.eval_accuracy;
+            row.eval_loss = s.evals.eval_loss;
+            row.accuracy = s.evals.eval_accuracy;
             row.examples_per_s = s.examples_per_s;
             row.tokens_per_s = s.tokens_per_s;
             row.device = s.device.clone();
@@ -400,7 +400,7 @@ pub fn run_changes(old: &[RunInfo], new: &[RunInfo]) -> Vec<(bool, String)> {
                         .status
                         .as_ref()
                         .ok()
-                        .and_then(|s| s.eval_accuracy)
+                        .and_then(|s| s.evals.eval_accuracy)
                         .map(|a| format!(", eval accuracy {:.1}%", a * 100.0))
                         .unwrap_or_default();
                     (false, format!("{name} finished{progress}{acc}"))
