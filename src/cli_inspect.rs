@@ -10,6 +10,7 @@ use descent_io::diff::{Change, diff};
 use descent_io::stats::tensor_stats;
 use descent_io::tree;
 use descent_panes::human_bytes;
+use descent_panes::truncate_right;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
@@ -92,8 +93,8 @@ fn print_summary(source: &str, s: &Summary) {
             present::column_cells(c, |v| format!("{v:.4}"));
         println!(
             "{:<24} {:<12} {:>7} {:>12} {:>12} {:>12} {:>12} {:>9}",
-            truncate(&name, 24),
-            truncate(&dtype, 12),
+            truncate_right(&name, 24),
+            truncate_right(&dtype, 12),
             nulls,
             min,
             max,
@@ -108,7 +109,7 @@ fn print_summary(source: &str, s: &Summary) {
         let top = s.classes.first().map_or(1, |c| c.1).max(1);
         for (name, n) in s.classes.iter().take(20) {
             let bar = bar(*n, top);
-            println!("  {:<16} {:>8} {bar}", truncate(name, 16), n);
+            println!("  {:<16} {:>8} {bar}", truncate_right(name, 16), n);
         }
         if s.classes.len() > 20 {
             println!("  … {more}{} more classes", s.classes.len() - 20);
@@ -138,15 +139,6 @@ fn bar(n: u64, top: u64) -> String {
     "█".repeat(((n as f64 / top.max(1) as f64) * 40.0).ceil() as usize)
 }
 
-/// `s` cut to `n` characters, the last an ellipsis when cut.
-pub fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
-}
-
 pub fn open_checkpoint(spec: &str) -> anyhow::Result<Checkpoint> {
     let path = sources::resolve(spec, RepoKind::Model, default_hub_cache().as_deref())?;
     Ok(checkpoint::open(&path)?)
@@ -168,7 +160,7 @@ fn inspect(a: CkptInspectArgs) -> anyhow::Result<ExitCode> {
     if !ck.metadata.is_empty() {
         println!("metadata ({}):", ck.metadata.len());
         for (k, v) in ck.metadata.iter().take(40) {
-            println!("  {:<40} {}", truncate(k, 40), truncate(v, 100));
+            println!("  {:<40} {}", truncate_right(k, 40), truncate_right(v, 100));
         }
         if ck.metadata.len() > 40 {
             println!("  … {} more", ck.metadata.len() - 40);

@@ -310,7 +310,7 @@ pub fn runs(args: RunsArgs) -> anyhow::Result<ExitCode> {
                     .flatten();
                 if let Some(why) = why {
                     let first = why.lines().next().unwrap_or("");
-                    println!("  └ {}", crate::cli_inspect::truncate(first, 110));
+                    println!("  └ {}", descent_panes::truncate_right(first, 110));
                 }
             }
             Err(e) => println!("{name:<40} unreadable: {e}"),
@@ -449,7 +449,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let several = dirs.len() > 1;
     for dir in &dirs {
         let out = match &args.out {
-            Some(out) if several => out.join(parent_name(dir)).join(file_name(dir)),
+            Some(out) if several => out.join(crate::queue::run_name(dir)),
             Some(out) => out.clone(),
             None => dir.join("tensorboard"),
         };
@@ -511,14 +511,6 @@ fn runs_named(ws: &Workspace, names: &[String]) -> Result<Vec<PathBuf>, String> 
         }
     }
     Ok(out)
-}
-
-fn file_name(p: &Path) -> PathBuf {
-    p.file_name().map(PathBuf::from).unwrap_or_default()
-}
-
-fn parent_name(p: &Path) -> PathBuf {
-    p.parent().map(file_name).unwrap_or_default()
 }
 
 /// The deepest folder that holds all of `dirs`.

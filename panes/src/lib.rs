@@ -27,3 +27,4 @@ pub use shell::{MIN_HEIGHT, MIN_WIDTH, draw};
 pub use theme::Theme;
 pub use ui_state::UiState;
 pub use view::*;
+pub use widgets::truncate_right;

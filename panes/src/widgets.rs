@@ -55,7 +55,7 @@ pub fn truncate_left(s: &str, width: usize) -> String {
 
 /// Columns `s` takes on screen: a combining mark (the bar of `γ̄`) takes none.
 pub fn cols(s: &str) -> usize {
-    unicode_width::UnicodeWidthStr::width(s)
+    Span::raw(s).width()
 }
 
 /// `s` padded with spaces to `width` columns on screen (`format!`'s `{:<w$}` counts chars).

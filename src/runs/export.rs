@@ -92,14 +92,9 @@ pub fn write_csv(run_dirs: &[PathBuf], out: &mut dyn Write) -> Result<usize, Str
     let mut n = 0;
     for dir in run_dirs {
         let t = RunTable::read(dir)?;
-        let name = |p: Option<&std::ffi::OsStr>| {
-            p.map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        let lead = [
-            name(dir.parent().and_then(Path::file_name)),
-            name(dir.file_name()),
-        ];
+        let name = crate::queue::run_name(dir);
+        let (experiment, run) = name.split_once('/').unwrap_or(("", &name));
+        let lead = [experiment, run];
         // Where each of the merged columns is in this run's rows.
         let at: Vec<Option<usize>> = header
             .iter()
@@ -108,7 +103,7 @@ pub fn write_csv(run_dirs: &[PathBuf], out: &mut dyn Write) -> Result<usize, Str
         for m in &t.records {
             let row = t.row(m);
             let cells = at.iter().map(|i| i.map_or("", |i| row[i].as_str()));
-            let lead = lead.iter().map(String::as_str).filter(|_| several);
+            let lead = lead.iter().copied().filter(|_| several);
             w.write_record(lead.chain(cells)).map_err(err)?;
         }
         n += t.records.len();
@@ -139,20 +134,19 @@ fn column_order(c: &str) -> (usize, usize, &str) {
 impl RunTable {
     fn read(run_dir: &Path) -> Result<RunTable, String> {
         let (train, eval) = load(run_dir)?;
-        let params: BTreeSet<String> = train
-            .iter()
-            .flat_map(|m| match m {
-                Metric::Train { params, .. } => params.keys().cloned().collect::<Vec<_>>(),
-                _ => Vec::new(),
-            })
-            .collect();
-        let extra: BTreeSet<String> = train
-            .iter()
-            .flat_map(|m| match m {
-                Metric::Train { extra, .. } => extra.keys().cloned().collect::<Vec<_>>(),
-                _ => Vec::new(),
-            })
-            .collect();
+        // Every tensor and every further scalar any training record names.
+        let (mut params, mut extra) = (BTreeSet::new(), BTreeSet::new());
+        for m in &train {
+            if let Metric::Train {
+                params: p,
+                extra: e,
+                ..
+            } = m
+            {
+                params.extend(p.keys().cloned());
+                extra.extend(e.keys().cloned());
+            }
+        }
         let mut header: Vec<String> = BASE.map(String::from).to_vec();
         let tokens = train.iter().any(|m| {
             matches!(
