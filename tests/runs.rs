@@ -308,6 +308,29 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_resumed_run_keeps_the_best_evaluations_its_checkpoint_carries() {
+    // The best evaluations before a checkpoint come from its state.json, not from evaluations
+    // redone after the resume: a best no later evaluation can reach must survive it.
+    let ws = Ws::new(&[("c", experiment("c", 0.05, 100, ""))]);
+    ws.ok(&["run", "c"]);
+    let dir = ws.only_run("c");
+    let state_path = dir.join("checkpoints/step-100/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    state["best_eval_loss"] = serde_json::json!(1e-9);
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    std::fs::write(
+        ws.root.join("experiments/c.toml"),
+        experiment("c", 0.05, 150, ""),
+    )
+    .unwrap();
+    ws.ok(&["run", "--resume", dir.to_str().unwrap()]);
+    let evals = Status::read(&dir).unwrap().evals;
+    assert_eq!(evals.best_eval_loss, Some(1e-9), "{evals:?}");
+    assert!(evals.eval_loss.unwrap() > 1e-9, "{evals:?}");
+}
+
+#[test]
 fn a_diverging_run_pauses_with_an_alert() {
     let ws = Ws::new(&[("nan", experiment("nan", 1e6, 100_000, ""))]);
     let dir = ws.detach("nan");
