@@ -5,7 +5,8 @@ models/examples/lm_bench.rs (not run in CI).
     python lm_speed.py write DIR          # the model folder both tools read
     THREADS=2 python lm_speed.py run DIR  # prefill and generation tokens/s
 
-Also prints a memory-copy bandwidth (numpy, 1 GiB) for the batch-1 bound."""
+Also prints a memory-copy bandwidth (numpy, 1 GiB) for the batch-1 bound. DEVICE=cuda runs
+on a GPU in bf16, as models/examples/lm_bench.rs does with DEVICE=cuda."""
 import os
 import sys
 import time
@@ -24,24 +25,39 @@ if sys.argv[1] == "write":
     sys.exit(0)
 
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-model = LlamaForCausalLM.from_pretrained(sys.argv[2], dtype=torch.float32).eval()
+DEV = os.environ.get("DEVICE", "cpu")
+GPU = DEV != "cpu"
+model = LlamaForCausalLM.from_pretrained(
+    sys.argv[2], dtype=torch.bfloat16 if GPU else torch.float32).to(DEV).eval()
 g = torch.Generator().manual_seed(0)
+
+
+def sync():
+    if GPU:
+        torch.cuda.synchronize()
+
+
 with torch.no_grad():
-    prompt = torch.randint(3, 49152, (1, 256), generator=g)
+    prompt = torch.randint(3, 49152, (1, 256), generator=g).to(DEV)
     model(prompt[:, :16])
+    sync()
     t0 = time.perf_counter()
     model(prompt)
+    sync()
     dt = time.perf_counter() - t0
     print(f"transformers prefill 256 tokens: {256 / dt:.1f} tokens/s")
     for batch in [1, 8]:
-        ids = torch.randint(3, 49152, (batch, 32), generator=g)
+        ids = torch.randint(3, 49152, (batch, 32), generator=g).to(DEV)
         model.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False, pad_token_id=0)
         t0 = time.perf_counter()
         model.generate(ids, max_new_tokens=64, min_new_tokens=64, do_sample=False,
                        pad_token_id=0)
+        sync()
         dt = time.perf_counter() - t0
         print(f"transformers batch {batch}, 32-token prompt, 64 new tokens: "
               f"{batch * 64 / dt:.1f} tokens/s ({dt:.2f} s)")
+if GPU:
+    sys.exit(0)
 import numpy as np
 a = np.ones(1 << 28, dtype=np.float32)
 b = np.empty_like(a)

@@ -4,8 +4,11 @@
 //! many times, the last one timed, so that a profile is mostly decoding).
 //!
 //!     cargo run --release -p descent-models --example lm_bench -- DIR
+//!
+//! `DEVICE=cuda` (a build with `--features cuda`) measures a GPU, in bf16 as `descent
+//! generate` runs there (`DTYPE=f32` for f32).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use descent_models::lm::{self, generate, model::causal_mask};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
@@ -14,21 +17,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: no other thread exists yet.
     unsafe { descent_models::configure_cpu_threads(0) };
     let dir = std::env::args().nth(1).expect("usage: lm_bench DIR");
-    let model = lm::open(std::path::Path::new(&dir), DType::F32, &Device::Cpu)?;
+    let spec = std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into());
+    let dev = descent_models::device::resolve(spec.parse()?)?.device;
+    let dtype = match std::env::var("DTYPE").as_deref() {
+        Ok("f32") => DType::F32,
+        _ if dev.is_cpu() => DType::F32,
+        _ => DType::BF16,
+    };
+    let model = lm::open(std::path::Path::new(&dir), dtype, &dev)?;
     let vocab = model.config.vocab_size as u32;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut ids = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(3..vocab)).collect() };
     let prompt = ids(256);
     let run = |p: &[u32]| -> candle_core::Result<()> {
         let t = p.len();
-        let x = Tensor::from_vec(p.to_vec(), (1, t), &Device::Cpu)?;
-        let pos = Tensor::arange(0u32, t as u32, &Device::Cpu)?.unsqueeze(0)?;
-        let mask = causal_mask(&[vec![true; t]], 0, t, &Device::Cpu)?;
+        let x = Tensor::from_vec(p.to_vec(), (1, t), &dev)?;
+        let pos = Tensor::arange(0u32, t as u32, &dev)?.unsqueeze(0)?;
+        let mask = causal_mask(&[vec![true; t]], 0, t, &dev)?;
         // With a cache, as generation's prefill runs.
         let mut cache = lm::model::KvCache::default();
         let h = model.forward(&x, &pos, &mask, Some(&mut cache))?;
         model.next_logits(&h)?;
-        Ok(())
+        // A GPU runs ahead of the host: the time is the kernels' only once they are done.
+        dev.synchronize()
     };
     run(&prompt[..16])?;
     let t0 = Instant::now();

@@ -6,18 +6,22 @@
 //!
 //!     cargo run --release -p descent-models --example lm_probe -- DIR…
 //!     cargo run --release -p descent-models --example lm_probe -- --save FROM OUT
+//!
+//! `DEVICE=cuda` (a build with `--features cuda`) runs the comparison on a GPU, in f32.
 
 use candle_core::{DType, Device, Tensor};
 use descent_models::lm::{self, generate, model::causal_mask};
 
 fn run(model: &lm::model::Transformer, ids: &[u32]) -> candle_core::Result<(Tensor, Vec<u32>)> {
     let t = ids.len();
-    let x = Tensor::from_vec(ids.to_vec(), (1, t), &Device::Cpu)?;
-    let pos = Tensor::arange(0u32, t as u32, &Device::Cpu)?.unsqueeze(0)?;
-    let mask = causal_mask(&[vec![true; t]], 0, t, &Device::Cpu)?;
+    let dev = model.device();
+    let x = Tensor::from_vec(ids.to_vec(), (1, t), dev)?;
+    let pos = Tensor::arange(0u32, t as u32, dev)?.unsqueeze(0)?;
+    let mask = causal_mask(&[vec![true; t]], 0, t, dev)?;
     let logits = model
         .logits(&model.forward(&x, &pos, &mask, None)?)?
-        .squeeze(0)?;
+        .squeeze(0)?
+        .to_device(&Device::Cpu)?;
     let s = generate::Sampling {
         max_new_tokens: 16,
         ..Default::default()
@@ -54,9 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.first().map(String::as_str) == Some("--save") {
         return save(&args[1], &args[2]);
     }
+    let spec = std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = descent_models::device::resolve(spec.parse()?)?.device;
     for dir in args {
         let dir = std::path::Path::new(&dir);
-        let model = lm::open(dir, DType::F32, &Device::Cpu)?;
+        let model = lm::open(dir, DType::F32, &device)?;
         let want = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu)?;
         let ids: Vec<u32> = want["ids"]
             .to_vec1::<i64>()?
