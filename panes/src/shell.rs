@@ -90,32 +90,57 @@ fn tab_bar(frame: &mut Frame, area: Rect, view: &AppView) {
 fn status_bar(frame: &mut Frame, area: Rect, view: &AppView) {
     let t = &view.theme;
     let s = &view.status;
-    let mut right: Vec<Span> = vec![Span::styled(" │ ", t.dim()), Span::raw(s.device.clone())];
-    right.push(Span::styled(" │ ", t.dim()));
-    right.push(Span::raw(match s.active_runs {
-        0 => "no active runs".to_string(),
-        1 => "1 active run".to_string(),
-        n => format!("{n} active runs"),
-    }));
-    right.push(Span::styled(" │ ", t.dim()));
-    right.push(match (&s.alert, s.config_errors) {
-        (Some(a), _) => Span::styled(a.clone(), t.error()),
-        (None, 0) => Span::styled("configs ok", t.ok()),
-        (None, 1) => Span::styled("1 config error", t.error()),
-        (None, n) => Span::styled(format!("{n} config errors"), t.error()),
-    });
-    right.push(Span::styled(" │ ", t.dim()));
-    right.push(Span::styled(s.watch_mode.clone(), t.dim()));
-    right.push(Span::styled(" │ ", t.dim()));
-    right.push(Span::styled("? help ", t.key()));
-    let used: usize = right.iter().map(|s| s.width()).sum();
-    let room = (area.width as usize).saturating_sub(used + 1);
+    let configs_ok = s.alert.is_none() && s.config_errors == 0;
+    // Right of the message; a notice that needs the room (a question such as the trash's)
+    // takes it from the watch mode, then "configs ok", the run count and the device. An
+    // alert or a config error is never given up.
+    let mut segments: Vec<Option<Span>> = vec![
+        Some(Span::raw(s.device.clone())),
+        Some(Span::raw(match s.active_runs {
+            0 => "no active runs".to_string(),
+            1 => "1 active run".to_string(),
+            n => format!("{n} active runs"),
+        })),
+        Some(match (&s.alert, s.config_errors) {
+            (Some(a), _) => Span::styled(a.clone(), t.error()),
+            (None, 0) => Span::styled("configs ok", t.ok()),
+            (None, 1) => Span::styled("1 config error", t.error()),
+            (None, n) => Span::styled(format!("{n} config errors"), t.error()),
+        }),
+        Some(Span::styled(s.watch_mode.clone(), t.dim())),
+    ];
+    let help = Span::styled("? help ", t.key());
+    let used = |segments: &[Option<Span>]| -> usize {
+        let sep = Span::raw(" │ ").width();
+        segments
+            .iter()
+            .flatten()
+            .map(|s| s.width() + sep)
+            .sum::<usize>()
+            + sep
+            + help.width()
+    };
+    if let Some(n) = &view.notice {
+        let want = Span::raw(n.as_str()).width() + 1;
+        for i in [3, 2, 1, 0] {
+            if want + used(&segments) <= area.width as usize {
+                break;
+            }
+            if i != 2 || configs_ok {
+                segments[i] = None;
+            }
+        }
+    }
+    let room = (area.width as usize).saturating_sub(used(&segments) + 1);
     let left = match &view.notice {
         Some(n) => Span::styled(truncate_right(n, room), t.warn()),
         None => Span::raw(truncate_left(&s.workspace, room)),
     };
     let mut spans = vec![Span::raw(" "), left];
-    spans.extend(right);
+    for seg in segments.into_iter().flatten().chain([help]) {
+        spans.push(Span::styled(" │ ", t.dim()));
+        spans.push(seg);
+    }
     frame.render_widget(
         Paragraph::new(Line::from(spans)).style(t.status_bar()),
         area,

@@ -444,6 +444,37 @@ fn the_status_bar_counts_errors_and_names_the_device() {
 }
 
 #[test]
+fn a_long_notice_is_shown_whole_in_place_of_the_status_bar_s_routine_parts() {
+    // As the trash asks, with an experiment name as long as the demo's longest.
+    let question = "X again trashes decay-linear-decay/20261204-190913-16 (1023.9 KiB)";
+    let mut v = populated();
+    v.status.config_errors = 0;
+    v.notice = Some(question.into());
+    let s = screen(&v, 120, 40);
+    let last = s.lines().last().unwrap();
+    assert!(last.contains(question), "{last}");
+    assert!(last.contains("? help"), "{last}");
+    // A config error is never given up for a notice; the question is cut instead.
+    v.status.config_errors = 1;
+    let s = screen(&v, 120, 40);
+    let last = s.lines().last().unwrap();
+    assert!(last.contains("1 config error"), "{last}");
+    assert!(last.contains("X again trashes decay-linear"), "{last}");
+    // A short notice leaves the bar as it is.
+    v.notice = Some("saved".into());
+    let s = screen(&v, 120, 40);
+    let last = s.lines().last().unwrap();
+    assert!(
+        last.contains("saved") && last.contains("cpu (auto)"),
+        "{last}"
+    );
+    assert!(
+        last.contains("no active runs") && last.contains("watching"),
+        "{last}"
+    );
+}
+
+#[test]
 fn help_overlay_lists_its_rows() {
     let mut v = populated();
     v.help = Some(vec![HelpRow {
