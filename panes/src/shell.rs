@@ -91,43 +91,41 @@ fn status_bar(frame: &mut Frame, area: Rect, view: &AppView) {
     let t = &view.theme;
     let s = &view.status;
     let configs_ok = s.alert.is_none() && s.config_errors == 0;
-    // Right of the message; a notice that needs the room (a question such as the trash's)
-    // takes it from the watch mode, then "configs ok", the run count and the device. An
-    // alert or a config error is never given up.
-    let mut segments: Vec<Option<Span>> = vec![
-        Some(Span::raw(s.device.clone())),
-        Some(Span::raw(match s.active_runs {
-            0 => "no active runs".to_string(),
-            1 => "1 active run".to_string(),
-            n => format!("{n} active runs"),
-        })),
-        Some(match (&s.alert, s.config_errors) {
-            (Some(a), _) => Span::styled(a.clone(), t.error()),
-            (None, 0) => Span::styled("configs ok", t.ok()),
-            (None, 1) => Span::styled("1 config error", t.error()),
-            (None, n) => Span::styled(format!("{n} config errors"), t.error()),
-        }),
-        Some(Span::styled(s.watch_mode.clone(), t.dim())),
+    // Right of the message, each with whether a notice that needs the room (a question such
+    // as the trash's) may take it: the last such goes first (the watch mode, then "configs
+    // ok", the run count, the device). An alert or a config error is never given up.
+    let mut segments: Vec<(Span, bool)> = vec![
+        (Span::raw(s.device.clone()), true),
+        (
+            Span::raw(match s.active_runs {
+                0 => "no active runs".to_string(),
+                1 => "1 active run".to_string(),
+                n => format!("{n} active runs"),
+            }),
+            true,
+        ),
+        (
+            match (&s.alert, s.config_errors) {
+                (Some(a), _) => Span::styled(a.clone(), t.error()),
+                (None, 0) => Span::styled("configs ok", t.ok()),
+                (None, 1) => Span::styled("1 config error", t.error()),
+                (None, n) => Span::styled(format!("{n} config errors"), t.error()),
+            },
+            configs_ok,
+        ),
+        (Span::styled(s.watch_mode.clone(), t.dim()), true),
     ];
     let help = Span::styled("? help ", t.key());
-    let used = |segments: &[Option<Span>]| -> usize {
-        let sep = Span::raw(" │ ").width();
-        segments
-            .iter()
-            .flatten()
-            .map(|s| s.width() + sep)
-            .sum::<usize>()
-            + sep
-            + help.width()
+    let sep = Span::raw(" │ ").width();
+    let used = |segments: &[(Span, bool)]| -> usize {
+        segments.iter().map(|(s, _)| s.width() + sep).sum::<usize>() + sep + help.width()
     };
     if let Some(n) = &view.notice {
         let want = Span::raw(n.as_str()).width() + 1;
-        for i in [3, 2, 1, 0] {
-            if want + used(&segments) <= area.width as usize {
-                break;
-            }
-            if i != 2 || configs_ok {
-                segments[i] = None;
+        while want + used(&segments) > area.width as usize {
+            match segments.iter().rposition(|(_, may_go)| *may_go) {
+                Some(i) => drop(segments.remove(i)),
+                None => break,
             }
         }
     }
@@ -137,7 +135,7 @@ fn status_bar(frame: &mut Frame, area: Rect, view: &AppView) {
         None => Span::raw(truncate_left(&s.workspace, room)),
     };
     let mut spans = vec![Span::raw(" "), left];
-    for seg in segments.into_iter().flatten().chain([help]) {
+    for seg in segments.into_iter().map(|(s, _)| s).chain([help]) {
         spans.push(Span::styled(" │ ", t.dim()));
         spans.push(seg);
     }
