@@ -60,4 +60,7 @@ t "generation speed, SmolLM2-135M config, bf16 on the GPU"
 python3 benches/parity/lm_speed.py write $W/smol && DEVICE=cuda timeout 45 $W/lm_bench $W/smol; DEVICE=cuda timeout 45 python3 benches/parity/lm_speed.py run $W/smol
 t done
 cd $W && tar czf $OUT/results.tgz --exclude='*.safetensors' *.log *.json s-* gpu/runs cpu/runs lp/*/config.json 2>/dev/null
-cp s-moons-gpu/grid*.png $OUT/ 2>/dev/null; ls s-moons-gpu s-digits-gpu 2>/dev/null | head -20
+# Two pictures to look at; every job's images are in the archive.
+cp s-moons-gpu/ag/scatter.png $OUT/moons-ag.png 2>/dev/null
+cp s-digits-gpu/ag/grid.png $OUT/digits-ag.png 2>/dev/null
+ls s-moons-gpu s-digits-gpu 2>/dev/null
