@@ -58,8 +58,23 @@ timeout 80 $B run arithmetic-grpo --device cuda -w $W/gpu > $W/grpo.log 2>&1; ec
 $B runs -w $W/gpu 2>&1 | grep -E 'grpo|STATE|state'
 t "generation speed, SmolLM2-135M config, bf16 on the GPU"
 python3 benches/parity/lm_speed.py write $W/smol && DEVICE=cuda timeout 45 $W/lm_bench $W/smol; DEVICE=cuda timeout 45 python3 benches/parity/lm_speed.py run $W/smol
+t "GPU against CPU from the same seeds: the largest difference of the final samples"
+python3 - $W <<'PY'
+import os, sys
+from safetensors.numpy import load_file
+w = sys.argv[1]
+pairs = [("s-sd-gpu-f32", "s-sd-cpu-f32"), ("s-sd-gpu-f16", "s-sd-cpu-f32"),
+         ("s-moons-gpu", "s-moons-cpu"), ("s-digits-gpu", "s-digits-cpu")]
+for a, b in pairs:
+    for mode in ("cfg", "ag", "linear-ag"):
+        pa, pb = (f"{w}/{d}/{mode}/samples.safetensors" for d in (a, b))
+        if os.path.exists(pa) and os.path.exists(pb):
+            x, y = load_file(pa)["samples"], load_file(pb)["samples"]
+            d = abs(x.astype("f8") - y.astype("f8"))
+            print(f"{a} vs {b}, {mode}: max {d.max():.2e}, mean {d.mean():.2e}")
+PY
 t done
-cd $W && tar czf $OUT/results.tgz --exclude='*.safetensors' *.log *.json s-* gpu/runs cpu/runs lp/*/config.json 2>/dev/null
+cd $W && tar czf $OUT/results.tgz --exclude=checkpoints --exclude=model *.log *.json s-* gpu/runs cpu/runs lp/*/config.json 2>/dev/null
 # Two pictures to look at; every job's images are in the archive.
 cp s-moons-gpu/ag/scatter.png $OUT/moons-ag.png 2>/dev/null
 cp s-digits-gpu/ag/grid.png $OUT/digits-ag.png 2>/dev/null
