@@ -125,11 +125,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         .or(ws.as_ref().map(|w| w.settings.device))
         .unwrap_or(DeviceSpec::Auto);
     let chosen = descent_models::device::resolve(spec).map_err(anyhow::Error::msg)?;
-    let dtype = if chosen.device.is_cpu() {
-        candle_core::DType::F32
-    } else {
-        candle_core::DType::BF16
-    };
+    let dtype = descent_models::lm::default_dtype(&chosen.device);
     check_memory(&dir, dtype, &chosen, &args)?;
     let lm = LanguageModel::open(&dir, dtype, &chosen.device).map_err(anyhow::Error::msg)?;
     let enc = lm

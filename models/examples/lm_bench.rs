@@ -21,8 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dev = descent_models::device::resolve(spec.parse()?)?.device;
     let dtype = match std::env::var("DTYPE").as_deref() {
         Ok("f32") => DType::F32,
-        _ if dev.is_cpu() => DType::F32,
-        _ => DType::BF16,
+        _ => lm::default_dtype(&dev),
     };
     let model = lm::open(std::path::Path::new(&dir), dtype, &dev)?;
     let vocab = model.config.vocab_size as u32;

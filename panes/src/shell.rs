@@ -124,7 +124,9 @@ fn status_bar(frame: &mut Frame, area: Rect, view: &AppView) {
         let want = Span::raw(n.as_str()).width() + 1;
         while want + used(&segments) > area.width as usize {
             match segments.iter().rposition(|(_, may_go)| *may_go) {
-                Some(i) => drop(segments.remove(i)),
+                Some(i) => {
+                    segments.remove(i);
+                }
                 None => break,
             }
         }

@@ -28,6 +28,16 @@ pub fn read_config(dir: &Path) -> Result<LmConfig, String> {
     LmConfig::parse(&text, &path.display().to_string())
 }
 
+/// The dtype a model generates in on `device`: f32 on the CPU (its fast paths are f32), bf16
+/// on a GPU (the dtype of the hub's checkpoints, with f32's range).
+pub fn default_dtype(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::BF16
+    }
+}
+
 /// Opens a Hugging Face model folder (`config.json`, `model.safetensors` or its shards) with
 /// the weights in `dtype` on `device`.
 pub fn open(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer, String> {
